@@ -1,0 +1,11 @@
+"""docshift core: migration definitions, the script directory, settings, errors and document transforms.
+
+Nothing here imports Prefect, so application code can reuse a migration's functions and tests run fast.
+"""
+
+from .errors import DocshiftError
+from .spec import INITIAL_VERSION, Migration
+from .transform import restore_from
+
+__all__ = ["DocshiftError", "INITIAL_VERSION", "Migration", "restore_from"]
+__version__ = "0.1.0"

@@ -1,0 +1,86 @@
+"""The `docshift` command line: parses arguments and calls docshift.command."""
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import command
+from .db import redact
+from .errors import DocshiftError
+from .settings import configure
+
+app = typer.Typer(help="MongoDB schema migrations as Prefect flows.", no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def options(
+    uri: Annotated[Optional[str], typer.Option("--uri", help="MongoDB URI [env DOCSHIFT_MONGODB_URI]")] = None,
+    database: Annotated[Optional[str], typer.Option("--database", "-d", help="Database [env DOCSHIFT_DATABASE]")] = None,
+    migrations_dir: Annotated[Optional[Path], typer.Option("--migrations-dir", help="[env DOCSHIFT_MIGRATIONS_DIR]")] = None,
+) -> None:
+    configure(mongodb_uri=uri, database=database, migrations_dir=migrations_dir)
+
+
+Target = Annotated[Optional[int], typer.Argument(help="Schema version to go to (default: the latest).")]
+
+
+@app.command()
+def status() -> None:
+    """Show the current version, pending migrations, an unfinished run and the lock."""
+    command.status()
+
+
+@app.command()
+def plan(target: Target = None) -> None:
+    """Show what `migrate TARGET` would do, with counts and sample diffs; writes nothing."""
+    command.plan(target)
+
+
+@app.command()
+def migrate(
+    target: Target = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Documents per batch [env DOCSHIFT_BATCH_SIZE]")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and sample only; write nothing.")] = False,
+    allow_changed: Annotated[bool, typer.Option("--allow-changed", help="Run although applied files were edited.")] = False,
+) -> None:
+    """Migrate up or down to TARGET through the Prefect `migrate` flow."""
+    command.migrate(target, batch_size, dry_run, allow_changed)
+
+
+@app.command()
+def history() -> None:
+    """List applied, reverted and failed runs."""
+    command.history()
+
+
+@app.command()
+def new(
+    description: str,
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection the migration changes.")],
+) -> None:
+    """Write the next-numbered migration file from a template."""
+    command.new(description, collection)
+
+
+@app.command()
+def verify(version: Target = None) -> None:
+    """Re-run the verification checks of an applied migration."""
+    if not command.verify(version):
+        raise typer.Exit(1)
+
+
+@app.command()
+def unlock() -> None:
+    """Break the migration lock (after a crashed run)."""
+    command.unlock()
+
+
+def main() -> None:
+    """Entry point: user errors become one plain line on stderr and exit status 1."""
+    try:
+        app()
+    except DocshiftError as exc:
+        print(f"docshift: error: {redact(str(exc))}", file=sys.stderr)
+        sys.exit(1)

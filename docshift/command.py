@@ -1,0 +1,169 @@
+"""What each `docshift` command does, one small function each (the CLI only parses arguments).
+
+Commands that run a migration import the Prefect flow when they need it, so that `status` stays quick.
+"""
+
+import re
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import engine, progress
+from .db import connect, redact
+from .ledger import Ledger
+from .loader import ScriptDirectory
+from .settings import get_settings
+
+console = Console()
+
+TEMPLATE = '''"""Version {version}: {description}."""
+
+import docshift
+
+
+def up(doc: dict) -> dict:
+    """Return `doc` at version {version}; docshift writes the difference and sets schema_version."""
+    return doc
+
+
+def down(doc: dict, pre_image: dict | None) -> dict:
+    """Return `doc` as it was before version {version}; `pre_image` is its backup from before `up`, if kept."""
+    return doc
+
+
+migration = docshift.Migration(
+    version={version}, description={description!r}, collection={collection!r}, kind="transformative",
+    up=up, down=down,
+)
+'''
+
+
+def _context():
+    settings = get_settings()
+    return settings, ScriptDirectory.load(settings.migrations_dir), connect(settings)
+
+
+def status() -> dict:
+    """Where the database is: current and latest version, pending migrations, an unfinished run, the lock."""
+    settings, scripts, db = _context()
+    ledger = Ledger(db)
+    current, checkpoint, lock = ledger.current_version(), ledger.checkpoint(), ledger.lock_holder()
+    console.print(f"database        {settings.database} at {redact(settings.mongodb_uri.get_secret_value())}")
+    console.print(f"current version {current}")
+    console.print(f"latest version  {scripts.head}")
+    pending = [v for v in scripts.versions if v > current]
+    console.print(f"pending         {', '.join(map(str, pending)) or 'none'}")
+    if checkpoint:
+        console.print(f"unfinished run  {checkpoint['run_id']}: {checkpoint['direction']} {checkpoint['version']}, "
+                      f"{checkpoint['done']:,} of {checkpoint['total']:,} documents done (resumes on the next migrate)")
+    console.print(f"lock            {lock['owner'] + ' until ' + str(lock['expires_at']) if lock else 'free'}")
+    return {"current": current, "head": scripts.head, "pending": pending, "checkpoint": checkpoint, "lock": lock}
+
+
+def plan(target: int | None) -> dict:
+    """What `migrate TARGET` would do, with document counts and sample diffs; writes nothing."""
+    _, scripts, db = _context()
+    report = engine.plan_report(db, scripts, scripts.check_target(scripts.head if target is None else target))
+    print_plan(report)
+    return report
+
+
+def print_plan(report: dict) -> None:
+    console.print(f"from version {report['current']} to {report['target']}")
+    if not report["steps"]:
+        console.print("nothing to do: already at the target version")
+    for step in report["steps"]:
+        console.print(f"  {step['direction']:4} {step['version']} {step['collection']}: {step['description']} "
+                      f"({step['kind']}, {step['documents']:,} documents)")
+        for before, after in step["samples"]:
+            console.print(f"      before {before}", markup=False, highlight=False)
+            console.print(f"      after  {after}", markup=False, highlight=False)
+
+
+def migrate(target: int | None, batch_size: int | None, dry_run: bool, allow_changed: bool) -> dict:
+    """Run the `migrate` Prefect flow to TARGET (default: latest), showing a progress bar and the report."""
+    from flows.migrate import migrate as migrate_flow
+
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]:>8,.0f} docs/s"), TimeRemainingColumn(), console=console)
+    tasks: dict[str, int] = {}
+
+    def show(event: progress.ProgressEvent) -> None:
+        if event.label not in tasks:
+            tasks[event.label] = bars.add_task(event.label, total=event.total, rate=0.0)
+        bars.update(tasks[event.label], completed=event.done, total=event.total, rate=event.rate)
+
+    stop = progress.subscribe(show)
+    try:
+        with bars:
+            report = migrate_flow(target_version=target, batch_size=batch_size, dry_run=dry_run, allow_changed=allow_changed)
+    finally:
+        stop()
+    if report["dry_run"]:
+        print_plan(report)
+    else:
+        print_report(report)
+    return report
+
+
+def print_report(report: dict) -> None:
+    table = Table(title=f"docshift: {report['database']} from version {report['current']} to {report['target']}")
+    for column in ("migration", "direction", "documents", "changed", "seconds", "docs/s", "backup", "verification"):
+        table.add_column(column)
+    for s in report["steps"]:
+        rate = s["documents"] / s["duration_s"] if s["duration_s"] else 0
+        table.add_row(str(s["version"]), s["direction"], f"{s['documents']:,}", f"{s['changed']:,}", f"{s['duration_s']:.1f}",
+                      f"{rate:,.0f}", s["backup"], s["verification"])
+    console.print(table if report["steps"] else "already at the target version: nothing to do")
+    console.print(f"database is now at version {report['version']}")
+
+
+def history() -> list[dict]:
+    """Every applied, reverted, rolled-back or unfinished run, oldest first."""
+    _, _, db = _context()
+    entries = Ledger(db).history()
+    table = Table(title="docshift history")
+    for column in ("run", "migration", "direction", "outcome", "started", "seconds", "documents", "changed", "checksum", "flow run"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(e["_id"], str(e["version"]), e["direction"], e["outcome"], str(e["started_at"])[:19],
+                      str(e.get("duration_s", "")), str(e.get("documents", "")), str(e.get("changed", "")),
+                      e["checksum"][:12], str(e.get("flow_run_id") or ""))
+    console.print(table)
+    return entries
+
+
+def new(description: str, collection: str) -> Path:
+    """Write the next-numbered migration file from the template and return its path."""
+    settings = get_settings()
+    scripts = ScriptDirectory.load(settings.migrations_dir)
+    version = scripts.head + 1
+    slug = re.sub(r"[^a-z0-9]+", "_", description.lower()).strip("_")[:40] or "migration"
+    path = Path(settings.migrations_dir) / f"{version:04d}_{slug}.py"
+    path.write_text(TEMPLATE.format(version=version, description=description, collection=collection))
+    console.print(f"created {path}")
+    return path
+
+
+def verify(version: int | None) -> bool:
+    """Run the verification checks of an applied migration (default: the current version) now."""
+    _, scripts, db = _context()
+    version = Ledger(db).current_version() if version is None else scripts.check_target(version)
+    if version == 1:
+        console.print("version 1 is the initial schema: nothing to verify")
+        return True
+    step = engine.make_step(scripts, version, "up")
+    result = engine.verify_step(db, scripts.get(version).migration, step, count_before=None)
+    for c in result.checks:
+        console.print(f"{'pass' if c['passed'] else 'FAIL'}  {c['check']}: expected {c['expected']}, found {c['found']}")
+    return result.passed
+
+
+def unlock() -> dict | None:
+    """Break the migration lock on purpose (after a crash, before its lease runs out)."""
+    _, _, db = _context()
+    held = Ledger(db).break_lock()
+    console.print(f"lock broken (was held by {held['owner']})" if held else "lock was free")
+    return held

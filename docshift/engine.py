@@ -1,0 +1,419 @@
+"""The runtime of one migration step on a database: plan, back up, migrate in batches, verify, roll back.
+
+Plain pymongo, no Prefect: the Prefect tasks in tasks/ wrap these functions with retries and artifacts.
+Every write is guarded by `schema_version`, so redoing a batch after a crash changes nothing twice.
+"""
+
+import itertools
+import time
+import uuid
+from datetime import datetime, timezone
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import bson
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
+from pydantic import ValidationError
+from pymongo import ReplaceOne, UpdateOne
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError
+
+from .errors import ChangedMigrationError
+from .ledger import Ledger, LeaseLock, now
+from .loader import ScriptDirectory
+from .progress import ProgressEvent, publish
+from .spec import Migration
+from .transform import apply, update_for, version_filter, versions_filter
+
+RAW = CodecOptions(document_class=RawBSONDocument)
+BACKUP_PREFIX = "_docshift_backup."
+SWEEPS = 3
+"""Extra passes after the `_id` cursor ends, for documents written behind it while it ran."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """Applying (`up`) or reverting (`down`) one migration; moves documents from one schema version to another."""
+
+    version: int
+    direction: str
+    collection: str
+    from_version: int
+    to_version: int
+    ledger_after: int
+
+    @property
+    def label(self) -> str:
+        return f"{'apply' if self.direction == 'up' else 'revert'} {self.version} on {self.collection}"
+
+
+def make_step(scripts: ScriptDirectory, version: int, direction: str) -> Step:
+    migration = scripts.get(version).migration
+    before = scripts.collection_predecessor(version)
+    if direction == "up":
+        return Step(version, "up", migration.collection, before, version, version)
+    return Step(version, "down", migration.collection, version, before, scripts.global_predecessor(version))
+
+
+def plan_steps(scripts: ScriptDirectory, current: int, target: int, checkpoint: dict | None) -> list[Step]:
+    """The steps from `current` to `target`: ups ascending or downs descending, as in the original runner.
+
+    An interrupted step (a checkpoint) is resumed when the path contains it; when the path goes the
+    other way, the partial step is undone first so that no document is left half-way.
+    """
+    if target >= current:
+        steps = [make_step(scripts, v, "up") for v in scripts.versions if current < v <= target]
+    else:
+        steps = [make_step(scripts, v, "down") for v in reversed(scripts.versions) if target < v <= current]
+    if checkpoint and checkpoint["version"] in scripts.scripts:
+        pending = (checkpoint["version"], checkpoint["direction"])
+        if pending not in {(s.version, s.direction) for s in steps}:
+            opposite = "down" if pending[1] == "up" else "up"
+            steps.insert(0, make_step(scripts, pending[0], opposite))
+    return steps
+
+
+def check_checksums(scripts: ScriptDirectory, ledger: Ledger, current: int, allow_changed: bool) -> None:
+    """Refuse to run while an applied migration's file differs from what was applied (unless allowed)."""
+    changed = [
+        f"{scripts.get(v).path.name} (applied as {checksum[:12]}, now {scripts.get(v).checksum[:12]})"
+        for v, checksum in ledger.applied_checksums(current).items()
+        if v in scripts.scripts and scripts.get(v).checksum != checksum
+    ]
+    if changed and not allow_changed:
+        raise ChangedMigrationError(
+            "applied migration files were edited since they ran: " + ", ".join(changed)
+            + "; restore them, or pass --allow-changed if the edit is intended"
+        )
+
+
+def migrated_versions(steps: list[Step], index: int) -> list[int]:
+    """Schema versions whose documents step `index` will handle: its own source and those earlier steps feed it."""
+    step = steps[index]
+    return sorted({s.from_version for s in steps[: index + 1] if s.collection == step.collection})
+
+
+def count_plan(db: Database, steps: list[Step]) -> list[int]:
+    """How many documents each step will touch, counted on the data as it is now."""
+    return [db[s.collection].count_documents(versions_filter(migrated_versions(steps, i))) for i, s in enumerate(steps)]
+
+
+def sample_plan(db: Database, scripts: ScriptDirectory, steps: list[Step], size: int = 2) -> list[list[tuple[dict, dict]]]:
+    """Before/after pairs per step from real documents run through the real functions in memory; writes nothing."""
+    samples = []
+    for i, step in enumerate(steps):
+        pairs = []
+        chain = [s for s in steps[: i + 1] if s.collection == step.collection]
+        for doc in db[step.collection].find(versions_filter(migrated_versions(steps, i))).limit(size):
+            version = doc.get("schema_version") or 1
+            for s in chain:
+                if s.from_version == version:
+                    after = transform_one(scripts.get(s.version).migration, s, doc, None)
+                    if s is step:
+                        pairs.append((doc, after))
+                    doc, version = after, s.to_version
+        samples.append(pairs)
+    return samples
+
+
+def transform_one(migration: Migration, step: Step, doc: dict, pre_image: dict | None) -> dict:
+    """The document `step` turns `doc` into, with `schema_version` set (or removed at the initial version)."""
+    if step.direction == "up":
+        new = apply(migration.up, doc, label=f"migration {step.version} up")
+    elif migration.down_uses_pre_image:
+        new = apply(migration.down, doc, pre_image, label=f"migration {step.version} down")
+    else:
+        new = apply(migration.down, doc, label=f"migration {step.version} down")
+    new.pop("schema_version", None)
+    if step.to_version != 1:
+        new["schema_version"] = step.to_version
+    return new
+
+
+@dataclass
+class RunState:
+    """A step's run as the checkpoint records it: enough for any process to resume it."""
+
+    run_id: str
+    version: int
+    direction: str
+    collection: str
+    from_version: int
+    to_version: int
+    total: int
+    count_before: int
+    last_id: Any = None
+    started: bool = False
+    done: int = 0
+    matched: int = 0
+    changed: int = 0
+    batches: int = 0
+    resumed: int = 0
+    started_at: Any = None
+    flow_run_id: str | None = None
+
+    @property
+    def backup(self) -> str:
+        return BACKUP_PREFIX + self.run_id
+
+
+def start_or_resume(db: Database, scripts: ScriptDirectory, step: Step, flow_run_id: str | None) -> RunState:
+    """Resume the checkpointed run of this step, or record a new one (history entry + checkpoint)."""
+    ledger = Ledger(db)
+    checkpoint = ledger.checkpoint()
+    if checkpoint and (checkpoint["version"], checkpoint["direction"]) == (step.version, step.direction):
+        fields = {k: checkpoint[k] for k in RunState.__dataclass_fields__ if k in checkpoint}
+        state = RunState(**fields)
+        state.resumed += 1
+        ledger.update_entry(state.run_id, {"resumed": state.resumed, "outcome": "running"})
+        return state
+    if checkpoint:  # the opposite step of an interrupted one: it ends that run
+        ledger.update_entry(checkpoint["run_id"], {"outcome": "abandoned", "finished_at": now()})
+    script = scripts.get(step.version)
+    coll = db[step.collection]
+    state = RunState(
+        run_id=f"v{step.version}-{step.direction}-{uuid.uuid4().hex[:10]}",
+        version=step.version, direction=step.direction, collection=step.collection,
+        from_version=step.from_version, to_version=step.to_version,
+        total=coll.count_documents(version_filter(step.from_version)),
+        count_before=coll.count_documents({}), started_at=now(), flow_run_id=flow_run_id,
+    )
+    ledger.start_entry({
+        "_id": state.run_id, "version": step.version, "direction": step.direction,
+        "description": script.migration.description, "collection": step.collection, "checksum": script.checksum,
+        "started_at": state.started_at, "finished_at": None, "outcome": "running", "matched": 0, "changed": 0,
+        "flow_run_id": flow_run_id, "backup": state.backup, "resumed": 0,
+    })
+    ledger.save_checkpoint(asdict(state))
+    return state
+
+
+class BatchCursor:
+    """Documents at the step's source version in `_id` order, from the checkpoint on; then bounded sweeps."""
+
+    def __init__(self, coll: Collection, from_version: int, last_id: Any, started: bool):
+        self.coll = coll.with_options(codec_options=RAW)
+        self.selector = version_filter(from_version)
+        self.last_id, self.started = last_id, started
+        self.sweeps_left = SWEEPS
+        self._docs: Iterator | None = None
+
+    def _open(self, bounded: bool) -> Iterator:
+        query = dict(self.selector)
+        if bounded and self.started:
+            query["_id"] = {"$gt": self.last_id}
+        return iter(self.coll.find(query).sort("_id", 1).batch_size(1000))
+
+    def next_batch(self, size: int) -> list[RawBSONDocument]:
+        if self._docs is None:
+            self._docs = self._open(bounded=True)
+        while True:
+            batch = list(itertools.islice(self._docs, size))
+            if batch:
+                self.last_id, self.started = batch[-1]["_id"], True
+                return batch
+            if self.sweeps_left == 0:
+                return []
+            self.sweeps_left -= 1
+            self._docs = self._open(bounded=False)
+            batch = list(itertools.islice(self._docs, size))
+            if not batch:
+                self.sweeps_left = 0
+                return []
+            self.last_id, self.started = batch[-1]["_id"], True
+            return batch
+
+    def reopen(self, last_id: Any, started: bool) -> None:
+        """Start again after the checkpoint (after an error): the batch that failed is read again."""
+        self.last_id, self.started = last_id, started
+        self._docs = None
+
+
+def save_pre_images(backup: Collection, raws: list[RawBSONDocument]) -> None:
+    """Keep the exact bytes of each document before it is changed; a redone batch refreshes its pre-images."""
+    try:
+        backup.insert_many(raws, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        backup.bulk_write([ReplaceOne({"_id": raws[e["index"]]["_id"]}, raws[e["index"]], upsert=True) for e in errors], ordered=False)
+
+
+class PreImages:
+    """Pre-images of an earlier run, streamed in `_id` order beside the documents they belong to."""
+
+    def __init__(self, backup: Collection):
+        self.backup = backup
+        self._open()
+
+    def _open(self) -> None:
+        self._docs = iter(self.backup.find().sort("_id", 1).batch_size(1000))
+        self._next = next(self._docs, None)
+        self._last_key: tuple | None = None
+
+    def get(self, doc_id: Any) -> dict | None:
+        key = bson_order(doc_id)
+        if self._last_key is not None and key < self._last_key:
+            self._open()  # a retried batch or a sweep went back: read the stream again
+        self._last_key = key
+        while self._next is not None and bson_order(self._next["_id"]) < key:
+            self._next = next(self._docs, None)
+        if self._next is not None and bson_order(self._next["_id"]) == key:
+            return self._next
+        return None
+
+
+_TYPE_RANK = {type(None): 1, int: 2, float: 2, bson.int64.Int64: 2, str: 3, dict: 4, list: 5, bytes: 6, bson.Binary: 6,
+              bson.ObjectId: 7, bool: 8}
+
+
+def bson_order(value: Any) -> tuple:
+    """A sort key that orders `_id` values the way the server sorts them (type bracket, then value)."""
+    rank = _TYPE_RANK.get(type(value), 9)
+    if rank in (4, 5, 6):
+        return (rank, bson.encode({"": value}))
+    if rank == 7:
+        return (rank, value.binary)
+    if rank == 9:
+        return (rank, str(value))
+    return (rank, value)
+
+
+@dataclass
+class ChunkResult:
+    finished: bool
+    done: int
+    changed: int
+
+
+def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunState, cursor: BatchCursor,
+                  lock: LeaseLock | None, batch_size: int, max_batches: int,
+                  pre_images: PreImages | None = None) -> ChunkResult:
+    """Up to `max_batches` batches: pre-images saved, guarded updates written, checkpoint saved after each."""
+    coll, backup, ledger = db[step.collection], db[state.backup], Ledger(db)
+    guard = version_filter(step.from_version)
+    clock = time.monotonic()
+    for _ in range(max_batches):
+        if lock:
+            lock.check()
+        raws = cursor.next_batch(batch_size)
+        if not raws:
+            return ChunkResult(True, state.done, state.changed)
+        ops = []
+        for raw in raws:
+            doc = bson.decode(raw.raw)
+            pre_image = pre_images.get(doc["_id"]) if pre_images else None
+            update = update_for(doc, transform_one(migration, step, doc, pre_image), step.to_version)
+            if update:
+                ops.append(UpdateOne({"_id": doc["_id"], **guard}, update))
+        save_pre_images(backup, raws)
+        if ops:
+            result = coll.bulk_write(ops, ordered=False)
+            state.matched += result.matched_count
+            state.changed += result.modified_count
+        state.done += len(raws)
+        state.batches += 1
+        state.last_id, state.started = cursor.last_id, True
+        ledger.save_checkpoint({k: getattr(state, k) for k in ("last_id", "started", "done", "matched", "changed", "batches")})
+        publish(ProgressEvent(step.label, state.done, max(state.total, state.done), state.changed, time.monotonic() - clock))
+    return ChunkResult(False, state.done, state.changed)
+
+
+@dataclass
+class Verification:
+    checks: list[dict] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c["passed"] for c in self.checks)
+
+    def add(self, name: str, expected: Any, found: Any, passed: bool) -> None:
+        self.checks.append({"check": name, "expected": expected, "found": found, "passed": passed})
+
+    def summary(self) -> str:
+        return "; ".join(f"{c['check']}: expected {c['expected']}, found {c['found']}" for c in self.checks if not c["passed"])
+
+
+def verify_step(db: Database, migration: Migration, step: Step, count_before: int | None, sample: int = 1000) -> Verification:
+    """No document left at the source version, the count unchanged, and migrated documents valid for the target model."""
+    coll = db[step.collection]
+    result = Verification()
+    left = coll.count_documents(version_filter(step.from_version))
+    result.add(f"documents left at version {step.from_version}", 0, left, left == 0)
+    if count_before is not None:
+        total = coll.count_documents({})
+        result.add("document count", count_before, total, total == count_before)
+    if step.direction == "up" and migration.target_model is not None:
+        invalid = []
+        for doc in coll.find(version_filter(step.to_version)).limit(sample):
+            try:
+                migration.target_model.model_validate(doc)
+            except ValidationError as exc:
+                invalid.append(f"_id={doc['_id']!r}: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}")
+        result.add(f"documents valid as {migration.target_model.__name__} (sample of {sample})", 0,
+                   len(invalid) if not invalid else f"{len(invalid)} e.g. {invalid[0]}", not invalid)
+    return result
+
+
+def finish(db: Database, step: Step, state: RunState, verification: Verification) -> dict:
+    """Record success: history entry, current version; the checkpoint goes."""
+    ledger = Ledger(db)
+    finished = now()
+    fields = {
+        "outcome": "applied" if step.direction == "up" else "reverted", "finished_at": finished,
+        "matched": state.matched, "changed": state.changed, "documents": state.done,
+        "duration_s": round((finished - as_utc(state.started_at)).total_seconds(), 3),
+        "verification": "passed" if verification.passed else verification.summary(),
+    }
+    ledger.update_entry(state.run_id, fields)
+    ledger.set_current(step.ledger_after)
+    ledger.clear_checkpoint()
+    return {"run_id": state.run_id, "version": step.version, "direction": step.direction, "collection": step.collection,
+            "backup": state.backup, **fields}
+
+
+def rollback(db: Database, step: Step, state: RunState, reason: str, batch_size: int = 1000) -> int:
+    """Put back the pre-image of every document this run changed that is still as the run left it.
+
+    Idempotent: a document already restored is no longer at the run's target version, so a re-run skips it.
+    """
+    coll, restored = db[step.collection], 0
+    guard = version_filter(step.to_version)
+    docs = db[state.backup].with_options(codec_options=RAW).find().sort("_id", 1).batch_size(batch_size)
+    while batch := list(itertools.islice(docs, batch_size)):
+        result = coll.bulk_write([ReplaceOne({"_id": raw["_id"], **guard}, raw) for raw in batch], ordered=False)
+        restored += result.modified_count
+    ledger = Ledger(db)
+    ledger.update_entry(state.run_id, {"outcome": "rolled_back", "finished_at": now(), "error": reason,
+                                       "restored": restored, "matched": state.matched, "changed": state.changed})
+    ledger.clear_checkpoint()
+    return restored
+
+
+def fail(db: Database, state: RunState, reason: str) -> None:
+    """Record a run that could not finish or roll back; its checkpoint stays so that a re-run resumes it."""
+    Ledger(db).update_entry(state.run_id, {"outcome": "failed", "error": reason, "finished_at": now()})
+
+
+def as_utc(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def plan_report(db: Database, scripts: ScriptDirectory, target: int) -> dict:
+    """What migrating to `target` would do: the steps, the documents each touches, sample diffs. Writes nothing."""
+    ledger = Ledger(db)
+    current = ledger.current_version()
+    steps = plan_steps(scripts, current, target, ledger.checkpoint())
+    counts, samples = count_plan(db, steps), sample_plan(db, scripts, steps)
+    return {
+        "current": current, "target": target,
+        "steps": [
+            {"version": s.version, "direction": s.direction, "collection": s.collection, "kind": scripts.get(s.version).migration.kind,
+             "description": scripts.get(s.version).migration.description, "documents": n, "samples": pairs}
+            for s, n, pairs in zip(steps, counts, samples)
+        ],
+    }

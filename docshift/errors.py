@@ -1,0 +1,45 @@
+"""The one error hierarchy: everything a user can cause ends as a DocshiftError with a plain message."""
+
+
+class DocshiftError(Exception):
+    """An error the user can understand and act on; the CLI prints its message and exits non-zero."""
+
+
+class MigrationFileError(DocshiftError):
+    """A migration file cannot be used: it does not import, or what it defines is wrong."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+
+
+class TargetError(DocshiftError):
+    """The requested target version does not exist."""
+
+
+class DatabaseError(DocshiftError):
+    """The database cannot be reached, authenticated to, or used."""
+
+
+class LockHeldError(DocshiftError):
+    """Another run holds the migration lock of this database."""
+
+
+class LockLostError(DocshiftError):
+    """This run's lease lock was broken or expired while it ran; it stopped at its last checkpoint."""
+
+
+class ChangedMigrationError(DocshiftError):
+    """An applied migration's file no longer matches the checksum recorded when it ran."""
+
+
+class TransformError(DocshiftError):
+    """A migration's up or down function failed or returned something unusable for one document."""
+
+
+class VerificationFailed(DocshiftError):
+    """A migration's result did not pass its checks."""
+
+
+class MigrationFailed(DocshiftError):
+    """A migration run failed; its changes were rolled back (or left resumable when rollback was impossible)."""

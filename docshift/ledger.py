@@ -1,0 +1,136 @@
+"""The `_migrations` collection: current version, history, checkpoint, and the lease lock."""
+
+import os
+import socket
+import threading
+from datetime import datetime, timedelta, timezone
+
+from pymongo import ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from .errors import LockHeldError, LockLostError
+from .spec import INITIAL_VERSION
+
+LEDGER = "_migrations"
+CURRENT, LOCK, CHECKPOINT = "current", "lock", "checkpoint"
+
+
+def now() -> datetime:
+    """UTC now at BSON's millisecond precision, so what is written reads back equal."""
+    t = datetime.now(timezone.utc)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+class Ledger:
+    """Reads and writes docshift's own records in the target database."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.coll = db[LEDGER]
+
+    def current_version(self) -> int:
+        doc = self.coll.find_one({"_id": CURRENT})
+        return doc["version"] if doc else INITIAL_VERSION
+
+    def set_current(self, version: int) -> None:
+        self.coll.update_one({"_id": CURRENT}, {"$set": {"version": version, "updated_at": now()}}, upsert=True)
+
+    def history(self) -> list[dict]:
+        """History entries, oldest first (entry ids are the run ids, so sort by start time)."""
+        return sorted(self.coll.find({"kind": "history"}), key=lambda e: e["started_at"])
+
+    def start_entry(self, entry: dict) -> None:
+        self.coll.insert_one({"kind": "history", **entry})
+
+    def update_entry(self, run_id: str, fields: dict) -> None:
+        self.coll.update_one({"_id": run_id}, {"$set": fields})
+
+    def applied_checksums(self, current: int) -> dict[int, str]:
+        """For every version at or below `current`: the checksum of the file when it was last applied."""
+        checksums = {}
+        for entry in self.history():
+            if entry["direction"] == "up" and entry["outcome"] == "applied" and entry["version"] <= current:
+                checksums[entry["version"]] = entry["checksum"]
+        return checksums
+
+    def last_applied_run(self, version: int) -> str | None:
+        """Run id of the latest successful `up` of `version`, whose backup holds its pre-images."""
+        runs = [e["_id"] for e in self.history() if e["version"] == version and e["direction"] == "up" and e["outcome"] == "applied"]
+        return runs[-1] if runs else None
+
+    def checkpoint(self) -> dict | None:
+        """The in-flight step of an unfinished run, if any."""
+        return self.coll.find_one({"_id": CHECKPOINT})
+
+    def save_checkpoint(self, fields: dict) -> None:
+        self.coll.update_one({"_id": CHECKPOINT}, {"$set": {**fields, "updated_at": now()}}, upsert=True)
+
+    def clear_checkpoint(self) -> None:
+        self.coll.delete_one({"_id": CHECKPOINT})
+
+    def lock_holder(self) -> dict | None:
+        return self.coll.find_one({"_id": LOCK})
+
+    def break_lock(self) -> dict | None:
+        """Remove the lock whoever holds it; returns what it was."""
+        return self.coll.find_one_and_delete({"_id": LOCK})
+
+
+class LeaseLock:
+    """One run per database: acquired in one server-side operation, renewed while the run lives, expiring after a crash."""
+
+    def __init__(self, db: Database, lease_seconds: float, purpose: str):
+        self.coll = db[LEDGER]
+        self.lease = timedelta(seconds=lease_seconds)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{purpose}"
+        self._stop = threading.Event()
+        self.lost = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def acquire(self) -> None:
+        """Take the lock if it is free or its lease has run out; raise LockHeldError naming the holder otherwise."""
+        t = now()
+        try:
+            self.coll.find_one_and_update(
+                {"_id": LOCK, "expires_at": {"$lt": t}},
+                {"$set": {"owner": self.owner, "acquired_at": t, "expires_at": t + self.lease}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            holder = self.coll.find_one({"_id": LOCK}) or {}
+            raise LockHeldError(
+                f"another migration run holds the lock: {holder.get('owner', '?')} since {holder.get('acquired_at')}, "
+                f"lease until {holder.get('expires_at')}; wait for it, or run `docshift unlock` if it is dead"
+            ) from None
+        self._renewer = threading.Thread(target=self._renew, name="docshift-lease", daemon=True)
+        self._renewer.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease.total_seconds() / 3):
+            try:
+                result = self.coll.update_one({"_id": LOCK, "owner": self.owner}, {"$set": {"expires_at": now() + self.lease}})
+            except PyMongoError:
+                continue  # the run's own database calls will fail and retry; the lease covers short outages
+            if result.matched_count == 0:
+                self.lost.set()
+                return
+
+    def check(self) -> None:
+        """Raise LockLostError if the lock was broken or taken over; called between batches."""
+        if self.lost.is_set():
+            raise LockLostError("the migration lock was broken or expired while this run held it; stopped at the last checkpoint")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._renewer:
+            self._renewer.join()
+        self.coll.delete_one({"_id": LOCK, "owner": self.owner})
+
+    def __enter__(self) -> "LeaseLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -1,0 +1,110 @@
+"""The script directory: finds, imports and checks migration files; knows nothing of any database."""
+
+import hashlib
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .errors import MigrationFileError, TargetError
+from .spec import INITIAL_VERSION, Migration
+
+FILE_NAME = re.compile(r"^(\d+)_\w+\.py$")
+
+
+@dataclass(frozen=True)
+class Script:
+    """A loaded migration file: the migration, where it came from, and the checksum of its source."""
+
+    migration: Migration
+    path: Path
+    checksum: str
+
+    @property
+    def version(self) -> int:
+        return self.migration.version
+
+
+class ScriptDirectory:
+    """All migrations of a folder, in version order, with the version arithmetic the runtime needs."""
+
+    def __init__(self, scripts: list[Script], path: Path):
+        self.path = path
+        self.scripts = {s.version: s for s in sorted(scripts, key=lambda s: s.version)}
+
+    @classmethod
+    def load(cls, path: Path) -> "ScriptDirectory":
+        """Import every NNNN_slug.py of `path`, refusing the first file that is not a usable migration."""
+        path = Path(path)
+        if not path.is_dir():
+            raise MigrationFileError(path, "migrations folder not found")
+        scripts: list[Script] = []
+        seen: dict[int, Path] = {}
+        for file in sorted(p for p in path.iterdir() if FILE_NAME.match(p.name)):
+            script = load_file(file)
+            if script.version in seen:
+                raise MigrationFileError(file, f"duplicate version {script.version}, also defined in {seen[script.version].name}")
+            seen[script.version] = file
+            scripts.append(script)
+        return cls(scripts, path)
+
+    @property
+    def versions(self) -> list[int]:
+        return list(self.scripts)
+
+    @property
+    def head(self) -> int:
+        """The latest version, or the initial one when there are no migrations."""
+        return self.versions[-1] if self.scripts else INITIAL_VERSION
+
+    def get(self, version: int) -> Script:
+        return self.scripts[version]
+
+    def check_target(self, target: int) -> int:
+        """`target` if it names a schema version that exists (1 or a migration's), else a TargetError."""
+        if isinstance(target, bool) or not isinstance(target, int) or (target != INITIAL_VERSION and target not in self.scripts):
+            known = ", ".join(str(v) for v in [INITIAL_VERSION, *self.versions])
+            raise TargetError(f"unknown target version {target!r}; known versions: {known} (1 is the initial schema)")
+        return target
+
+    def global_predecessor(self, version: int) -> int:
+        """The database version once `version` is reverted: the migration before it, or the initial one."""
+        earlier = [v for v in self.scripts if v < version]
+        return earlier[-1] if earlier else INITIAL_VERSION
+
+    def collection_predecessor(self, version: int) -> int:
+        """The schema version that migration `version` upgrades from, within its own collection."""
+        collection = self.scripts[version].migration.collection
+        earlier = [v for v, s in self.scripts.items() if v < version and s.migration.collection == collection]
+        return earlier[-1] if earlier else INITIAL_VERSION
+
+
+def load_file(file: Path) -> Script:
+    """Import one migration file and return it with its checksum, or raise a MigrationFileError naming it."""
+    source = file.read_bytes()
+    module_name = f"docshift_migrations.{file.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise MigrationFileError(file, f"syntax error at line {exc.lineno}: {exc.msg}") from None
+    except ValidationError as exc:
+        raise MigrationFileError(file, f"invalid migration: {_validation_summary(exc)}") from None
+    except Exception as exc:  # a user file can raise anything at import
+        raise MigrationFileError(file, f"cannot import: {type(exc).__name__}: {exc}") from None
+    finally:
+        sys.modules.pop(module_name, None)
+    migration = getattr(module, "migration", None)
+    if migration is None:
+        raise MigrationFileError(file, "defines no module-level `migration = docshift.Migration(...)`")
+    if not isinstance(migration, Migration):
+        raise MigrationFileError(file, f"`migration` is a {type(migration).__name__}, not a docshift.Migration")
+    return Script(migration=migration, path=file, checksum=hashlib.sha256(source).hexdigest())
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'migration'}: {e['msg']}" for e in exc.errors())

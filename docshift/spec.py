@@ -1,0 +1,51 @@
+"""What a migration is: a plain, Prefect-free definition that application code can import too."""
+
+import inspect
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+
+INITIAL_VERSION = 1
+"""A document without `schema_version` is at its collection's initial schema, version 1."""
+
+Kind = Literal["additive", "transformative", "destructive"]
+
+
+class Migration(BaseModel):
+    """One schema change of one collection.
+
+    `up(doc)` returns the document at `version`; `down(doc)` returns it at the collection's previous version.
+    `down` may take a second argument, `pre_image`: the document as it was before `up` ran (from the run's
+    backup), or None when none was kept; destructive migrations use it to give back what `up` removed.
+    The framework writes only the difference and sets `schema_version` itself.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+
+    version: StrictInt = Field(ge=INITIAL_VERSION + 1, description="Global, unique, increasing; 1 is the initial schema.")
+    description: str = Field(min_length=1)
+    collection: str = Field(min_length=1, pattern=r"^[^$\x00]+$")
+    kind: Kind
+    up: Callable
+    down: Callable
+    target_model: type[BaseModel] | None = Field(
+        None, description="Pydantic model every migrated document must validate against (used by verify)."
+    )
+
+    @field_validator("up", "down")
+    @classmethod
+    def _one_or_two_arguments(cls, fn: Callable, info) -> Callable:
+        required = [
+            p for p in inspect.signature(fn).parameters.values()
+            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        limit = 2 if info.field_name == "down" else 1
+        if not 1 <= len(required) <= limit:
+            raise ValueError(f"{info.field_name} must take the document" + (" (and optionally pre_image)" if limit == 2 else ""))
+        return fn
+
+    @property
+    def down_uses_pre_image(self) -> bool:
+        """Whether `down` wants the backed-up pre-image of each document as its second argument."""
+        return len(inspect.signature(self.down).parameters) >= 2

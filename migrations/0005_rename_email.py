@@ -1,0 +1,27 @@
+"""Version 5: rename `email` to `email_address` (the expand-contract example of the original design)."""
+
+from datetime import datetime, timezone
+
+import docshift
+
+
+def up(doc: dict) -> dict:
+    if "email" in doc:
+        doc.setdefault("email_address", doc.pop("email"))
+    doc["updated_at"] = datetime.now(timezone.utc)
+    return doc
+
+
+def down(doc: dict, pre_image: dict | None) -> dict:
+    """Back to `email`; a document that already had both fields (dual-written) gets both back."""
+    if pre_image is not None:
+        return docshift.restore_from(doc, pre_image, "email", "email_address", "updated_at")
+    if "email_address" in doc:
+        doc["email"] = doc.pop("email_address")
+    return doc
+
+
+migration = docshift.Migration(
+    version=5, description="Rename email to email_address", collection="users", kind="transformative",
+    up=up, down=down,
+)
