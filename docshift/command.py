@@ -86,6 +86,7 @@ def migrate(target: int | None, batch_size: int | None, dry_run: bool, allow_cha
     """Run the `migrate` Prefect flow to TARGET (default: latest), showing a progress bar and the report."""
     from flows.migrate import migrate as migrate_flow
 
+    preflight(target, allow_changed)
     bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[rate]:>8,.0f} docs/s"), TimeRemainingColumn(), console=console)
     tasks: dict[str, int] = {}
@@ -106,6 +107,15 @@ def migrate(target: int | None, batch_size: int | None, dry_run: bool, allow_cha
     else:
         print_report(report)
     return report
+
+
+def preflight(target: int | None, allow_changed: bool) -> None:
+    """Refuse what would fail anyway before a flow run starts: bad files, target, connection, edits, lock."""
+    _, scripts, db = _context()
+    scripts.check_target(scripts.head if target is None else target)
+    ledger = Ledger(db)
+    engine.check_checksums(scripts, ledger, ledger.current_version(), allow_changed)
+    ledger.check_lock_free()
 
 
 def print_report(report: dict) -> None:

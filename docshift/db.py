@@ -8,21 +8,30 @@ from pymongo.database import Database
 from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyMongoError
 
 from .errors import DatabaseError
-from .settings import Settings
+from .settings import Settings, get_settings
 
 _clients: dict[tuple, MongoClient] = {}
-_USERINFO = re.compile(r"(mongodb(?:\+srv)?://[^:/@\s]*:)([^@\s]*)@")
+_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)\S*@")
+
+
+def password_of(uri: str) -> str | None:
+    """The password part of a connection string, read as drivers do: up to the last `@` of the authority."""
+    rest = uri.split("://", 1)[-1]
+    userinfo, at, _ = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return None
+    return userinfo.split(":", 1)[1] or None
 
 
 def redact(text: str, uri: str | None = None) -> str:
-    """Text with the password of any connection string in it replaced by ***."""
-    text = _USERINFO.sub(r"\1***@", text)
-    if uri:
-        match = _USERINFO.search(uri)
-        if match and match.group(2):
-            for secret in {match.group(2), unquote(match.group(2))}:
-                text = text.replace(secret, "***")
-    return text
+    """Text with the password of `uri` (default: the configured one) and of any URL in it replaced by ***."""
+    if uri is None:
+        uri = get_settings().mongodb_uri.get_secret_value()
+    secret = password_of(uri)
+    if secret:
+        for form in sorted({secret, unquote(secret)}, key=len, reverse=True):
+            text = text.replace(form, "***")
+    return _USERINFO.sub(r"\1***@", text)
 
 
 def connect(settings: Settings) -> Database:
@@ -39,17 +48,17 @@ def connect(settings: Settings) -> Database:
                 appname="docshift",
             )
         except (ConfigurationError, InvalidURI, ValueError, TypeError) as exc:
-            raise DatabaseError(f"invalid MongoDB URI {redact(uri)}: {redact(str(exc), uri)}") from None
+            raise DatabaseError(f"invalid MongoDB URI {redact(uri, uri)}: {redact(str(exc), uri)}") from None
         try:
             client.admin.command("ping")
         except OperationFailure as exc:
             client.close()
             raise DatabaseError(
-                f"MongoDB at {redact(uri)} refused docshift: {redact(str(exc.details or exc), uri)}"
+                f"MongoDB at {redact(uri, uri)} refused docshift: {redact(str(exc.details or exc), uri)}"
             ) from None
         except PyMongoError as exc:
             client.close()
             reason = redact(str(exc), uri).split(", Timeout:")[0]
-            raise DatabaseError(f"cannot reach MongoDB at {redact(uri)}: {reason}") from None
+            raise DatabaseError(f"cannot reach MongoDB at {redact(uri, uri)}: {reason}") from None
         _clients[key] = client
     return client[settings.database]

@@ -7,7 +7,6 @@ Every write is guarded by `schema_version`, so redoing a batch after a crash cha
 import itertools
 import time
 import uuid
-from datetime import datetime, timezone
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -22,7 +21,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
 from .errors import ChangedMigrationError
-from .ledger import Ledger, LeaseLock, now
+from .ledger import Ledger, LeaseLock, as_utc, now
 from .loader import ScriptDirectory
 from .progress import ProgressEvent, publish
 from .spec import Migration
@@ -397,10 +396,6 @@ def rollback(db: Database, step: Step, state: RunState, reason: str, batch_size:
 def fail(db: Database, state: RunState, reason: str) -> None:
     """Record a run that could not finish or roll back; its checkpoint stays so that a re-run resumes it."""
     Ledger(db).update_entry(state.run_id, {"outcome": "failed", "error": reason, "finished_at": now()})
-
-
-def as_utc(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def plan_report(db: Database, scripts: ScriptDirectory, target: int) -> dict:

@@ -22,6 +22,18 @@ def now() -> datetime:
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
+def as_utc(t: datetime) -> datetime:
+    """A datetime read back from BSON (naive UTC) made comparable with now()."""
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def lock_held(holder: dict) -> LockHeldError:
+    return LockHeldError(
+        f"another migration run holds the lock: {holder.get('owner', '?')} since {holder.get('acquired_at')}, "
+        f"lease until {holder.get('expires_at')}; wait for it, or run `docshift unlock` if it is dead"
+    )
+
+
 class Ledger:
     """Reads and writes docshift's own records in the target database."""
 
@@ -54,8 +66,11 @@ class Ledger:
                 checksums[entry["version"]] = entry["checksum"]
         return checksums
 
-    def last_applied_run(self, version: int) -> str | None:
-        """Run id of the latest successful `up` of `version`, whose backup holds its pre-images."""
+    def pre_image_run(self, version: int) -> str | None:
+        """The run whose backup holds the pre-images for reverting `version`: an interrupted `up` of it, else its last applied `up`."""
+        checkpoint = self.checkpoint()
+        if checkpoint and (checkpoint["version"], checkpoint["direction"]) == (version, "up"):
+            return checkpoint["run_id"]
         runs = [e["_id"] for e in self.history() if e["version"] == version and e["direction"] == "up" and e["outcome"] == "applied"]
         return runs[-1] if runs else None
 
@@ -71,6 +86,12 @@ class Ledger:
 
     def lock_holder(self) -> dict | None:
         return self.coll.find_one({"_id": LOCK})
+
+    def check_lock_free(self) -> None:
+        """Raise LockHeldError if a live run holds the lock (a pre-flight check; acquiring is what is atomic)."""
+        holder = self.lock_holder()
+        if holder and as_utc(holder["expires_at"]) > now():
+            raise lock_held(holder)
 
     def break_lock(self) -> dict | None:
         """Remove the lock whoever holds it; returns what it was."""
@@ -99,11 +120,7 @@ class LeaseLock:
                 return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:
-            holder = self.coll.find_one({"_id": LOCK}) or {}
-            raise LockHeldError(
-                f"another migration run holds the lock: {holder.get('owner', '?')} since {holder.get('acquired_at')}, "
-                f"lease until {holder.get('expires_at')}; wait for it, or run `docshift unlock` if it is dead"
-            ) from None
+            raise lock_held(self.coll.find_one({"_id": LOCK}) or {}) from None
         self._renewer = threading.Thread(target=self._renew, name="docshift-lease", daemon=True)
         self._renewer.start()
 

@@ -9,7 +9,7 @@ from prefect.runtime import flow_run
 from docshift import engine
 from docshift.db import connect, redact
 from docshift.errors import LockLostError, MigrationFailed, VerificationFailed
-from docshift.ledger import Ledger, LeaseLock
+from docshift.ledger import Ledger, LeaseLock, as_utc, now
 from docshift.loader import ScriptDirectory
 from docshift.settings import get_settings
 from tasks.batch import batch_migrate
@@ -54,10 +54,10 @@ def apply_migration(version: int, direction: str, batch_size: int) -> dict:
     db = connect(settings)
     migration = scripts.get(version).migration
     step = engine.make_step(scripts, version, direction)
+    source_run = Ledger(db).pre_image_run(version) if direction == "down" and migration.down_uses_pre_image else None
+    pre_images = engine.PreImages(db[engine.BACKUP_PREFIX + source_run]) if source_run else None
     state = start_run(db, scripts, step, str(flow_run.id) if flow_run.id else None)
     cursor = engine.BatchCursor(db[step.collection], step.from_version, state.last_id, state.started)
-    source_run = Ledger(db).last_applied_run(version) if direction == "down" and migration.down_uses_pre_image else None
-    pre_images = engine.PreImages(db[engine.BACKUP_PREFIX + source_run]) if source_run else None
     progress = create_progress_artifact(0.0, description=f"{step.label}: starting")
     logger = get_run_logger()
     try:
@@ -97,7 +97,7 @@ def progress_percent(state: engine.RunState) -> float:
 
 
 def progress_text(step: engine.Step, state: engine.RunState) -> str:
-    elapsed = (engine.now() - engine.as_utc(state.started_at)).total_seconds()
+    elapsed = (now() - as_utc(state.started_at)).total_seconds()
     rate = state.done / elapsed if elapsed > 0 else 0.0
     eta = (state.total - state.done) / rate if rate and state.total > state.done else 0.0
     return f"{step.label}: {state.done:,} of {state.total:,} documents, {rate:,.0f} docs/s, ETA {eta:,.0f} s"

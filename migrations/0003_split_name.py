@@ -11,8 +11,6 @@ from pydantic import BaseModel, ConfigDict
 
 import docshift
 
-MISSING = "__missing__"
-
 
 class UserV3(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -34,24 +32,24 @@ def join(first, last):
 
 
 def up(doc: dict) -> dict:
-    name = doc.pop("name", MISSING)
-    if isinstance(name, str):
+    if "name" not in doc:
+        doc["first_name"], doc["last_name"], doc["name_absent"] = None, None, True
+    elif isinstance(name := doc.pop("name"), str):
         first, last = split(name)
         doc["first_name"], doc["last_name"] = first, last
         if join(first, last) != name:
             doc["name_source"] = name  # extra spaces or whitespace: joining would not give it back
     else:
         doc["first_name"], doc["last_name"] = None, None
-        doc["name_source"] = name  # None, a number, or MISSING: kept so that down restores it exactly
+        doc["name_source"] = name  # None or not a string: kept so that down restores it exactly
     doc["updated_at"] = datetime.now(timezone.utc)
     return doc
 
 
 def down(doc: dict, pre_image: dict | None) -> dict:
     first, last = doc.pop("first_name", None), doc.pop("last_name", None)
-    name = doc.pop("name_source") if "name_source" in doc else join(first or "", last or "")
-    if name != MISSING:
-        doc["name"] = name
+    if not doc.pop("name_absent", False):
+        doc["name"] = doc.pop("name_source") if "name_source" in doc else join(first or "", last or "")
     return docshift.restore_from(doc, pre_image, "updated_at")
 
 

@@ -1,0 +1,87 @@
+"""Migrate up and down through the CLI on FerretDB: every document comes back as it was."""
+
+import collections
+
+from docshift.demo import seed_users
+from tests.integration.conftest import raw_snapshot, snapshot
+
+N = 3000
+
+
+def versions(coll):
+    return collections.Counter(d.get("schema_version") for d in coll.find({}, {"schema_version": 1}))
+
+
+def test_up_to_latest_down_to_initial_and_up_again(env):
+    seed_users(env.db, N, seed=7)
+    original = snapshot(env.db.users)
+
+    up = env.run("migrate", "--batch-size", "400")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert versions(env.db.users) == {5: N}
+    doc = env.db.users.find_one({"name_source": {"$exists": False}, "first_name": {"$ne": None}})
+    assert {"preferences", "first_name", "last_name", "email_address"} <= doc.keys()
+    assert "name" not in doc and "email" not in doc and "deprecated_field" not in doc
+    first_up = snapshot(env.db.users, drop={"updated_at"})
+    assert env.ledger.find_one({"_id": "current"})["version"] == 5
+
+    down = env.run("migrate", "1")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert snapshot(env.db.users) == original  # same fields, values and BSON types, deprecated_field included
+    assert env.ledger.find_one({"_id": "current"})["version"] == 1
+
+    again = env.run("migrate")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert snapshot(env.db.users, drop={"updated_at"}) == first_up
+
+    outcomes = [(e["version"], e["direction"], e["outcome"]) for e in env.ledger.find({"kind": "history"}).sort("started_at")]
+    assert outcomes == [(v, "up", "applied") for v in (2, 3, 4, 5)] + [(v, "down", "reverted") for v in (5, 4, 3, 2)] + [
+        (v, "up", "applied") for v in (2, 3, 4, 5)]
+    entry = env.ledger.find_one({"kind": "history", "version": 3})
+    assert entry["documents"] == N and entry["changed"] == N and entry["flow_run_id"]
+
+
+def test_migrate_down_runs_the_downs_in_reverse_and_stops_at_target(env):
+    seed_users(env.db, 500, seed=3)
+    assert env.run("migrate").returncode == 0
+    result = env.run("migrate", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert versions(env.db.users) == {2: 500}
+    reverted = [e["version"] for e in env.ledger.find({"kind": "history", "direction": "down"}).sort("started_at")]
+    assert reverted == [5, 4, 3]
+    status = env.run("status")
+    assert "current version 2" in status.stdout and "pending         3, 4, 5" in status.stdout
+
+
+def test_a_failing_up_is_rolled_back_byte_for_byte(env):
+    seed_users(env.db, 2000, seed=11)
+    assert env.run("migrate", "2").returncode == 0
+    before = raw_snapshot(env.db.users)
+    broken = env.migrations / "0003_split_name.py"
+    broken.write_text(broken.read_text().replace(
+        "def up(doc: dict) -> dict:\n", "def up(doc: dict) -> dict:\n    if doc['user_id'] == 'user_1500':\n        raise ValueError('boom')\n", 1))
+
+    result = env.run("migrate", "--batch-size", "200")
+
+    assert result.returncode == 1
+    assert "migration 3 (up) failed and was rolled back" in result.stderr and "boom" in result.stderr
+    assert raw_snapshot(env.db.users) == before  # the exact bytes, field order included
+    entry = env.ledger.find_one({"kind": "history", "version": 3})
+    assert entry["outcome"] == "rolled_back" and "boom" in entry["error"] and entry["restored"] > 0
+    assert env.ledger.find_one({"_id": "current"})["version"] == 2
+    assert env.ledger.find_one({"_id": "lock"}) is None and env.ledger.find_one({"_id": "checkpoint"}) is None
+
+
+def test_failed_verification_rolls_back(env):
+    seed_users(env.db, 1000, seed=5)
+    wrong = env.migrations / "0002_add_preferences.py"
+    wrong.write_text(wrong.read_text().replace('doc.setdefault("preferences", dict(DEFAULT_PREFERENCES))',
+                                               'doc.setdefault("preferences", {"theme": 1})'))
+    before = raw_snapshot(env.db.users)
+
+    result = env.run("migrate", "2")
+
+    assert result.returncode == 1, result.stdout
+    assert "verification failed" in result.stderr and "UserV2" in result.stderr
+    assert raw_snapshot(env.db.users) == before
+    assert env.ledger.find_one({"kind": "history", "version": 2})["outcome"] == "rolled_back"
