@@ -16,9 +16,9 @@ app = typer.Typer(help="MongoDB schema migrations as Prefect flows.", no_args_is
 
 @app.callback()
 def options(
-    uri: Annotated[Optional[str], typer.Option("--uri", help="MongoDB URI [env DOCSHIFT_MONGODB_URI]")] = None,
-    database: Annotated[Optional[str], typer.Option("--database", "-d", help="Database [env DOCSHIFT_DATABASE]")] = None,
-    migrations_dir: Annotated[Optional[Path], typer.Option("--migrations-dir", help="[env DOCSHIFT_MIGRATIONS_DIR]")] = None,
+    uri: Annotated[Optional[str], typer.Option("--uri", help="MongoDB URI (env DOCSHIFT_MONGODB_URI)")] = None,
+    database: Annotated[Optional[str], typer.Option("--database", "-d", help="Database (env DOCSHIFT_DATABASE)")] = None,
+    migrations_dir: Annotated[Optional[Path], typer.Option("--migrations-dir", help="(env DOCSHIFT_MIGRATIONS_DIR)")] = None,
 ) -> None:
     configure(mongodb_uri=uri, database=database, migrations_dir=migrations_dir)
 
@@ -41,7 +41,7 @@ def plan(target: Target = None) -> None:
 @app.command()
 def migrate(
     target: Target = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Documents per batch [env DOCSHIFT_BATCH_SIZE]")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Documents per batch (env DOCSHIFT_BATCH_SIZE)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and sample only; write nothing.")] = False,
     allow_changed: Annotated[bool, typer.Option("--allow-changed", help="Run although applied files were edited.")] = False,
 ) -> None:

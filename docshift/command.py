@@ -15,6 +15,7 @@ from .db import connect, redact
 from .ledger import Ledger
 from .loader import ScriptDirectory
 from .settings import get_settings
+from .transform import update_for
 
 console = Console()
 
@@ -78,8 +79,8 @@ def print_plan(report: dict) -> None:
         console.print(f"  {step['direction']:4} {step['version']} {step['collection']}: {step['description']} "
                       f"({step['kind']}, {step['documents']:,} documents)")
         for before, after in step["samples"]:
-            console.print(f"      before {before}", markup=False, highlight=False)
-            console.print(f"      after  {after}", markup=False, highlight=False)
+            change = update_for(before, after, after.get("schema_version", 1))
+            console.print(f"      _id {before['_id']}: {change}", markup=False, highlight=False)
 
 
 def migrate(target: int | None, batch_size: int | None, dry_run: bool, allow_changed: bool) -> dict:

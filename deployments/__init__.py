@@ -1,0 +1,1 @@
+"""Entry points that run docshift's flows as Prefect deployments (see also prefect.yaml)."""
