@@ -17,7 +17,7 @@ from .loader import ScriptDirectory
 from .settings import get_settings
 from .transform import update_for
 
-console = Console()
+console = Console(soft_wrap=True)  # lines stay whole when piped or logged
 
 TEMPLATE = '''"""Version {version}: {description}."""
 

@@ -11,6 +11,7 @@ import pymongo
 import pytest
 
 from tests.conftest import BIN
+from tests.helpers import canonical
 
 
 @dataclass
@@ -44,19 +45,10 @@ class Env:
 def env(ferretdb_uri, prefect_api, migrations_dir):
     database = f"t_{uuid.uuid4().hex[:10]}"
     variables = {**os.environ, **prefect_api, "DOCSHIFT_MONGODB_URI": ferretdb_uri, "DOCSHIFT_DATABASE": database,
-                 "DOCSHIFT_MIGRATIONS_DIR": str(migrations_dir), "PREFECT_LOGGING_LEVEL": "WARNING"}
+                 "DOCSHIFT_MIGRATIONS_DIR": str(migrations_dir), "PREFECT_LOGGING_LEVEL": "WARNING", "COLUMNS": "200"}
     e = Env(ferretdb_uri, database, migrations_dir, variables)
     yield e
     pymongo.MongoClient(ferretdb_uri).drop_database(database)
-
-
-def canonical(value):
-    """A value with every document's keys sorted: equal canonical BSON means same fields, values and types."""
-    if isinstance(value, dict):
-        return {k: canonical(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [canonical(v) for v in value]
-    return value
 
 
 def snapshot(collection, drop=()) -> dict:

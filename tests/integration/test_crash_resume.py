@@ -4,14 +4,14 @@ import os
 import signal
 import time
 
+import bson
 import pytest
 
 from docshift import engine
 from docshift.demo import seed_users
 from docshift.loader import ScriptDirectory
-from tests.integration.conftest import canonical, snapshot
-
-import bson
+from tests.helpers import canonical
+from tests.integration.conftest import snapshot
 
 N, BATCH, LEASE = 4000, 200, 3
 

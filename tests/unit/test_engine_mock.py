@@ -5,9 +5,11 @@ import time
 from datetime import timedelta
 
 import bson
+
 import pytest
 
 import docshift.ledger
+from tests.helpers import as_bson
 from docshift import demo
 from docshift.engine import (BACKUP_PREFIX, BatchCursor, PreImages, check_checksums, finish, make_step, migrate_chunk,
                              plan_report, plan_steps, rollback, save_pre_images, start_or_resume, verify_step)
@@ -274,9 +276,6 @@ def test_rollback_only_touches_documents_still_at_the_runs_target_version(mock_d
 
 
 def test_up_then_down_through_the_engine_with_pre_images_gives_back_the_users(mock_db, seed_scripts, users):
-    def canonical(doc):
-        return {k: canonical(doc[k]) for k in sorted(doc)} if isinstance(doc, dict) else doc
-
     backups = {}
     for v in (2, 3, 4, 5):
         state, summary = run_step(mock_db, seed_scripts, v, "up")
@@ -287,8 +286,8 @@ def test_up_then_down_through_the_engine_with_pre_images_gives_back_the_users(mo
     for v in (5, 4, 3, 2):
         run_step(mock_db, seed_scripts, v, "down", PreImages(mock_db[backups[v]]))
     assert ledger.current_version() == 1
-    back = {d["_id"]: bson.encode(canonical(d)) for d in mock_db.users.find()}
-    assert back == {u["_id"]: bson.encode(canonical(u)) for u in users}
+    back = {d["_id"]: as_bson(d) for d in mock_db.users.find()}
+    assert back == {u["_id"]: as_bson(u) for u in users}
 
 
 def test_save_pre_images_refreshes_those_of_a_redone_batch(mock_db):

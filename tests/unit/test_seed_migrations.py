@@ -9,11 +9,13 @@ import random
 from datetime import datetime, timezone
 
 import bson
+
 import pytest
 from bson import Int64, ObjectId
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import as_bson, canonical
 from docshift import demo
 from docshift.engine import make_step, transform_one
 from docshift.loader import ScriptDirectory
@@ -26,20 +28,6 @@ UP = [2, 3, 4, 5]
 ABSENT = object()
 SETTINGS = settings(max_examples=250, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-def canonical(value):
-    """Keys sorted recursively; lists keep their order; BSON types untouched."""
-    if isinstance(value, dict):
-        return {k: canonical(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [canonical(v) for v in value]
-    return value
-
-
-def as_bson(doc: dict) -> bytes:
-    """Canonical bytes: equal only if every field has the same BSON type and value (1, 1.0, True differ)."""
-    return bson.encode(canonical(doc))
 
 
 # --- strategies ----------------------------------------------------------------------------------------------
