@@ -5,7 +5,6 @@ Every write is guarded by `schema_version`, so redoing a batch after a crash cha
 """
 
 import itertools
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -158,6 +157,11 @@ class RunState:
     def backup(self) -> str:
         return BACKUP_PREFIX + self.run_id
 
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds since the run started (across resumes)."""
+        return (now() - as_utc(self.started_at)).total_seconds()
+
 
 def start_or_resume(db: Database, scripts: ScriptDirectory, step: Step, flow_run_id: str | None) -> RunState:
     """Resume the checkpointed run of this step, or record a new one (history entry + checkpoint)."""
@@ -295,7 +299,6 @@ def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunStat
     """Up to `max_batches` batches: pre-images saved, guarded updates written, checkpoint saved after each."""
     coll, backup, ledger = db[step.collection], db[state.backup], Ledger(db)
     guard = version_filter(step.from_version)
-    clock = time.monotonic()
     for _ in range(max_batches):
         if lock:
             lock.check()
@@ -318,7 +321,7 @@ def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunStat
         state.batches += 1
         state.last_id, state.started = cursor.last_id, True
         ledger.save_checkpoint({k: getattr(state, k) for k in ("last_id", "started", "done", "matched", "changed", "batches")})
-        publish(ProgressEvent(step.label, state.done, max(state.total, state.done), state.changed, time.monotonic() - clock))
+        publish(ProgressEvent(step.label, state.done, max(state.total, state.done), state.changed, state.elapsed_s))
     return ChunkResult(False, state.done, state.changed)
 
 
@@ -365,7 +368,7 @@ def finish(db: Database, step: Step, state: RunState, verification: Verification
     fields = {
         "outcome": "applied" if step.direction == "up" else "reverted", "finished_at": finished,
         "matched": state.matched, "changed": state.changed, "documents": state.done,
-        "duration_s": round((finished - as_utc(state.started_at)).total_seconds(), 3),
+        "duration_s": round(state.elapsed_s, 3),
         "verification": "passed" if verification.passed else verification.summary(),
     }
     ledger.update_entry(state.run_id, fields)

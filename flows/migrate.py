@@ -9,7 +9,7 @@ from prefect.runtime import flow_run
 from docshift import engine
 from docshift.db import connect, redact
 from docshift.errors import LockLostError, MigrationFailed, VerificationFailed
-from docshift.ledger import Ledger, LeaseLock, as_utc, now
+from docshift.ledger import Ledger, LeaseLock
 from docshift.loader import ScriptDirectory
 from docshift.settings import get_settings
 from tasks.batch import batch_migrate
@@ -97,8 +97,7 @@ def progress_percent(state: engine.RunState) -> float:
 
 
 def progress_text(step: engine.Step, state: engine.RunState) -> str:
-    elapsed = (now() - as_utc(state.started_at)).total_seconds()
-    rate = state.done / elapsed if elapsed > 0 else 0.0
+    rate = state.done / state.elapsed_s if state.elapsed_s > 0 else 0.0
     eta = (state.total - state.done) / rate if rate and state.total > state.done else 0.0
     return f"{step.label}: {state.done:,} of {state.total:,} documents, {rate:,.0f} docs/s, ETA {eta:,.0f} s"
 
