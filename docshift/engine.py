@@ -17,9 +17,9 @@ from pydantic import ValidationError
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, CollectionInvalid, PyMongoError
 
-from .errors import ChangedMigrationError
+from .errors import ChangedMigrationError, DatabaseError
 from .ledger import Ledger, LeaseLock, as_utc, now
 from .loader import ScriptDirectory
 from .progress import ProgressEvent, publish
@@ -233,6 +233,21 @@ class BatchCursor:
         """Start again after the checkpoint (after an error): the batch that failed is read again."""
         self.last_id, self.started = last_id, started
         self._docs = None
+
+
+def open_backup(db: Database, state: RunState) -> str:
+    """Create the run's backup collection before any document changes, so that a run that cannot back up never starts.
+
+    Each batch then writes its documents' pre-images into it just before it updates them (save_pre_images).
+    """
+    if state.backup not in db.list_collection_names(filter={"name": state.backup}):
+        try:
+            db.create_collection(state.backup)
+        except CollectionInvalid:
+            pass  # created meanwhile: a resumed run's backup
+        except PyMongoError as exc:
+            raise DatabaseError(f"cannot create backup collection {state.backup}, so nothing was changed: {exc}") from None
+    return state.backup
 
 
 def save_pre_images(backup: Collection, raws: list[RawBSONDocument]) -> None:

@@ -12,6 +12,7 @@ from docshift.errors import LockLostError, MigrationFailed, VerificationFailed
 from docshift.ledger import Ledger, LeaseLock
 from docshift.loader import ScriptDirectory
 from docshift.settings import get_settings
+from tasks.backup import backup
 from tasks.batch import batch_migrate
 from tasks.rollback import rollback
 from tasks.run import finish_run, start_run
@@ -57,6 +58,7 @@ def apply_migration(version: int, direction: str, batch_size: int) -> dict:
     source_run = Ledger(db).pre_image_run(version) if direction == "down" and migration.down_uses_pre_image else None
     pre_images = engine.PreImages(db[engine.BACKUP_PREFIX + source_run]) if source_run else None
     state = start_run(db, scripts, step, str(flow_run.id) if flow_run.id else None)
+    backup(db, state)
     cursor = engine.BatchCursor(db[step.collection], step.from_version, state.last_id, state.started)
     progress = create_progress_artifact(0.0, description=f"{step.label}: starting")
     logger = get_run_logger()

@@ -11,7 +11,7 @@ import pytest
 import docshift.ledger
 from tests.helpers import as_bson
 from docshift import demo
-from docshift.engine import (BACKUP_PREFIX, BatchCursor, PreImages, check_checksums, finish, make_step, migrate_chunk,
+from docshift.engine import (BACKUP_PREFIX, BatchCursor, PreImages, check_checksums, finish, make_step, migrate_chunk, open_backup,
                              plan_report, plan_steps, rollback, save_pre_images, start_or_resume, verify_step)
 from docshift.errors import ChangedMigrationError, LockHeldError, LockLostError
 from docshift.ledger import LEDGER, LOCK, LeaseLock, Ledger, now
@@ -395,3 +395,15 @@ def test_break_lock_frees_it(mock_db, locks):
     assert Ledger(mock_db).lock_holder() is None
     other.acquire()
     assert Ledger(mock_db).lock_holder()["owner"] == other.owner
+
+
+def test_backup_collection_is_opened_before_any_change_and_reopening_is_harmless(mock_db, seed_scripts):
+    step = make_step(seed_scripts, 2, "up")
+    mock_db.users.insert_one({"_id": 1, "name": "Ada"})
+    state = start_or_resume(mock_db, seed_scripts, step, None)
+
+    assert open_backup(mock_db, state) == state.backup
+    assert open_backup(mock_db, state) == state.backup
+    assert state.backup in mock_db.list_collection_names()
+    assert mock_db[state.backup].count_documents({}) == 0
+    assert mock_db.users.find_one({"_id": 1}) == {"_id": 1, "name": "Ada"}
