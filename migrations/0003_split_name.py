@@ -20,11 +20,11 @@ class UserV3(BaseModel):
 
 
 def split(name):
-    """("Ada", "Lovelace") for "Ada Lovelace"; whitespace-only or one word leaves last_name empty."""
-    parts = name.split(None, 1)
-    if not parts:
+    """("Ada", "García Márquez") for "  Ada   García  Márquez "; whitespace-only or one word leaves last_name empty."""
+    words = name.split()
+    if not words:
         return "", ""
-    return parts[0], parts[1] if len(parts) > 1 else ""
+    return words[0], " ".join(words[1:])
 
 
 def join(first, last):
