@@ -23,7 +23,7 @@ from .errors import ChangedMigrationError, DatabaseError
 from .ledger import Ledger, LeaseLock, as_utc, now
 from .loader import ScriptDirectory
 from .progress import ProgressEvent, publish
-from .spec import Migration
+from .spec import INITIAL_VERSION, Migration
 from .transform import apply, update_for, version_filter, versions_filter
 
 RAW = CodecOptions(document_class=RawBSONDocument)
@@ -106,7 +106,7 @@ def sample_plan(db: Database, scripts: ScriptDirectory, steps: list[Step], size:
         pairs = []
         chain = [s for s in steps[: i + 1] if s.collection == step.collection]
         for doc in db[step.collection].find(versions_filter(migrated_versions(steps, i))).limit(size):
-            version = doc.get("schema_version") or 1
+            version = doc.get("schema_version") or INITIAL_VERSION
             for s in chain:
                 if s.from_version == version:
                     after = transform_one(scripts.get(s.version).migration, s, doc, None)
@@ -126,7 +126,7 @@ def transform_one(migration: Migration, step: Step, doc: dict, pre_image: dict |
     else:
         new = apply(migration.down, doc, label=f"migration {step.version} down")
     new.pop("schema_version", None)
-    if step.to_version != 1:
+    if step.to_version != INITIAL_VERSION:
         new["schema_version"] = step.to_version
     return new
 
@@ -211,23 +211,19 @@ class BatchCursor:
         return iter(self.coll.find(query).sort("_id", 1).batch_size(1000))
 
     def next_batch(self, size: int) -> list[RawBSONDocument]:
+        """The next documents in `_id` order; once the cursor ends, sweeps from the start until one finds none."""
         if self._docs is None:
             self._docs = self._open(bounded=True)
-        while True:
-            batch = list(itertools.islice(self._docs, size))
-            if batch:
-                self.last_id, self.started = batch[-1]["_id"], True
-                return batch
-            if self.sweeps_left == 0:
-                return []
+        batch = list(itertools.islice(self._docs, size))
+        while not batch and self.sweeps_left:
             self.sweeps_left -= 1
             self._docs = self._open(bounded=False)
             batch = list(itertools.islice(self._docs, size))
             if not batch:
                 self.sweeps_left = 0
-                return []
+        if batch:
             self.last_id, self.started = batch[-1]["_id"], True
-            return batch
+        return batch
 
     def reopen(self, last_id: Any, started: bool) -> None:
         """Start again after the checkpoint (after an error): the batch that failed is read again."""
@@ -301,17 +297,13 @@ def bson_order(value: Any) -> tuple:
     return (rank, value)
 
 
-@dataclass
-class ChunkResult:
-    finished: bool
-    done: int
-    changed: int
-
-
 def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunState, cursor: BatchCursor,
                   lock: LeaseLock | None, batch_size: int, max_batches: int,
-                  pre_images: PreImages | None = None) -> ChunkResult:
-    """Up to `max_batches` batches: pre-images saved, guarded updates written, checkpoint saved after each."""
+                  pre_images: PreImages | None = None) -> bool:
+    """Up to `max_batches` batches: pre-images saved, guarded updates written, checkpoint saved after each.
+
+    Returns whether the step has no documents left to do; the counts are in `state`.
+    """
     coll, backup, ledger = db[step.collection], db[state.backup], Ledger(db)
     guard = version_filter(step.from_version)
     for _ in range(max_batches):
@@ -319,7 +311,7 @@ def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunStat
             lock.check()
         raws = cursor.next_batch(batch_size)
         if not raws:
-            return ChunkResult(True, state.done, state.changed)
+            return True
         ops = []
         for raw in raws:
             doc = bson.decode(raw.raw)
@@ -337,7 +329,7 @@ def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunStat
         state.last_id, state.started = cursor.last_id, True
         ledger.save_checkpoint({k: getattr(state, k) for k in ("last_id", "started", "done", "matched", "changed", "batches")})
         publish(ProgressEvent(step.label, state.done, max(state.total, state.done), state.changed, state.elapsed_s))
-    return ChunkResult(False, state.done, state.changed)
+    return False
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The migrate flow (any target, up or down) and the subflow that applies or reverts one migration."""
 
+from contextlib import suppress
 from contextvars import ContextVar
 
 from prefect import flow, get_run_logger
@@ -58,16 +59,16 @@ def apply_migration(version: int, direction: str, batch_size: int) -> dict:
     source_run = Ledger(db).pre_image_run(version) if direction == "down" and migration.down_uses_pre_image else None
     pre_images = engine.PreImages(db[engine.BACKUP_PREFIX + source_run]) if source_run else None
     state = start_run(db, scripts, step, str(flow_run.id) if flow_run.id else None)
-    backup(db, state)
     cursor = engine.BatchCursor(db[step.collection], step.from_version, state.last_id, state.started)
     progress = create_progress_artifact(0.0, description=f"{step.label}: starting")
     logger = get_run_logger()
     try:
+        backup(db, state)
         while True:
-            chunk = batch_migrate(db, migration, step, state, cursor, _held_lock.get(), batch_size,
-                                  settings.batches_per_task, pre_images)
+            finished = batch_migrate(db, migration, step, state, cursor, _held_lock.get(), batch_size,
+                                     settings.batches_per_task, pre_images)
             update_progress_artifact(progress, progress_percent(state), description=progress_text(step, state))
-            if chunk.finished:
+            if finished:
                 break
         verification = verify(db, migration, step, state.count_before)
         if not verification.passed:
@@ -80,7 +81,8 @@ def apply_migration(version: int, direction: str, batch_size: int) -> dict:
         try:
             restored = rollback(db, step, state, reason)
         except Exception as rollback_exc:
-            engine.fail(db, state, reason)
+            with suppress(Exception):  # the database may be down; the checkpoint keeps the run resumable anyway
+                engine.fail(db, state, reason)
             raise MigrationFailed(
                 f"migration {version} ({direction}) failed: {reason}; rollback could not finish either "
                 f"({type(rollback_exc).__name__}: {redact(str(rollback_exc))}); the run is checkpointed: "

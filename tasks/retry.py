@@ -1,7 +1,5 @@
 """When a failed task is worth retrying."""
 
-from prefect.exceptions import MissingResult
-
 from docshift.errors import DocshiftError
 
 
@@ -11,8 +9,6 @@ def transient(task, task_run, state) -> bool:
         state.result()
     except DocshiftError:
         return False
-    except MissingResult:
-        return True
     except Exception:
         return True
     return False

@@ -139,7 +139,7 @@ def begin(db, scripts, version, direction):
 
 def migrate_all(db, scripts, step, state, cursor, pre_images=None):
     migration = scripts.get(step.version).migration
-    while not migrate_chunk(db, migration, step, state, cursor, None, BATCH, 2, pre_images).finished:
+    while not migrate_chunk(db, migration, step, state, cursor, None, BATCH, 2, pre_images):
         pass
 
 
@@ -160,14 +160,14 @@ def test_migrate_chunk_checkpoints_every_batch_and_reaches_the_target(mock_db, s
 
     migration = seed_scripts.get(2).migration
     for k, done in enumerate([4, 8, 10], start=1):
-        result = migrate_chunk(mock_db, migration, step, state, cursor, None, BATCH, 1)
-        assert not result.finished and result.done == done
+        finished = migrate_chunk(mock_db, migration, step, state, cursor, None, BATCH, 1)
+        assert not finished and state.done == done
         checkpoint = ledger.checkpoint()
         assert (checkpoint["done"], checkpoint["batches"], checkpoint["last_id"], checkpoint["started"]) == (done, k, ids[done - 1], True)
         assert mock_db.users.count_documents({"schema_version": 2}) == done
         assert mock_db.users.count_documents(version_filter(1)) == N - done
         assert mock_db[state.backup].count_documents({}) == done
-    assert migrate_chunk(mock_db, migration, step, state, cursor, None, BATCH, 1).finished
+    assert migrate_chunk(mock_db, migration, step, state, cursor, None, BATCH, 1)
 
     verification = verify_step(mock_db, migration, step, state.count_before)
     assert verification.passed, verification.summary()
@@ -181,7 +181,7 @@ def test_migrate_chunk_checkpoints_every_batch_and_reaches_the_target(mock_db, s
 
     before = snapshot(mock_db)
     again = migrate_chunk(mock_db, migration, step, state, BatchCursor(mock_db.users, 1, None, False), None, BATCH, 5)
-    assert again.finished and (again.done, again.changed) == (N, N)
+    assert again and (state.done, state.changed) == (N, N)
     assert snapshot(mock_db) == before
     assert ledger.checkpoint() is None
 
