@@ -50,6 +50,12 @@ def migrate(
 
 
 @app.command()
+def rollback(run: Annotated[str, typer.Option("--run", help="Run id from `docshift history` or `status`.")]) -> None:
+    """Restore a run's pre-images: the unfinished run after a crash, or the latest finished run."""
+    command.rollback(run)
+
+
+@app.command()
 def history() -> None:
     """List applied, reverted and failed runs."""
     command.history()

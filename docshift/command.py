@@ -113,10 +113,25 @@ def migrate(target: int | None, batch_size: int | None, dry_run: bool, allow_cha
 def preflight(target: int | None, allow_changed: bool) -> None:
     """Refuse what would fail anyway before a flow run starts: bad files, target, connection, edits, lock."""
     _, scripts, db = _context()
-    scripts.check_target(scripts.head if target is None else target)
+    target = scripts.check_target(scripts.head if target is None else target)
     ledger = Ledger(db)
-    engine.check_checksums(scripts, ledger, ledger.current_version(), allow_changed)
+    current = ledger.current_version()
+    engine.check_checksums(scripts, ledger, current, allow_changed)
+    engine.plan_steps(scripts, current, target, ledger.checkpoint())
     ledger.check_lock_free()
+
+
+def rollback(run_id: str) -> dict:
+    """Restore a run's pre-images through the Prefect `rollback` flow: its unfinished run or the latest finished one."""
+    from flows.rollback import rollback as rollback_flow
+
+    _, scripts, db = _context()
+    engine.rollback_target(db, scripts, run_id)
+    Ledger(db).check_lock_free()
+    result = rollback_flow(run_id=run_id)
+    console.print(f"run {run_id} rolled back: {result['restored']:,} documents restored from its backup; "
+                  f"database is at version {result['version']}")
+    return result
 
 
 def print_report(report: dict) -> None:

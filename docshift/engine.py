@@ -19,7 +19,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, CollectionInvalid, PyMongoError
 
-from .errors import ChangedMigrationError, DatabaseError
+from .errors import ChangedMigrationError, DatabaseError, RollbackPendingError, TargetError
 from .ledger import Ledger, LeaseLock, as_utc, now
 from .loader import ScriptDirectory
 from .progress import ProgressEvent, publish
@@ -41,6 +41,7 @@ class Step:
     collection: str
     from_version: int
     to_version: int
+    ledger_before: int
     ledger_after: int
 
     @property
@@ -52,8 +53,8 @@ def make_step(scripts: ScriptDirectory, version: int, direction: str) -> Step:
     migration = scripts.get(version).migration
     before = scripts.collection_predecessor(version)
     if direction == "up":
-        return Step(version, "up", migration.collection, before, version, version)
-    return Step(version, "down", migration.collection, version, before, scripts.global_predecessor(version))
+        return Step(version, "up", migration.collection, before, version, scripts.global_predecessor(version), version)
+    return Step(version, "down", migration.collection, version, before, version, scripts.global_predecessor(version))
 
 
 def plan_steps(scripts: ScriptDirectory, current: int, target: int, checkpoint: dict | None) -> list[Step]:
@@ -62,6 +63,9 @@ def plan_steps(scripts: ScriptDirectory, current: int, target: int, checkpoint: 
     An interrupted step (a checkpoint) is resumed when the path contains it; when the path goes the
     other way, the partial step is undone first so that no document is left half-way.
     """
+    if checkpoint and checkpoint.get("rolling_back"):
+        raise RollbackPendingError(
+            f"run {checkpoint['run_id']} is being rolled back; finish it first: docshift rollback --run {checkpoint['run_id']}")
     if target >= current:
         steps = [make_step(scripts, v, "up") for v in scripts.versions if current < v <= target]
     else:
@@ -385,22 +389,57 @@ def finish(db: Database, step: Step, state: RunState, verification: Verification
             "backup": state.backup, **fields}
 
 
-def rollback(db: Database, step: Step, state: RunState, reason: str, batch_size: int = 1000) -> int:
-    """Put back the pre-image of every document this run changed that is still as the run left it.
+def rollback(db: Database, step: Step, run_id: str, reason: str, counts: dict | None = None, rewind: bool = False,
+             batch_size: int = 1000) -> int:
+    """Put back the pre-image of every document the run changed that is still as the run left it.
 
-    Idempotent: a document already restored is no longer at the run's target version, so a re-run skips it.
+    The checkpoint says `rolling_back` first, so that an interrupted rollback is finished by running it again
+    rather than resumed forward. Idempotent: a restored document is no longer at the run's target version.
+    With `rewind` (the run had finished), the current version goes back to what it was before the run.
     """
+    ledger = Ledger(db)
+    pending = ledger.checkpoint()
+    if pending and pending["run_id"] == run_id and pending.get("rolling_back"):
+        reason = pending["reason"]  # finishing an interrupted rollback: keep why it started
+    ledger.save_checkpoint({"run_id": run_id, "version": step.version, "direction": step.direction,
+                            "rolling_back": True, "reason": reason})
     coll, restored = db[step.collection], 0
     guard = version_filter(step.to_version)
-    docs = db[state.backup].with_options(codec_options=RAW).find().sort("_id", 1).batch_size(batch_size)
+    docs = db[BACKUP_PREFIX + run_id].with_options(codec_options=RAW).find().sort("_id", 1).batch_size(batch_size)
     while batch := list(itertools.islice(docs, batch_size)):
         result = coll.bulk_write([ReplaceOne({"_id": raw["_id"], **guard}, raw) for raw in batch], ordered=False)
         restored += result.modified_count
-    ledger = Ledger(db)
-    ledger.update_entry(state.run_id, {"outcome": "rolled_back", "finished_at": now(), "error": reason,
-                                       "restored": restored, "matched": state.matched, "changed": state.changed})
+    entry = ledger.entry(run_id) or {}
+    ledger.update_entry(run_id, {"outcome": "rolled_back", "finished_at": now(), "error": reason,
+                                 "restored": entry.get("restored", 0) + restored, **(counts or {})})
+    if rewind:
+        ledger.set_current(step.ledger_before)
     ledger.clear_checkpoint()
     return restored
+
+
+def rollback_target(db: Database, scripts: ScriptDirectory, run_id: str) -> tuple[Step, bool]:
+    """The step of a run that may be rolled back by hand, and whether it had finished (then the version rewinds too).
+
+    Allowed: the unfinished run (crashed, failed, or half rolled back), or the latest finished run.
+    """
+    ledger = Ledger(db)
+    entry = ledger.entry(run_id)
+    if entry is None:
+        raise TargetError(f"no run {run_id!r} in this database's history (see `docshift history`)")
+    step = make_step(scripts, entry["version"], entry["direction"])
+    checkpoint = ledger.checkpoint()
+    if checkpoint and checkpoint["run_id"] == run_id:
+        return step, False
+    if checkpoint:
+        raise TargetError(f"run {checkpoint['run_id']} is unfinished; roll that one back (or finish it) first")
+    finished = [e for e in ledger.history() if e["outcome"] in ("applied", "reverted")]
+    if entry["outcome"] in ("applied", "reverted"):
+        if finished[-1]["_id"] != run_id or ledger.current_version() != step.ledger_after:
+            raise TargetError(f"run {run_id} is not the latest change to the database; "
+                              f"migrate to version {step.ledger_before} instead")
+        return step, True
+    raise TargetError(f"run {run_id} is {entry['outcome']}: nothing to roll back")
 
 
 def fail(db: Database, state: RunState, reason: str) -> None:

@@ -29,6 +29,10 @@ class LockLostError(DocshiftError):
     """This run's lease lock was broken or expired while it ran; it stopped at its last checkpoint."""
 
 
+class RollbackPendingError(DocshiftError):
+    """A rollback was interrupted; it must be finished before anything else runs."""
+
+
 class ChangedMigrationError(DocshiftError):
     """An applied migration's file no longer matches the checksum recorded when it ran."""
 

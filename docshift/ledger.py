@@ -55,6 +55,9 @@ class Ledger:
     def start_entry(self, entry: dict) -> None:
         self.coll.insert_one({"kind": "history", **entry})
 
+    def entry(self, run_id: str) -> dict | None:
+        return self.coll.find_one({"_id": run_id, "kind": "history"})
+
     def update_entry(self, run_id: str, fields: dict) -> None:
         self.coll.update_one({"_id": run_id}, {"$set": fields})
 

@@ -79,14 +79,14 @@ def apply_migration(version: int, direction: str, batch_size: int) -> dict:
         reason = redact(f"{type(exc).__name__}: {exc}")
         logger.error("migration %s %s failed: %s; rolling back", version, direction, reason)
         try:
-            restored = rollback(db, step, state, reason)
+            restored = rollback(db, step, state.run_id, reason, {"matched": state.matched, "changed": state.changed})
         except Exception as rollback_exc:
             with suppress(Exception):  # the database may be down; the checkpoint keeps the run resumable anyway
                 engine.fail(db, state, reason)
             raise MigrationFailed(
                 f"migration {version} ({direction}) failed: {reason}; rollback could not finish either "
                 f"({type(rollback_exc).__name__}: {redact(str(rollback_exc))}); the run is checkpointed: "
-                f"re-run `docshift migrate` to resume it, or migrate to an earlier version to undo it"
+                f"re-run `docshift migrate` to resume it, or `docshift rollback --run {state.run_id}` to undo it"
             ) from None
         raise MigrationFailed(
             f"migration {version} ({direction}) failed and was rolled back ({restored} documents restored "

@@ -13,7 +13,7 @@ from tests.helpers import as_bson
 from docshift import demo
 from docshift.engine import (BACKUP_PREFIX, BatchCursor, PreImages, check_checksums, finish, make_step, migrate_chunk, open_backup,
                              plan_report, plan_steps, rollback, save_pre_images, start_or_resume, verify_step)
-from docshift.errors import ChangedMigrationError, LockHeldError, LockLostError
+from docshift.errors import ChangedMigrationError, LockHeldError, LockLostError, RollbackPendingError
 from docshift.ledger import LEDGER, LOCK, LeaseLock, Ledger, now
 from docshift.transform import version_filter
 
@@ -251,13 +251,13 @@ def test_rollback_restores_pre_images_byte_identically(mock_db, seed_scripts, us
     migrate_all(mock_db, seed_scripts, step, state, cursor)
     assert snapshot(mock_db) != before
 
-    restored = rollback(mock_db, step, state, "verification failed")
+    restored = rollback(mock_db, step, state.run_id, "verification failed")
     assert restored == N
     assert snapshot(mock_db) == before
     entry = next(e for e in Ledger(mock_db).history() if e["_id"] == state.run_id)
     assert (entry["outcome"], entry["restored"], entry["error"]) == ("rolled_back", N, "verification failed")
     assert Ledger(mock_db).checkpoint() is None
-    assert rollback(mock_db, step, state, "again") == 0
+    assert rollback(mock_db, step, state.run_id, "again") == 0
     assert snapshot(mock_db) == before
 
 
@@ -269,7 +269,7 @@ def test_rollback_only_touches_documents_still_at_the_runs_target_version(mock_d
     mock_db.users.update_one({"_id": moved_on}, {"$set": {"schema_version": 3, "first_name": "X"}})
     moved_state = mock_db.users.find_one({"_id": moved_on})
 
-    assert rollback(mock_db, step, state, "failed") == N - 1
+    assert rollback(mock_db, step, state.run_id, "failed") == N - 1
     after = snapshot(mock_db)
     assert after[moved_on] == bson.encode(moved_state)
     assert all(after[i] == before[i] for i in before if i != moved_on)
@@ -407,3 +407,9 @@ def test_backup_collection_is_opened_before_any_change_and_reopening_is_harmless
     assert state.backup in mock_db.list_collection_names()
     assert mock_db[state.backup].count_documents({}) == 0
     assert mock_db.users.find_one({"_id": 1}) == {"_id": 1, "name": "Ada"}
+
+
+def test_nothing_is_planned_while_a_rollback_is_unfinished(seed_scripts):
+    pending = {"run_id": "v3-up-abc", "version": 3, "direction": "up", "rolling_back": True, "reason": "boom"}
+    with pytest.raises(RollbackPendingError, match="docshift rollback --run v3-up-abc"):
+        plan_steps(seed_scripts, 2, 5, pending)

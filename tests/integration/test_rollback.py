@@ -1,0 +1,86 @@
+"""`docshift rollback --run`: exact restores after a crash, after an interrupted rollback, and of the latest run."""
+
+import os
+import signal
+import time
+
+from docshift.demo import seed_users
+from tests.integration.conftest import raw_snapshot
+from tests.integration.test_crash_resume import wait_for_checkpoint
+
+LEASE = {"DOCSHIFT_LOCK_LEASE_SECONDS": "2"}
+
+
+def kill(proc):
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(2.5)  # the dead run's lease runs out
+
+
+def test_kill_9_during_rollback_then_rollback_again_is_complete_and_exact(env):
+    seed_users(env.db, 4000, seed=13)
+    assert env.run("migrate", "2").returncode == 0
+    before = raw_snapshot(env.db.users)
+    late_failure = env.migrations / "0003_split_name.py"
+    late_failure.write_text(late_failure.read_text().replace(
+        "def up(doc: dict) -> dict:\n", "def up(doc: dict) -> dict:\n    if doc['user_id'] == 'user_3900':\n        raise ValueError('late')\n", 1))
+    proc = env.start("migrate", "--batch-size", "100", extra=LEASE)
+    deadline = time.monotonic() + 300
+    while not (env.ledger.find_one({"_id": "checkpoint", "rolling_back": True})):
+        assert proc.poll() is None and time.monotonic() < deadline, "the automatic rollback did not start"
+        time.sleep(0.01)
+    kill(proc)
+    run_id = env.ledger.find_one({"_id": "checkpoint"})["run_id"]
+    assert env.db.users.count_documents({"schema_version": 3}) > 0  # the rollback was cut short
+
+    refused = env.run("migrate", extra=LEASE)
+    assert refused.returncode == 1 and f"docshift rollback --run {run_id}" in refused.stderr
+
+    again = env.run("rollback", "--run", run_id, extra=LEASE)
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert raw_snapshot(env.db.users) == before
+    entry = env.ledger.find_one({"_id": run_id})
+    assert entry["outcome"] == "rolled_back" and "late" in entry["error"]
+    assert env.ledger.find_one({"_id": "current"})["version"] == 2 and env.ledger.find_one({"_id": "checkpoint"}) is None
+    assert env.run("rollback", "--run", run_id).returncode == 1  # nothing left to roll back
+
+
+def test_rollback_of_a_killed_migration_instead_of_resuming_it(env):
+    seed_users(env.db, 3000, seed=14)
+    before = raw_snapshot(env.db.users)
+    proc = env.start("migrate", "2", "--batch-size", "100", extra=LEASE)
+    checkpoint = wait_for_checkpoint(env, proc, 2, 1000)
+    kill(proc)
+
+    result = env.run("rollback", "--run", checkpoint["run_id"], extra=LEASE)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "documents restored" in result.stdout
+    assert raw_snapshot(env.db.users) == before
+    assert env.ledger.find_one({"_id": "current"}) is None  # never moved
+
+
+def test_rollback_of_the_latest_finished_run_rewinds_the_version_exactly(env):
+    seed_users(env.db, 800, seed=15)
+    assert env.run("migrate", "3").returncode == 0
+    at_3 = raw_snapshot(env.db.users)
+    assert env.run("migrate", "4").returncode == 0
+    run_4 = env.ledger.find_one({"kind": "history", "version": 4})["_id"]
+    run_3 = env.ledger.find_one({"kind": "history", "version": 3})["_id"]
+
+    not_latest = env.run("rollback", "--run", run_3)
+    assert not_latest.returncode == 1 and "not the latest change" in not_latest.stderr and "migrate to version 2" in not_latest.stderr
+
+    result = env.run("rollback", "--run", run_4)
+
+    assert result.returncode == 0, result.stderr
+    assert raw_snapshot(env.db.users) == at_3  # byte for byte, deprecated_field and all
+    assert env.ledger.find_one({"_id": "current"})["version"] == 3
+    assert env.run("migrate").returncode == 0 and env.db.users.count_documents({"schema_version": 5}) == 800
+
+
+def test_unknown_run_is_refused(env):
+    seed_users(env.db, 10, seed=1)
+    result = env.run("rollback", "--run", "v9-up-nope")
+    assert result.returncode == 1 and "no run 'v9-up-nope'" in result.stderr
