@@ -44,9 +44,10 @@ def migrate(
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Documents per batch (env DOCSHIFT_BATCH_SIZE)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and sample only; write nothing.")] = False,
     allow_changed: Annotated[bool, typer.Option("--allow-changed", help="Run although applied files were edited.")] = False,
+    max_failures: Annotated[int, typer.Option(min=0, help="Documents that may fail and be quarantined before the run rolls back.")] = 0,
 ) -> None:
     """Migrate up or down to TARGET through the Prefect `migrate` flow."""
-    command.migrate(target, batch_size, dry_run, allow_changed)
+    command.migrate(target, batch_size, dry_run, allow_changed, max_failures)
 
 
 @app.command()
@@ -75,6 +76,12 @@ def verify(version: Target = None) -> None:
     """Re-run the verification checks of an applied migration."""
     if not command.verify(version):
         raise typer.Exit(1)
+
+
+@app.command()
+def quarantine() -> None:
+    """List documents whose migration function raised (left unchanged; retried by the next migrate)."""
+    command.quarantine()
 
 
 @app.command()

@@ -83,7 +83,7 @@ def print_plan(report: dict) -> None:
             console.print(f"      _id {before['_id']}: {change}", markup=False, highlight=False)
 
 
-def migrate(target: int | None, batch_size: int | None, dry_run: bool, allow_changed: bool) -> dict:
+def migrate(target: int | None, batch_size: int | None, dry_run: bool, allow_changed: bool, max_failures: int = 0) -> dict:
     """Run the `migrate` Prefect flow to TARGET (default: latest), showing a progress bar and the report."""
     from flows.migrate import migrate as migrate_flow
 
@@ -100,7 +100,8 @@ def migrate(target: int | None, batch_size: int | None, dry_run: bool, allow_cha
     stop = progress.subscribe(show)
     try:
         with bars:
-            report = migrate_flow(target_version=target, batch_size=batch_size, dry_run=dry_run, allow_changed=allow_changed)
+            report = migrate_flow(target_version=target, batch_size=batch_size, dry_run=dry_run, allow_changed=allow_changed,
+                                  max_failures=max_failures)
     finally:
         stop()
     if report["dry_run"]:
@@ -117,7 +118,7 @@ def preflight(target: int | None, allow_changed: bool) -> None:
     ledger = Ledger(db)
     current = ledger.current_version()
     engine.check_checksums(scripts, ledger, current, allow_changed)
-    engine.plan_steps(scripts, current, target, ledger.checkpoint())
+    engine.plan_steps(scripts, current, target, ledger.checkpoint(), engine.quarantined_versions(db, current))
     ledger.check_lock_free()
 
 
@@ -136,13 +137,16 @@ def rollback(run_id: str) -> dict:
 
 def print_report(report: dict) -> None:
     table = Table(title=f"docshift: {report['database']} from version {report['current']} to {report['target']}")
-    for column in ("migration", "direction", "documents", "changed", "seconds", "docs/s", "backup", "verification"):
+    for column in ("migration", "direction", "documents", "changed", "quarantined", "seconds", "docs/s", "backup", "verification"):
         table.add_column(column)
     for s in report["steps"]:
         rate = s["documents"] / s["duration_s"] if s["duration_s"] else 0
-        table.add_row(str(s["version"]), s["direction"], f"{s['documents']:,}", f"{s['changed']:,}", f"{s['duration_s']:.1f}",
-                      f"{rate:,.0f}", s["backup"], s["verification"])
+        table.add_row(str(s["version"]), s["direction"], f"{s['documents']:,}", f"{s['changed']:,}", str(s["quarantined"]),
+                      f"{s['duration_s']:.1f}", f"{rate:,.0f}", s["backup"], s["verification"])
     console.print(table if report["steps"] else "already at the target version: nothing to do")
+    if any(s["quarantined"] for s in report["steps"]):
+        console.print("some documents were quarantined and left unchanged: see `docshift quarantine`; "
+                      "fix the migration and run `docshift migrate --allow-changed` to retry them")
     console.print(f"database is now at version {report['version']}")
 
 
@@ -185,6 +189,17 @@ def verify(version: int | None) -> bool:
     for c in result.checks:
         console.print(f"{'pass' if c['passed'] else 'FAIL'}  {c['check']}: expected {c['expected']}, found {c['found']}")
     return result.passed
+
+
+def quarantine() -> list[dict]:
+    """Documents whose migration function raised, left unchanged, with the error: the next migrate retries them."""
+    _, _, db = _context()
+    entries = list(db[engine.QUARANTINE].find().sort([("version", 1), ("at", 1)]))
+    console.print(f"docshift quarantine ({len(entries)} documents)")
+    for e in entries:
+        console.print(f"  migration {e['version']} {e['direction']} {e['collection']} _id={e['doc_id']!r}: {e['error']} "
+                      f"[at {(e['traceback'] or ['?'])[-1]}; run {e['run_id']}]", markup=False, highlight=False)
+    return entries
 
 
 def unlock() -> dict | None:

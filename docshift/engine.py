@@ -5,9 +5,10 @@ Every write is guarded by `schema_version`, so redoing a batch after a crash cha
 """
 
 import itertools
+import traceback
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import bson
@@ -19,7 +20,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, CollectionInvalid, PyMongoError
 
-from .errors import ChangedMigrationError, DatabaseError, RollbackPendingError, TargetError
+from .errors import ChangedMigrationError, DatabaseError, RollbackPendingError, TargetError, TransformError
 from .ledger import Ledger, LeaseLock, as_utc, now
 from .loader import ScriptDirectory
 from .progress import ProgressEvent, publish
@@ -28,6 +29,7 @@ from .transform import apply, update_for, version_filter, versions_filter
 
 RAW = CodecOptions(document_class=RawBSONDocument)
 BACKUP_PREFIX = "_docshift_backup."
+QUARANTINE = "_quarantine"
 SWEEPS = 3
 """Extra passes after the `_id` cursor ends, for documents written behind it while it ran."""
 
@@ -57,11 +59,13 @@ def make_step(scripts: ScriptDirectory, version: int, direction: str) -> Step:
     return Step(version, "down", migration.collection, version, before, version, scripts.global_predecessor(version))
 
 
-def plan_steps(scripts: ScriptDirectory, current: int, target: int, checkpoint: dict | None) -> list[Step]:
+def plan_steps(scripts: ScriptDirectory, current: int, target: int, checkpoint: dict | None,
+               retry_from: dict[str, int] | None = None) -> list[Step]:
     """The steps from `current` to `target`: ups ascending or downs descending, as in the original runner.
 
     An interrupted step (a checkpoint) is resumed when the path contains it; when the path goes the
-    other way, the partial step is undone first so that no document is left half-way.
+    other way, the partial step is undone first so that no document is left half-way. Going up, quarantined
+    documents (`retry_from`: collection -> lowest migration they failed) are first carried up to `current` again.
     """
     if checkpoint and checkpoint.get("rolling_back"):
         raise RollbackPendingError(
@@ -70,6 +74,11 @@ def plan_steps(scripts: ScriptDirectory, current: int, target: int, checkpoint: 
         steps = [make_step(scripts, v, "up") for v in scripts.versions if current < v <= target]
     else:
         steps = [make_step(scripts, v, "down") for v in reversed(scripts.versions) if target < v <= current]
+    if target >= current and retry_from:
+        retries = [replace(make_step(scripts, v, "up"), ledger_before=current, ledger_after=current)
+                   for v in scripts.versions
+                   if v <= current and retry_from.get(scripts.get(v).migration.collection, v + 1) <= v]
+        steps = retries + steps
     if checkpoint and checkpoint["version"] in scripts.scripts:
         pending = (checkpoint["version"], checkpoint["direction"])
         if pending not in {(s.version, s.direction) for s in steps}:
@@ -154,6 +163,7 @@ class RunState:
     changed: int = 0
     batches: int = 0
     resumed: int = 0
+    quarantined: list = field(default_factory=list)
     started_at: Any = None
     flow_run_id: str | None = None
 
@@ -194,6 +204,7 @@ def start_or_resume(db: Database, scripts: ScriptDirectory, step: Step, flow_run
         "started_at": state.started_at, "finished_at": None, "outcome": "running", "matched": 0, "changed": 0,
         "flow_run_id": flow_run_id, "backup": state.backup, "resumed": 0,
     })
+    db[QUARANTINE].delete_many({"version": step.version, "direction": step.direction})  # retried by this run
     ledger.save_checkpoint(asdict(state))
     return state
 
@@ -303,7 +314,7 @@ def bson_order(value: Any) -> tuple:
 
 def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunState, cursor: BatchCursor,
                   lock: LeaseLock | None, batch_size: int, max_batches: int,
-                  pre_images: PreImages | None = None) -> bool:
+                  pre_images: PreImages | None = None, max_failures: int = 0) -> bool:
     """Up to `max_batches` batches: pre-images saved, guarded updates written, checkpoint saved after each.
 
     Returns whether the step has no documents left to do; the counts are in `state`.
@@ -319,8 +330,14 @@ def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunStat
         ops = []
         for raw in raws:
             doc = bson.decode(raw.raw)
+            if doc["_id"] in state.quarantined:
+                continue  # a sweep met it again
             pre_image = pre_images.get(doc["_id"]) if pre_images else None
-            update = update_for(doc, transform_one(migration, step, doc, pre_image), step.to_version)
+            try:
+                update = update_for(doc, transform_one(migration, step, doc, pre_image), step.to_version)
+            except TransformError as exc:
+                quarantine(db, step, state, doc["_id"], exc, max_failures)
+                continue
             if update:
                 ops.append(UpdateOne({"_id": doc["_id"], **guard}, update))
         save_pre_images(backup, raws)
@@ -331,9 +348,34 @@ def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunStat
         state.done += len(raws)
         state.batches += 1
         state.last_id, state.started = cursor.last_id, True
-        ledger.save_checkpoint({k: getattr(state, k) for k in ("last_id", "started", "done", "matched", "changed", "batches")})
+        ledger.save_checkpoint({k: getattr(state, k) for k in ("last_id", "started", "done", "matched", "changed", "batches", "quarantined")})
         publish(ProgressEvent(step.label, state.done, max(state.total, state.done), state.changed, state.elapsed_s))
     return False
+
+
+def quarantine(db: Database, step: Step, state: RunState, doc_id: Any, exc: TransformError, max_failures: int) -> None:
+    """Record a document whose function raised and leave it unchanged; over `max_failures` the run fails."""
+    cause = exc.__cause__ or exc
+    frames = traceback.extract_tb(cause.__traceback__)[-3:]
+    db[QUARANTINE].replace_one(
+        {"_id": f"{step.version}:{step.direction}:{bson.encode({'': doc_id}).hex()}"},
+        {"collection": step.collection, "version": step.version, "direction": step.direction, "doc_id": doc_id,
+         "run_id": state.run_id, "error": str(exc), "traceback": [f"{f.filename}:{f.lineno} in {f.name}" for f in frames],
+         "at": now()},
+        upsert=True,
+    )
+    state.quarantined.append(doc_id)
+    if len(state.quarantined) > max_failures:
+        raise TransformError(f"{len(state.quarantined)} document(s) failed, more than --max-failures {max_failures}; "
+                             f"first: {exc}; see `docshift quarantine`")
+
+
+def quarantined_versions(db: Database, current: int) -> dict[str, int]:
+    """Per collection, the lowest applied migration with quarantined documents: `migrate` retries from there."""
+    lowest: dict[str, int] = {}
+    for entry in db[QUARANTINE].find({"direction": "up", "version": {"$lte": current}}):
+        lowest[entry["collection"]] = min(lowest.get(entry["collection"], entry["version"]), entry["version"])
+    return lowest
 
 
 @dataclass
@@ -351,12 +393,14 @@ class Verification:
         return "; ".join(f"{c['check']}: expected {c['expected']}, found {c['found']}" for c in self.checks if not c["passed"])
 
 
-def verify_step(db: Database, migration: Migration, step: Step, count_before: int | None, sample: int = 1000) -> Verification:
-    """No document left at the source version, the count unchanged, and migrated documents valid for the target model."""
+def verify_step(db: Database, migration: Migration, step: Step, count_before: int | None, sample: int = 1000,
+                quarantined: int = 0) -> Verification:
+    """Only quarantined documents left at the source version, the count unchanged, migrated documents valid for the target model."""
     coll = db[step.collection]
     result = Verification()
     left = coll.count_documents(version_filter(step.from_version))
-    result.add(f"documents left at version {step.from_version}", 0, left, left == 0)
+    result.add(f"documents left at version {step.from_version}" + (" (quarantined)" if quarantined else ""),
+               quarantined, left, left == quarantined)
     if count_before is not None:
         total = coll.count_documents({})
         result.add("document count", count_before, total, total == count_before)
@@ -378,7 +422,7 @@ def finish(db: Database, step: Step, state: RunState, verification: Verification
     finished = now()
     fields = {
         "outcome": "applied" if step.direction == "up" else "reverted", "finished_at": finished,
-        "matched": state.matched, "changed": state.changed, "documents": state.done,
+        "matched": state.matched, "changed": state.changed, "documents": state.done, "quarantined": len(state.quarantined),
         "duration_s": round(state.elapsed_s, 3),
         "verification": "passed" if verification.passed else verification.summary(),
     }
@@ -451,7 +495,7 @@ def plan_report(db: Database, scripts: ScriptDirectory, target: int) -> dict:
     """What migrating to `target` would do: the steps, the documents each touches, sample diffs. Writes nothing."""
     ledger = Ledger(db)
     current = ledger.current_version()
-    steps = plan_steps(scripts, current, target, ledger.checkpoint())
+    steps = plan_steps(scripts, current, target, ledger.checkpoint(), quarantined_versions(db, current))
     counts, samples = count_plan(db, steps), sample_plan(db, scripts, steps)
     return {
         "current": current, "target": target,

@@ -2,6 +2,7 @@
 
 from contextlib import suppress
 from contextvars import ContextVar
+from dataclasses import replace
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
@@ -24,7 +25,7 @@ _held_lock: ContextVar[LeaseLock | None] = ContextVar("docshift_held_lock", defa
 
 @flow(name="migrate", description="Migrate the database to a schema version (default: the latest), up or down.")
 def migrate(target_version: int | None = None, batch_size: int | None = None, dry_run: bool = False,
-            allow_changed: bool = False) -> dict:
+            allow_changed: bool = False, max_failures: int = 0) -> dict:
     """Plan the path from the current version to `target_version` and run one subflow per migration on it."""
     settings = get_settings()
     scripts = ScriptDirectory.load(settings.migrations_dir)
@@ -36,10 +37,11 @@ def migrate(target_version: int | None = None, batch_size: int | None = None, dr
     with LeaseLock(db, settings.lock_lease_seconds, f"flow-run {flow_run.id}") as lock:
         current = ledger.current_version()
         engine.check_checksums(scripts, ledger, current, allow_changed)
-        steps = engine.plan_steps(scripts, current, target, ledger.checkpoint())
+        steps = engine.plan_steps(scripts, current, target, ledger.checkpoint(), engine.quarantined_versions(db, current))
         token = _held_lock.set(lock)
         try:
-            results = [apply_migration(s.version, s.direction, batch_size or settings.batch_size) for s in steps]
+            results = [apply_migration(s.version, s.direction, batch_size or settings.batch_size, max_failures,
+                                       s.ledger_after) for s in steps]
         finally:
             _held_lock.reset(token)
     report = {"dry_run": False, "current": current, "target": target, "database": settings.database,
@@ -49,13 +51,19 @@ def migrate(target_version: int | None = None, batch_size: int | None = None, dr
 
 
 @flow(name="apply-migration", flow_run_name="{direction}-{version}")
-def apply_migration(version: int, direction: str, batch_size: int) -> dict:
-    """Back up, migrate in checkpointed batches, verify; on failure restore the pre-images and fail plainly."""
+def apply_migration(version: int, direction: str, batch_size: int, max_failures: int = 0,
+                    ledger_after: int | None = None) -> dict:
+    """Back up, migrate in checkpointed batches, verify; on failure restore the pre-images and fail plainly.
+
+    `ledger_after` differs from the step's own only when quarantined documents are retried below the current version.
+    """
     settings = get_settings()
     scripts = ScriptDirectory.load(settings.migrations_dir)
     db = connect(settings)
     migration = scripts.get(version).migration
     step = engine.make_step(scripts, version, direction)
+    if ledger_after is not None and ledger_after != step.ledger_after:
+        step = replace(step, ledger_before=ledger_after, ledger_after=ledger_after)
     source_run = Ledger(db).pre_image_run(version) if direction == "down" and migration.down_uses_pre_image else None
     pre_images = engine.PreImages(db[engine.BACKUP_PREFIX + source_run]) if source_run else None
     state = start_run(db, scripts, step, str(flow_run.id) if flow_run.id else None)
@@ -66,11 +74,11 @@ def apply_migration(version: int, direction: str, batch_size: int) -> dict:
         backup(db, state)
         while True:
             finished = batch_migrate(db, migration, step, state, cursor, _held_lock.get(), batch_size,
-                                     settings.batches_per_task, pre_images)
+                                     settings.batches_per_task, pre_images, max_failures)
             update_progress_artifact(progress, progress_percent(state), description=progress_text(step, state))
             if finished:
                 break
-        verification = verify(db, migration, step, state.count_before)
+        verification = verify(db, migration, step, state.count_before, len(state.quarantined))
         if not verification.passed:
             raise VerificationFailed(f"verification failed: {verification.summary()}")
     except LockLostError:
@@ -109,12 +117,12 @@ def progress_text(step: engine.Step, state: engine.RunState) -> str:
 def report_markdown(report: dict) -> str:
     """The migration report people read in the Prefect UI (and the CLI prints as a table)."""
     lines = [f"# docshift: {report['database']} from version {report['current']} to {report['target']}", "",
-             "| migration | direction | collection | documents | changed | duration (s) | docs/s | backup | verification |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| migration | direction | collection | documents | changed | quarantined | duration (s) | docs/s | backup | verification |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for s in report["steps"]:
         rate = s["documents"] / s["duration_s"] if s["duration_s"] else 0
         lines.append(f"| {s['version']} | {s['direction']} | {s['collection']} | {s['documents']} | {s['changed']} | "
-                     f"{s['duration_s']} | {rate:,.0f} | {s['backup']} | {s['verification']} |")
+                     f"{s['quarantined']} | {s['duration_s']} | {rate:,.0f} | {s['backup']} | {s['verification']} |")
     if not report["steps"]:
-        lines.append("| — | already at target | | | | | | | |")
+        lines.append("| — | already at target | | | | | | | | |")
     return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""Quarantine: documents whose `up` raises are recorded and left unchanged; --max-failures decides the run's fate."""
+
+from docshift.demo import seed_users
+from tests.integration.conftest import raw_snapshot
+
+FLAKY = ("def up(doc: dict) -> dict:\n",
+         "def up(doc: dict) -> dict:\n    if doc['user_id'] in ('user_10', 'user_250', 'user_777'):\n"
+         "        raise ValueError(f\"cannot split {doc['user_id']}\")\n")
+
+
+def break_migration_3(env):
+    path = env.migrations / "0003_split_name.py"
+    original = path.read_text()
+    path.write_text(original.replace(*FLAKY, 1))
+    return path, original
+
+
+def test_under_the_threshold_the_run_completes_and_the_fix_retries_them(env):
+    seed_users(env.db, 1000, seed=16)
+    assert env.run("migrate", "2").returncode == 0
+    path, original = break_migration_3(env)
+    failing = {d["_id"]: raw for d in env.db.users.find({"user_id": {"$in": ["user_10", "user_250", "user_777"]}})
+               for raw in [raw_snapshot(env.db.users)[d["_id"]]]}
+
+    result = env.run("migrate", "--max-failures", "3", "--batch-size", "100")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "docshift quarantine" in result.stdout
+    assert env.ledger.find_one({"_id": "current"})["version"] == 5
+    after = raw_snapshot(env.db.users)
+    assert {i: after[i] for i in failing} == failing  # left exactly as they were, at version 2
+    assert env.db.users.count_documents({"schema_version": 5}) == 997
+    entry = env.ledger.find_one({"kind": "history", "version": 3})
+    assert entry["outcome"] == "applied" and entry["quarantined"] == 3 and "passed" == entry["verification"]
+    listed = env.run("quarantine")
+    assert listed.returncode == 0 and listed.stdout.count("cannot split user_") == 3 and "0003_split_name.py" in listed.stdout
+
+    path.write_text(original)  # the fix
+    refused = env.run("migrate")
+    assert refused.returncode == 1 and "--allow-changed" in refused.stderr
+    retried = env.run("migrate", "--allow-changed")
+
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert env.db.users.count_documents({"schema_version": 5}) == 1000
+    assert env.db["_quarantine"].count_documents({}) == 0
+    assert env.ledger.find_one({"_id": "current"})["version"] == 5
+    assert "(0 documents)" in env.run("quarantine").stdout
+
+
+def test_over_the_threshold_the_run_rolls_back_and_keeps_the_record(env):
+    seed_users(env.db, 1000, seed=17)
+    assert env.run("migrate", "2").returncode == 0
+    before = raw_snapshot(env.db.users)
+    break_migration_3(env)
+
+    result = env.run("migrate", "--max-failures", "2", "--batch-size", "100")
+
+    assert result.returncode == 1
+    assert "3 document(s) failed, more than --max-failures 2" in result.stderr and "rolled back" in result.stderr
+    assert raw_snapshot(env.db.users) == before
+    assert env.ledger.find_one({"_id": "current"})["version"] == 2
+    assert env.db["_quarantine"].count_documents({"version": 3}) == 3
