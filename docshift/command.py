@@ -56,7 +56,10 @@ def status() -> dict:
     console.print(f"latest version  {scripts.head}")
     pending = [v for v in scripts.versions if v > current]
     console.print(f"pending         {', '.join(map(str, pending)) or 'none'}")
-    if checkpoint:
+    if checkpoint and checkpoint.get("rolling_back"):
+        console.print(f"unfinished      rollback of run {checkpoint['run_id']} ({checkpoint['reason']}): "
+                      f"finish it with `docshift rollback --run {checkpoint['run_id']}`")
+    elif checkpoint:
         console.print(f"unfinished run  {checkpoint['run_id']}: {checkpoint['direction']} {checkpoint['version']}, "
                       f"{checkpoint['done']:,} of {checkpoint['total']:,} documents done (resumes on the next migrate)")
     console.print(f"lock            {lock['owner'] + ' until ' + str(lock['expires_at']) if lock else 'free'}")

@@ -35,6 +35,8 @@ def test_kill_9_during_rollback_then_rollback_again_is_complete_and_exact(env):
 
     refused = env.run("migrate", extra=LEASE)
     assert refused.returncode == 1 and f"docshift rollback --run {run_id}" in refused.stderr
+    status = env.run("status")
+    assert status.returncode == 0 and f"rollback of run {run_id}" in status.stdout and "late" in status.stdout
 
     again = env.run("rollback", "--run", run_id, extra=LEASE)
 
