@@ -36,6 +36,15 @@ class Env:
         return subprocess.run([str(BIN / "docshift"), *args], env={**self.vars, **(extra or {})}, capture_output=True,
                               text=True, timeout=timeout)
 
+    def break_split_name(self, user_ids: list[str], message: str) -> str:
+        """Make migration 3's `up` raise ValueError(f"{message} {user_id}") for these users; returns the original source."""
+        path = self.migrations / "0003_split_name.py"
+        original = path.read_text()
+        path.write_text(original.replace("def up(doc: dict) -> dict:\n", "def up(doc: dict) -> dict:\n"
+                                         f"    if doc['user_id'] in {user_ids!r}:\n"
+                                         f"        raise ValueError({message!r} + ' ' + doc['user_id'])\n", 1))
+        return original
+
     def start(self, *args: str, extra: dict | None = None) -> subprocess.Popen:
         return subprocess.Popen([str(BIN / "docshift"), *args], env={**self.vars, **(extra or {})}, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)

@@ -3,24 +3,15 @@
 from docshift.demo import seed_users
 from tests.integration.conftest import raw_snapshot
 
-FLAKY = ("def up(doc: dict) -> dict:\n",
-         "def up(doc: dict) -> dict:\n    if doc['user_id'] in ('user_10', 'user_250', 'user_777'):\n"
-         "        raise ValueError(f\"cannot split {doc['user_id']}\")\n")
-
-
-def break_migration_3(env):
-    path = env.migrations / "0003_split_name.py"
-    original = path.read_text()
-    path.write_text(original.replace(*FLAKY, 1))
-    return path, original
+FAILING = ["user_10", "user_250", "user_777"]
 
 
 def test_under_the_threshold_the_run_completes_and_the_fix_retries_them(env):
     seed_users(env.db, 1000, seed=16)
     assert env.run("migrate", "2").returncode == 0
-    path, original = break_migration_3(env)
-    failing = {d["_id"]: raw for d in env.db.users.find({"user_id": {"$in": ["user_10", "user_250", "user_777"]}})
-               for raw in [raw_snapshot(env.db.users)[d["_id"]]]}
+    original = env.break_split_name(FAILING, "cannot split")
+    before = raw_snapshot(env.db.users)
+    failing = {d["_id"]: before[d["_id"]] for d in env.db.users.find({"user_id": {"$in": FAILING}})}
 
     result = env.run("migrate", "--max-failures", "3", "--batch-size", "100")
 
@@ -35,7 +26,7 @@ def test_under_the_threshold_the_run_completes_and_the_fix_retries_them(env):
     listed = env.run("quarantine")
     assert listed.returncode == 0 and listed.stdout.count("cannot split user_") == 3 and "0003_split_name.py" in listed.stdout
 
-    path.write_text(original)  # the fix
+    (env.migrations / "0003_split_name.py").write_text(original)  # the fix
     refused = env.run("migrate")
     assert refused.returncode == 1 and "--allow-changed" in refused.stderr
     retried = env.run("migrate", "--allow-changed")
@@ -51,7 +42,7 @@ def test_over_the_threshold_the_run_rolls_back_and_keeps_the_record(env):
     seed_users(env.db, 1000, seed=17)
     assert env.run("migrate", "2").returncode == 0
     before = raw_snapshot(env.db.users)
-    break_migration_3(env)
+    env.break_split_name(FAILING, "cannot split")
 
     result = env.run("migrate", "--max-failures", "2", "--batch-size", "100")
 

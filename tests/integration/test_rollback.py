@@ -21,9 +21,7 @@ def test_kill_9_during_rollback_then_rollback_again_is_complete_and_exact(env):
     seed_users(env.db, 4000, seed=13)
     assert env.run("migrate", "2").returncode == 0
     before = raw_snapshot(env.db.users)
-    late_failure = env.migrations / "0003_split_name.py"
-    late_failure.write_text(late_failure.read_text().replace(
-        "def up(doc: dict) -> dict:\n", "def up(doc: dict) -> dict:\n    if doc['user_id'] == 'user_3900':\n        raise ValueError('late')\n", 1))
+    env.break_split_name(["user_3900"], "late")
     proc = env.start("migrate", "--batch-size", "100", extra=LEASE)
     deadline = time.monotonic() + 300
     while not (env.ledger.find_one({"_id": "checkpoint", "rolling_back": True})):

@@ -57,9 +57,7 @@ def test_a_failing_up_is_rolled_back_byte_for_byte(env):
     seed_users(env.db, 2000, seed=11)
     assert env.run("migrate", "2").returncode == 0
     before = raw_snapshot(env.db.users)
-    broken = env.migrations / "0003_split_name.py"
-    broken.write_text(broken.read_text().replace(
-        "def up(doc: dict) -> dict:\n", "def up(doc: dict) -> dict:\n    if doc['user_id'] == 'user_1500':\n        raise ValueError('boom')\n", 1))
+    env.break_split_name(["user_1500"], "boom")
 
     result = env.run("migrate", "--batch-size", "200")
 
