@@ -1,7 +1,6 @@
 """The `migrate` deployment of prefect.yaml on a process work pool, run by a real worker via `prefect deployment run`."""
 
 import subprocess
-import time
 
 from docshift.demo import seed_users
 from tests.conftest import BIN, ROOT
