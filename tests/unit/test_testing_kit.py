@@ -132,7 +132,7 @@ def test_the_kit_fails_a_down_that_forgets_to_restore_a_field():
     assert "migration 6 (Move email_address into contact): down(up(doc)) is not the document it started from" in message
     assert "first difference: email_address: " in message and "before, missing after" in message
     notes = "\n".join(getattr(failure.value, "__notes__", []))
-    assert "test_round_trip_6(" in notes and "'email_address'" in notes, notes  # hypothesis's falsifying example
+    assert "Failing test case: test_round_trip_6(" in notes, notes  # hypothesis reported its falsifying example
 
 
 class Counter(BaseModel):
