@@ -133,7 +133,8 @@ def rollback(run_id: str) -> dict:
     engine.rollback_target(db, scripts, run_id)
     Ledger(db).check_lock_free()
     result = rollback_flow(run_id=run_id)
-    console.print(f"run {run_id} rolled back: {result['restored']:,} documents restored from its backup; "
+    console.print(f"run {run_id} rolled back: {result['restored']:,} documents restored from its backup, "
+                  f"{result['undone_by_function']:,} written since undone by the migration's function; "
                   f"database is at version {result['version']}")
     return result
 

@@ -30,6 +30,7 @@ from .transform import apply, update_for, version_filter, versions_filter
 RAW = CodecOptions(document_class=RawBSONDocument)
 BACKUP_PREFIX = "_docshift_backup."
 QUARANTINE = "_quarantine"
+CHANGES = ".changes"
 SWEEPS = 3
 """Extra passes after the `_id` cursor ends, for documents written behind it while it ran."""
 
@@ -249,7 +250,7 @@ class BatchCursor:
 def open_backup(db: Database, state: RunState) -> str:
     """Create the run's backup collection before any document changes, so that a run that cannot back up never starts.
 
-    Each batch then writes its documents' pre-images into it just before it updates them (save_pre_images).
+    Each batch then writes its documents' pre-images into it just before it updates them (save_by_id), and what it wrote into `<backup>.changes`.
     """
     if state.backup not in db.list_collection_names(filter={"name": state.backup}):
         try:
@@ -261,19 +262,32 @@ def open_backup(db: Database, state: RunState) -> str:
     return state.backup
 
 
-def save_pre_images(backup: Collection, raws: list[RawBSONDocument]) -> None:
-    """Keep the exact bytes of each document before it is changed; a redone batch refreshes its pre-images."""
+def save_by_id(coll: Collection, docs: list) -> None:
+    """Insert documents keyed by `_id` (pre-images, change records); a redone batch replaces its earlier ones."""
     try:
-        backup.insert_many(raws, ordered=False)
+        coll.insert_many(docs, ordered=False)
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
         if any(e.get("code") != 11000 for e in errors):
             raise
-        backup.bulk_write([ReplaceOne({"_id": raws[e["index"]]["_id"]}, raws[e["index"]], upsert=True) for e in errors], ordered=False)
+        coll.bulk_write([ReplaceOne({"_id": docs[e["index"]]["_id"]}, docs[e["index"]], upsert=True) for e in errors], ordered=False)
 
 
-class PreImages:
-    """Pre-images of an earlier run, streamed in `_id` order beside the documents they belong to."""
+def change_record(doc_id: Any, update: dict) -> dict:
+    """What a run wrote to one document, kept so that rollback can tell whether anyone wrote after it."""
+    fields_set = [{"k": k, "v": v} for k, v in update.get("$set", {}).items()]  # pairs: keys may hold dots; no nested arrays (FerretDB)
+    return {"_id": doc_id, "set": fields_set, "unset": list(update.get("$unset", {}))}
+
+
+def written_filter(pre_image: dict, change: dict) -> dict:
+    """Matches the document only while it is exactly as the run left it (every field, no removed one back)."""
+    post = {k: v for k, v in pre_image.items() if k not in change["unset"] and k != "_id"}
+    post.update((pair["k"], pair["v"]) for pair in change["set"])
+    return {**{k: {"$eq": v} for k, v in post.items()}, **{k: {"$exists": False} for k in change["unset"]}}
+
+
+class BackupReader:
+    """Documents of a run's backup (pre-images or change records), streamed in `_id` order beside the documents they belong to."""
 
     def __init__(self, backup: Collection):
         self.backup = backup
@@ -314,7 +328,7 @@ def bson_order(value: Any) -> tuple:
 
 def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunState, cursor: BatchCursor,
                   lock: LeaseLock | None, batch_size: int, max_batches: int,
-                  pre_images: PreImages | None = None, max_failures: int = 0) -> bool:
+                  pre_images: BackupReader | None = None, max_failures: int = 0) -> bool:
     """Up to `max_batches` batches: pre-images saved, guarded updates written, checkpoint saved after each.
 
     Returns whether the step has no documents left to do; the counts are in `state`.
@@ -327,7 +341,7 @@ def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunStat
         raws = cursor.next_batch(batch_size)
         if not raws:
             return True
-        ops = []
+        ops, changes = [], []
         for raw in raws:
             doc = bson.decode(raw.raw)
             if doc["_id"] in state.quarantined:
@@ -340,7 +354,9 @@ def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunStat
                 continue
             if update:
                 ops.append(UpdateOne({"_id": doc["_id"], **guard}, update))
-        save_pre_images(backup, raws)
+                changes.append(change_record(doc["_id"], update))
+        save_by_id(backup, raws)
+        save_by_id(db[state.backup + CHANGES], changes)
         if ops:
             result = coll.bulk_write(ops, ordered=False)
             state.matched += result.matched_count
@@ -433,12 +449,14 @@ def finish(db: Database, step: Step, state: RunState, verification: Verification
             "backup": state.backup, **fields}
 
 
-def rollback(db: Database, step: Step, run_id: str, reason: str, counts: dict | None = None, rewind: bool = False,
-             batch_size: int = 1000) -> int:
-    """Put back the pre-image of every document the run changed that is still as the run left it.
+def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason: str, counts: dict | None = None,
+             rewind: bool = False, batch_size: int = 1000) -> dict:
+    """Undo the run: each changed document gets its pre-image back if it is still exactly as the run left it
+    (compare-and-swap on the whole document); one written since gets the opposite function applied instead,
+    so that a rollback never erases a newer write.
 
     The checkpoint says `rolling_back` first, so that an interrupted rollback is finished by running it again
-    rather than resumed forward. Idempotent: a restored document is no longer at the run's target version.
+    rather than resumed forward. Idempotent: an undone document is no longer at the run's target version.
     With `rewind` (the run had finished), the current version goes back to what it was before the run.
     """
     ledger = Ledger(db)
@@ -447,19 +465,41 @@ def rollback(db: Database, step: Step, run_id: str, reason: str, counts: dict | 
         reason = pending["reason"]  # finishing an interrupted rollback: keep why it started
     ledger.save_checkpoint({"run_id": run_id, "version": step.version, "direction": step.direction,
                             "rolling_back": True, "reason": reason})
-    coll, restored = db[step.collection], 0
-    guard = version_filter(step.to_version)
+    coll, guard = db[step.collection], version_filter(step.to_version)
+    undo = replace(step, direction="down" if step.direction == "up" else "up",
+                   from_version=step.to_version, to_version=step.from_version)
+    changes = BackupReader(db[BACKUP_PREFIX + run_id + CHANGES])
+    undone = {"restored": 0, "undone_by_function": 0}
     docs = db[BACKUP_PREFIX + run_id].with_options(codec_options=RAW).find().sort("_id", 1).batch_size(batch_size)
     while batch := list(itertools.islice(docs, batch_size)):
-        result = coll.bulk_write([ReplaceOne({"_id": raw["_id"], **guard}, raw) for raw in batch], ordered=False)
-        restored += result.modified_count
+        written = [(raw, bson.decode(raw.raw), change) for raw in batch if (change := changes.get(raw["_id"]))]
+        if not written:
+            continue
+        result = coll.bulk_write([ReplaceOne({"_id": pre["_id"], **guard, **written_filter(pre, change)}, raw)
+                                  for raw, pre, change in written], ordered=False)
+        undone["restored"] += result.modified_count
+        if result.matched_count < len(written):
+            undone["undone_by_function"] += undo_newer_writes(coll, migration, undo, guard, written)
     entry = ledger.entry(run_id) or {}
-    ledger.update_entry(run_id, {"outcome": "rolled_back", "finished_at": now(), "error": reason,
-                                 "restored": entry.get("restored", 0) + restored, **(counts or {})})
+    ledger.update_entry(run_id, {"outcome": "rolled_back", "finished_at": now(), "error": reason, **(counts or {}),
+                                 **{k: entry.get(k, 0) + n for k, n in undone.items()}})
     if rewind:
         ledger.set_current(step.ledger_before)
     ledger.clear_checkpoint()
-    return restored
+    return undone
+
+
+def undo_newer_writes(coll: Collection, migration: Migration, undo: Step, guard: dict, written: list) -> int:
+    """Apply the opposite function to documents still at the run's version but written since the run."""
+    count = 0
+    for _, pre, _ in written:
+        current = coll.find_one({"_id": pre["_id"], **guard})
+        if current is None:
+            continue  # restored (now or by an earlier attempt), or moved on to another version
+        update = update_for(current, transform_one(migration, undo, current, pre), undo.to_version)
+        if update and coll.update_one({"_id": pre["_id"], **guard}, update).modified_count:
+            count += 1
+    return count
 
 
 def rollback_target(db: Database, scripts: ScriptDirectory, run_id: str) -> tuple[Step, bool]:

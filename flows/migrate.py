@@ -65,7 +65,7 @@ def apply_migration(version: int, direction: str, batch_size: int, max_failures:
     if ledger_after is not None and ledger_after != step.ledger_after:
         step = replace(step, ledger_before=ledger_after, ledger_after=ledger_after)
     source_run = Ledger(db).pre_image_run(version) if direction == "down" and migration.down_uses_pre_image else None
-    pre_images = engine.PreImages(db[engine.BACKUP_PREFIX + source_run]) if source_run else None
+    pre_images = engine.BackupReader(db[engine.BACKUP_PREFIX + source_run]) if source_run else None
     state = start_run(db, scripts, step, str(flow_run.id) if flow_run.id else None)
     cursor = engine.BatchCursor(db[step.collection], step.from_version, state.last_id, state.started)
     progress = create_progress_artifact(0.0, description=f"{step.label}: starting")
@@ -87,7 +87,7 @@ def apply_migration(version: int, direction: str, batch_size: int, max_failures:
         reason = redact(f"{type(exc).__name__}: {exc}")
         logger.error("migration %s %s failed: %s; rolling back", version, direction, reason)
         try:
-            restored = rollback(db, step, state.run_id, reason, {"matched": state.matched, "changed": state.changed})
+            undone = rollback(db, migration, step, state.run_id, reason, {"matched": state.matched, "changed": state.changed})
         except Exception as rollback_exc:
             with suppress(Exception):  # the database may be down; the checkpoint keeps the run resumable anyway
                 engine.fail(db, state, reason)
@@ -97,8 +97,8 @@ def apply_migration(version: int, direction: str, batch_size: int, max_failures:
                 f"re-run `docshift migrate` to resume it, or `docshift rollback --run {state.run_id}` to undo it"
             ) from None
         raise MigrationFailed(
-            f"migration {version} ({direction}) failed and was rolled back ({restored} documents restored "
-            f"from backup {state.backup}): {reason}"
+            f"migration {version} ({direction}) failed and was rolled back ({undone['restored']} documents restored "
+            f"from backup {state.backup}, {undone['undone_by_function']} written since undone by the function): {reason}"
         ) from None
     update_progress_artifact(progress, 100.0, description=progress_text(step, state))
     return finish_run(db, step, state, verification)

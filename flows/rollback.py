@@ -19,5 +19,5 @@ def rollback(run_id: str, reason: str = "rolled back by hand") -> dict:
     db = connect(settings)
     with LeaseLock(db, settings.lock_lease_seconds, f"flow-run {flow_run.id} rollback {run_id}"):
         step, finished = engine.rollback_target(db, scripts, run_id)
-        restored = rollback_task(db, step, run_id, reason, rewind=finished)
-    return {"run_id": run_id, "restored": restored, "version": Ledger(db).current_version(), "database": settings.database}
+        undone = rollback_task(db, scripts.get(step.version).migration, step, run_id, reason, rewind=finished)
+    return {"run_id": run_id, **undone, "version": Ledger(db).current_version(), "database": settings.database}

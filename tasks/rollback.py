@@ -9,6 +9,7 @@ from .retry import transient
 
 
 @task(name="rollback", retries=3, retry_delay_seconds=[1, 5, 15], retry_condition_fn=transient, cache_policy=NO_CACHE)
-def rollback(db, step: engine.Step, run_id: str, reason: str, counts: dict | None = None, rewind: bool = False) -> int:
-    """Restore the pre-images of the run's changed documents; safe to repeat."""
-    return engine.rollback(db, step, run_id, reason, counts, rewind)
+def rollback(db, migration, step: engine.Step, run_id: str, reason: str, counts: dict | None = None,
+             rewind: bool = False) -> dict:
+    """Undo the run's changes from its backup (compare-and-swap, newer writes kept); safe to repeat."""
+    return engine.rollback(db, migration, step, run_id, reason, counts, rewind)

@@ -11,8 +11,8 @@ import pytest
 import docshift.ledger
 from tests.helpers import as_bson
 from docshift import demo
-from docshift.engine import (BACKUP_PREFIX, BatchCursor, PreImages, check_checksums, finish, make_step, migrate_chunk, open_backup,
-                             plan_report, plan_steps, rollback, save_pre_images, start_or_resume, verify_step)
+from docshift.engine import (BACKUP_PREFIX, BatchCursor, BackupReader, check_checksums, finish, make_step, migrate_chunk, open_backup,
+                             plan_report, plan_steps, rollback, save_by_id, start_or_resume, verify_step)
 from docshift.errors import ChangedMigrationError, LockHeldError, LockLostError, RollbackPendingError
 from docshift.ledger import LEDGER, LOCK, LeaseLock, Ledger, now
 from docshift.transform import version_filter
@@ -251,13 +251,14 @@ def test_rollback_restores_pre_images_byte_identically(mock_db, seed_scripts, us
     migrate_all(mock_db, seed_scripts, step, state, cursor)
     assert snapshot(mock_db) != before
 
-    restored = rollback(mock_db, step, state.run_id, "verification failed")
-    assert restored == N
+    migration = seed_scripts.get(version).migration
+    undone = rollback(mock_db, migration, step, state.run_id, "verification failed")
+    assert undone == {"restored": N, "undone_by_function": 0}
     assert snapshot(mock_db) == before
     entry = next(e for e in Ledger(mock_db).history() if e["_id"] == state.run_id)
     assert (entry["outcome"], entry["restored"], entry["error"]) == ("rolled_back", N, "verification failed")
     assert Ledger(mock_db).checkpoint() is None
-    assert rollback(mock_db, step, state.run_id, "again") == 0
+    assert rollback(mock_db, migration, step, state.run_id, "again") == {"restored": 0, "undone_by_function": 0}
     assert snapshot(mock_db) == before
 
 
@@ -269,10 +270,30 @@ def test_rollback_only_touches_documents_still_at_the_runs_target_version(mock_d
     mock_db.users.update_one({"_id": moved_on}, {"$set": {"schema_version": 3, "first_name": "X"}})
     moved_state = mock_db.users.find_one({"_id": moved_on})
 
-    assert rollback(mock_db, step, state.run_id, "failed") == N - 1
+    undone = rollback(mock_db, seed_scripts.get(2).migration, step, state.run_id, "failed")
+    assert undone == {"restored": N - 1, "undone_by_function": 0}
     after = snapshot(mock_db)
     assert after[moved_on] == bson.encode(moved_state)
     assert all(after[i] == before[i] for i in before if i != moved_on)
+
+
+def test_rollback_never_erases_a_write_made_after_the_run(mock_db, seed_scripts, users):
+    """Compare-and-swap: a document the application changed since the run gets `down` applied, keeping the change."""
+    before = snapshot(mock_db)
+    step, state, cursor = begin(mock_db, seed_scripts, 2, "up")
+    migrate_all(mock_db, seed_scripts, step, state, cursor)
+    edited = users[5]["_id"]
+    mock_db.users.update_one({"_id": edited}, {"$set": {"email": "new@example.com", "preferences.theme": "dark"}})
+
+    undone = rollback(mock_db, seed_scripts.get(2).migration, step, state.run_id, "failed")
+
+    assert undone == {"restored": N - 1, "undone_by_function": 1}
+    after = snapshot(mock_db)
+    assert all(after[i] == before[i] for i in before if i != edited)
+    doc = mock_db.users.find_one({"_id": edited})
+    assert doc["email"] == "new@example.com"  # the newer write survives
+    assert "schema_version" not in doc and doc.get("updated_at") == users[5].get("updated_at")
+    assert doc.get("preferences") == users[5].get("preferences")  # down gave back what the pre-image had
 
 
 def test_up_then_down_through_the_engine_with_pre_images_gives_back_the_users(mock_db, seed_scripts, users):
@@ -284,26 +305,26 @@ def test_up_then_down_through_the_engine_with_pre_images_gives_back_the_users(mo
     ledger = Ledger(mock_db)
     assert ledger.current_version() == 5
     for v in (5, 4, 3, 2):
-        run_step(mock_db, seed_scripts, v, "down", PreImages(mock_db[backups[v]]))
+        run_step(mock_db, seed_scripts, v, "down", BackupReader(mock_db[backups[v]]))
     assert ledger.current_version() == 1
     back = {d["_id"]: as_bson(d) for d in mock_db.users.find()}
     assert back == {u["_id"]: as_bson(u) for u in users}
 
 
-def test_save_pre_images_refreshes_those_of_a_redone_batch(mock_db):
+def test_save_by_id_refreshes_those_of_a_redone_batch(mock_db):
     def raw(doc):
         return bson.raw_bson.RawBSONDocument(bson.encode(doc))
 
     backup = mock_db["_docshift_backup.x"]
-    save_pre_images(backup, [raw({"_id": 1, "v": "a1"}), raw({"_id": 2, "v": "b1"})])
-    save_pre_images(backup, [raw({"_id": 1, "v": "a2"}), raw({"_id": 3, "v": "c1"})])
+    save_by_id(backup, [raw({"_id": 1, "v": "a1"}), raw({"_id": 2, "v": "b1"})])
+    save_by_id(backup, [raw({"_id": 1, "v": "a2"}), raw({"_id": 3, "v": "c1"})])
     assert list(backup.find().sort("_id", 1)) == [{"_id": 1, "v": "a2"}, {"_id": 2, "v": "b1"}, {"_id": 3, "v": "c1"}]
 
 
 def test_pre_images_are_found_in_any_order(mock_db):
     backup = mock_db["_docshift_backup.y"]
     backup.insert_many([{"_id": i, "v": i * 10} for i in (1, 3, 5)])
-    pre = PreImages(backup)
+    pre = BackupReader(backup)
     assert [None if (d := pre.get(i)) is None else d["v"] for i in (1, 2, 3, 5, 6, 3, 1)] == [10, None, 30, 50, None, 30, 10]
 
 
