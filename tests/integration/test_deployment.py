@@ -1,9 +1,10 @@
-"""The `migrate` deployment of prefect.yaml on a process work pool, run by a real worker via `prefect deployment run`."""
+"""The `migrate` and `rollback` deployments of prefect.yaml on a process work pool, run by a real worker via `prefect deployment run`."""
 
 import subprocess
 
 from docshift.demo import seed_users
 from tests.conftest import BIN, ROOT
+from tests.integration.conftest import raw_snapshot
 
 
 def prefect(env, *args, timeout=300):
@@ -20,13 +21,23 @@ def test_prefect_deployment_run_migrates_through_a_worker(env):
     worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "docshift"], env=env.vars, cwd="/",
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
+        run = prefect(env, "deployment", "run", "migrate/migrate", "--param", "target_version=2", "--watch",
+                      "--watch-timeout", "240", timeout=300)
+        assert run.returncode == 0, run.stdout + run.stderr
+        at_2 = raw_snapshot(env.db.users)
         run = prefect(env, "deployment", "run", "migrate/migrate", "--param", "target_version=3", "--watch",
                       "--watch-timeout", "240", timeout=300)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert env.db.users.count_documents({"schema_version": 3}) == 500
+        entries = list(env.ledger.find({"kind": "history"}).sort("started_at"))
+        assert [(e["version"], e["outcome"]) for e in entries] == [(2, "applied"), (3, "applied")]
+        assert all(e["flow_run_id"] for e in entries)
+
+        undo = prefect(env, "deployment", "run", "rollback/rollback", "--param", f"run_id={entries[-1]['_id']}", "--watch",
+                       "--watch-timeout", "240", timeout=300)
+        assert undo.returncode == 0, undo.stdout + undo.stderr
+        assert raw_snapshot(env.db.users) == at_2
+        assert env.ledger.find_one({"_id": "current"})["version"] == 2
     finally:
         worker.terminate()
-        worker_log = worker.communicate(timeout=30)[0]
-    assert run.returncode == 0, run.stdout + run.stderr + worker_log[-3000:]
-    assert env.db.users.count_documents({"schema_version": 3}) == 500
-    entries = list(env.ledger.find({"kind": "history"}).sort("started_at"))
-    assert [(e["version"], e["outcome"]) for e in entries] == [(2, "applied"), (3, "applied")]
-    assert all(e["flow_run_id"] for e in entries)
+        worker.communicate(timeout=30)
