@@ -79,6 +79,18 @@ def verify(version: Target = None) -> None:
 
 
 @app.command()
+def backups() -> None:
+    """List the backup files of every run (mongodump format, with sha256)."""
+    command.backups()
+
+
+@app.command()
+def restore(backup_id: Annotated[str, typer.Argument(help="Backup id from `docshift backups`.")]) -> None:
+    """Put a backup's documents back exactly, after checking its sha256."""
+    command.restore(backup_id)
+
+
+@app.command()
 def quarantine() -> None:
     """List documents whose migration function raised (left unchanged; retried by the next migrate)."""
     command.quarantine()

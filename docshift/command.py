@@ -12,7 +12,7 @@ from rich.table import Table
 
 from . import engine, progress
 from .db import connect, redact
-from .ledger import Ledger
+from .ledger import LeaseLock, Ledger
 from .loader import ScriptDirectory
 from .settings import get_settings
 from .transform import update_for
@@ -204,6 +204,30 @@ def quarantine() -> list[dict]:
         console.print(f"  migration {e['version']} {e['direction']} {e['collection']} _id={e['doc_id']!r}: {e['error']} "
                       f"[at {(e['traceback'] or ['?'])[-1]}; run {e['run_id']}]", markup=False, highlight=False)
     return entries
+
+
+def backups() -> list[dict]:
+    """Every run's backup file (mongodump format): run, collection, documents, bytes, sha256, where."""
+    _, _, db = _context()
+    entries = list(db[engine.BACKUPS].find().sort("created", 1))
+    table = Table(title="docshift backups")
+    for column in ("backup id", "migration", "direction", "collection", "documents", "bytes", "sha256", "created", "file"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(e["_id"], str(e["version"]), e["direction"], e["collection"], f"{e.get('documents', '—')}",
+                      f"{e.get('bytes', '—')}", e.get("sha256", "unfinished")[:16], str(e["created"])[:19], e["path"])
+    console.print(table)
+    return entries
+
+
+def restore(backup_id: str) -> int:
+    """Put a backup's documents back exactly (by `_id`), after checking the file's sha256; holds the lock meanwhile."""
+    settings, _, db = _context()
+    with LeaseLock(db, settings.lock_lease_seconds, f"restore {backup_id}"):
+        restored = engine.restore_backup(db, backup_id)
+    console.print(f"restored {restored:,} documents from backup {backup_id}; the recorded version is unchanged "
+                  f"(use `docshift rollback` to undo a run and its version)")
+    return restored
 
 
 def unlock() -> dict | None:

@@ -9,10 +9,10 @@ import traceback
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import bson
-from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pydantic import ValidationError
 from pymongo import ReplaceOne, UpdateOne
@@ -20,17 +20,19 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, CollectionInvalid, PyMongoError
 
-from .errors import ChangedMigrationError, DatabaseError, RollbackPendingError, TargetError, TransformError
+from . import dump
+from .dump import RAW
+from .errors import BackupError, ChangedMigrationError, DatabaseError, RollbackPendingError, TargetError, TransformError
 from .ledger import Ledger, LeaseLock, as_utc, now
 from .loader import ScriptDirectory
 from .progress import ProgressEvent, publish
 from .spec import INITIAL_VERSION, Migration
 from .transform import apply, update_for, version_filter, versions_filter
 
-RAW = CodecOptions(document_class=RawBSONDocument)
 BACKUP_PREFIX = "_docshift_backup."
 QUARANTINE = "_quarantine"
 CHANGES = ".changes"
+BACKUPS = "_backups"
 SWEEPS = 3
 """Extra passes after the `_id` cursor ends, for documents written behind it while it ran."""
 
@@ -165,6 +167,7 @@ class RunState:
     batches: int = 0
     resumed: int = 0
     quarantined: list = field(default_factory=list)
+    dump: str | None = None
     started_at: Any = None
     flow_run_id: str | None = None
 
@@ -247,10 +250,12 @@ class BatchCursor:
         self._docs = None
 
 
-def open_backup(db: Database, state: RunState) -> str:
-    """Create the run's backup collection before any document changes, so that a run that cannot back up never starts.
+def open_backup(db: Database, state: RunState, backup_dir: Path) -> str:
+    """Create the run's backup (collection and mongodump-format file) before any document changes, so that a run
+    that cannot back up never starts.
 
-    Each batch then writes its documents' pre-images into it just before it updates them (save_by_id), and what it wrote into `<backup>.changes`.
+    Each batch then writes its documents' pre-images into both just before it updates them (save_by_id,
+    dump.append), and what it wrote into `<backup>.changes`.
     """
     if state.backup not in db.list_collection_names(filter={"name": state.backup}):
         try:
@@ -259,7 +264,48 @@ def open_backup(db: Database, state: RunState) -> str:
             pass  # created meanwhile: a resumed run's backup
         except PyMongoError as exc:
             raise DatabaseError(f"cannot create backup collection {state.backup}, so nothing was changed: {exc}") from None
+    path = dump.dump_path(backup_dir, state.run_id, db.name, state.collection)
+    dump.open_dump(path, db[state.collection])
+    if state.dump is None:
+        state.dump = str(path)
+        Ledger(db).save_checkpoint({"dump": state.dump})
+        db[BACKUPS].replace_one({"_id": state.run_id}, {
+            "run_id": state.run_id, "version": state.version, "direction": state.direction, "database": db.name,
+            "collection": state.collection, "path": state.dump, "created": now()}, upsert=True)
     return state.backup
+
+
+def seal_backup(db: Database, run_id: str) -> dict | None:
+    """Record the finished backup file's documents, bytes and sha256, so that a restore can check it first."""
+    entry = db[BACKUPS].find_one({"_id": run_id})
+    if entry is None or not Path(entry["path"]).exists():
+        return None
+    documents, size, sha256 = dump.digest(Path(entry["path"]))
+    fields = {"documents": documents, "bytes": size, "sha256": sha256, "sealed": now()}
+    db[BACKUPS].update_one({"_id": run_id}, {"$set": fields})
+    return {**entry, **fields}
+
+
+def restore_backup(db: Database, backup_id: str, batch_size: int = 1000) -> int:
+    """Put back exactly the documents of a backup file (matched by `_id`, replacing what is there), after checking its sha256."""
+    entry = db[BACKUPS].find_one({"_id": backup_id})
+    if entry is None:
+        raise TargetError(f"no backup {backup_id!r} (see `docshift backups`)")
+    path = Path(entry["path"])
+    if "sha256" not in entry:
+        raise BackupError(f"backup {backup_id} is not complete: its run has not finished or been rolled back")
+    if not path.exists():
+        raise BackupError(f"backup file {path} is missing")
+    documents, _, sha256 = dump.digest(path)
+    if sha256 != entry["sha256"]:
+        raise BackupError(f"backup file {path} does not match its recorded sha256 (recorded {entry['sha256'][:16]}…, "
+                          f"file {sha256[:16]}…): it was changed or damaged; nothing was restored")
+    coll, restored = db[entry["collection"]], 0
+    docs = dump.read(path)
+    while batch := list(itertools.islice(docs, batch_size)):
+        coll.bulk_write([ReplaceOne({"_id": raw["_id"]}, raw, upsert=True) for raw in batch], ordered=True)
+        restored += len(batch)
+    return restored
 
 
 def save_by_id(coll: Collection, docs: list) -> None:
@@ -356,6 +402,8 @@ def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunStat
                 ops.append(UpdateOne({"_id": doc["_id"], **guard}, update))
                 changes.append(change_record(doc["_id"], update))
         save_by_id(backup, raws)
+        if state.dump:
+            dump.append(Path(state.dump), raws)
         save_by_id(db[state.backup + CHANGES], changes)
         if ops:
             result = coll.bulk_write(ops, ordered=False)
@@ -445,6 +493,7 @@ def finish(db: Database, step: Step, state: RunState, verification: Verification
     ledger.update_entry(state.run_id, fields)
     ledger.set_current(step.ledger_after)
     ledger.clear_checkpoint()
+    seal_backup(db, state.run_id)
     return {"run_id": state.run_id, "version": step.version, "direction": step.direction, "collection": step.collection,
             "backup": state.backup, **fields}
 
@@ -486,6 +535,7 @@ def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason
     if rewind:
         ledger.set_current(step.ledger_before)
     ledger.clear_checkpoint()
+    seal_backup(db, run_id)
     return undone
 
 

@@ -37,6 +37,10 @@ class ChangedMigrationError(DocshiftError):
     """An applied migration's file no longer matches the checksum recorded when it ran."""
 
 
+class BackupError(DocshiftError):
+    """A backup cannot be written, is missing, or does not match its recorded checksum."""
+
+
 class TransformError(DocshiftError):
     """A migration's up or down function failed or returned something unusable for one document."""
 

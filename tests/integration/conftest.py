@@ -54,7 +54,7 @@ class Env:
 def env(ferretdb_uri, prefect_api, migrations_dir):
     database = f"t_{uuid.uuid4().hex[:10]}"
     variables = {**os.environ, **prefect_api, "DOCSHIFT_MONGODB_URI": ferretdb_uri, "DOCSHIFT_DATABASE": database,
-                 "DOCSHIFT_MIGRATIONS_DIR": str(migrations_dir), "PREFECT_LOGGING_LEVEL": "WARNING", "COLUMNS": "200"}
+                 "DOCSHIFT_MIGRATIONS_DIR": str(migrations_dir), "DOCSHIFT_BACKUP_DIR": str(migrations_dir.parent / "backups"), "PREFECT_LOGGING_LEVEL": "WARNING", "COLUMNS": "200"}
     e = Env(ferretdb_uri, database, migrations_dir, variables)
     yield e
     pymongo.MongoClient(ferretdb_uri).drop_database(database)

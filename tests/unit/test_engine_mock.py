@@ -13,7 +13,7 @@ from tests.helpers import as_bson
 from docshift import demo
 from docshift.engine import (BACKUP_PREFIX, BatchCursor, BackupReader, check_checksums, finish, make_step, migrate_chunk, open_backup,
                              plan_report, plan_steps, rollback, save_by_id, start_or_resume, verify_step)
-from docshift.errors import ChangedMigrationError, LockHeldError, LockLostError, RollbackPendingError
+from docshift.errors import BackupError, ChangedMigrationError, LockHeldError, LockLostError, RollbackPendingError
 from docshift.ledger import LEDGER, LOCK, LeaseLock, Ledger, now
 from docshift.transform import version_filter
 
@@ -418,15 +418,31 @@ def test_break_lock_frees_it(mock_db, locks):
     assert Ledger(mock_db).lock_holder()["owner"] == other.owner
 
 
-def test_backup_collection_is_opened_before_any_change_and_reopening_is_harmless(mock_db, seed_scripts):
+def test_backup_is_opened_before_any_change_and_reopening_is_harmless(mock_db, seed_scripts, tmp_path):
     step = make_step(seed_scripts, 2, "up")
     mock_db.users.insert_one({"_id": 1, "name": "Ada"})
     state = start_or_resume(mock_db, seed_scripts, step, None)
 
-    assert open_backup(mock_db, state) == state.backup
-    assert open_backup(mock_db, state) == state.backup
+    assert open_backup(mock_db, state, tmp_path) == state.backup
+    assert open_backup(mock_db, state, tmp_path) == state.backup
     assert state.backup in mock_db.list_collection_names()
     assert mock_db[state.backup].count_documents({}) == 0
+    data = tmp_path / state.run_id / mock_db.name / "users.bson"
+    assert state.dump == str(data) and data.exists() and data.stat().st_size == 0
+    assert '"collectionName": "users"' in (tmp_path / state.run_id / mock_db.name / "users.metadata.json").read_text()
+    assert mock_db["_backups"].find_one({"_id": state.run_id})["path"] == str(data)
+    assert mock_db.users.find_one({"_id": 1}) == {"_id": 1, "name": "Ada"}
+
+
+def test_an_unwritable_backup_folder_stops_the_run_before_any_change(mock_db, seed_scripts, tmp_path):
+    step = make_step(seed_scripts, 2, "up")
+    mock_db.users.insert_one({"_id": 1, "name": "Ada"})
+    state = start_or_resume(mock_db, seed_scripts, step, None)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the backup folder should be")
+
+    with pytest.raises(BackupError, match="cannot write the backup under .*nothing was changed"):
+        open_backup(mock_db, state, blocker)
     assert mock_db.users.find_one({"_id": 1}) == {"_id": 1, "name": "Ada"}
 
 
