@@ -457,7 +457,7 @@ class Verification:
         return "; ".join(f"{c['check']}: expected {c['expected']}, found {c['found']}" for c in self.checks if not c["passed"])
 
 
-def verify_step(db: Database, migration: Migration, step: Step, count_before: int | None, sample: int = 1000,
+def verify_step(db: Database, migration: Migration, step: Step, count_before: int | None,
                 quarantined: int = 0) -> Verification:
     """Only quarantined documents left at the source version, the count unchanged, migrated documents valid for the target model."""
     coll = db[step.collection]
@@ -469,13 +469,18 @@ def verify_step(db: Database, migration: Migration, step: Step, count_before: in
         total = coll.count_documents({})
         result.add("document count", count_before, total, total == count_before)
     if step.direction == "up" and migration.target_model is not None:
-        invalid = []
-        for doc in coll.find(version_filter(step.to_version)).limit(sample):
+        every = round(1 / migration.verify_sample_rate)  # a declared rate: every n-th document in `_id` order
+        invalid, checked = [], 0
+        for i, doc in enumerate(coll.find(version_filter(step.to_version)).sort("_id", 1).batch_size(1000)):
+            if i % every:
+                continue
+            checked += 1
             try:
                 migration.target_model.model_validate(doc)
             except ValidationError as exc:
                 invalid.append(f"_id={doc['_id']!r}: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}")
-        result.add(f"documents valid as {migration.target_model.__name__} (sample of {sample})", 0,
+        scope = "all" if every == 1 else f"1 in {every}"
+        result.add(f"documents valid as {migration.target_model.__name__} ({scope}: {checked:,} checked)", 0,
                    len(invalid) if not invalid else f"{len(invalid)} e.g. {invalid[0]}", not invalid)
     return result
 

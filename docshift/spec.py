@@ -32,6 +32,9 @@ class Migration(BaseModel):
     target_model: type[BaseModel] | None = Field(
         None, description="Pydantic model every migrated document must validate against (used by verify)."
     )
+    verify_sample_rate: float = Field(
+        1.0, gt=0, le=1, description="Share of migrated documents verify validates against target_model (1.0: all)."
+    )
 
     @field_validator("up", "down")
     @classmethod

@@ -10,8 +10,8 @@ import pytest
 
 import docshift.ledger
 from tests.helpers import as_bson
-from docshift import demo
-from docshift.engine import (BACKUP_PREFIX, BatchCursor, BackupReader, check_checksums, finish, make_step, migrate_chunk, open_backup,
+from docshift import Migration, demo
+from docshift.engine import (BACKUP_PREFIX, BatchCursor, BackupReader, Step, check_checksums, finish, make_step, migrate_chunk, open_backup,
                              plan_report, plan_steps, rollback, save_by_id, start_or_resume, verify_step)
 from docshift.errors import BackupError, ChangedMigrationError, LockHeldError, LockLostError, RollbackPendingError
 from docshift.ledger import LEDGER, LOCK, LeaseLock, Ledger, now
@@ -450,3 +450,22 @@ def test_nothing_is_planned_while_a_rollback_is_unfinished(seed_scripts):
     pending = {"run_id": "v3-up-abc", "version": 3, "direction": "up", "rolling_back": True, "reason": "boom"}
     with pytest.raises(RollbackPendingError, match="docshift rollback --run v3-up-abc"):
         plan_steps(seed_scripts, 2, 5, pending)
+
+
+@pytest.mark.parametrize("rate,checked,found", [(1.0, 30, 1), (0.5, 15, 0), (0.1, 3, 0)])
+def test_target_model_verification_covers_all_documents_or_the_declared_rate(mock_db, rate, checked, found):
+    from pydantic import BaseModel
+
+    class Tagged(BaseModel):
+        tag: str
+
+    migration = Migration(version=2, description="tag", collection="things", kind="additive", up=lambda d: d,
+                          down=lambda d: d, target_model=Tagged, verify_sample_rate=rate)
+    mock_db.things.insert_many([{"_id": i, "schema_version": 2, "tag": "ok"} for i in range(30)])
+    mock_db.things.update_one({"_id": 29}, {"$set": {"tag": 7}})  # the last one, past any first-N sample
+    step = Step(2, "up", "things", 1, 2, 1, 2)
+
+    check = verify_step(mock_db, migration, step, None).checks[-1]
+
+    assert f"{checked} checked" in check["check"]
+    assert (check["passed"], check["found"] if not found else int(str(check["found"]).split()[0])) == (not found, found)
