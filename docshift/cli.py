@@ -57,6 +57,17 @@ def rollback(run: Annotated[str, typer.Option("--run", help="Run id from `docshi
 
 
 @app.command()
+def rehearse(
+    target: Target = None,
+    sample: Annotated[Optional[int], typer.Option(min=1, help="Copy only the first N documents of each collection.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Documents per batch.")] = None,
+    max_failures: Annotated[int, typer.Option(min=0, help="Documents that may fail and be quarantined.")] = 0,
+) -> None:
+    """Migrate a scratch copy (or a sample) of the data to TARGET, verify, report, drop the copy."""
+    command.rehearse(target, sample, batch_size, max_failures)
+
+
+@app.command()
 def history() -> None:
     """List applied, reverted and failed runs."""
     command.history()

@@ -154,6 +154,19 @@ def print_report(report: dict) -> None:
     console.print(f"database is now at version {report['version']}")
 
 
+def rehearse(target: int | None, sample: int | None, batch_size: int | None, max_failures: int = 0) -> dict:
+    """Run the migration on a scratch copy (or a sample) of the data and report; the source is not touched."""
+    from flows.rehearse import rehearse as rehearse_flow
+
+    _, scripts, _ = _context()
+    scripts.check_target(scripts.head if target is None else target)
+    report = rehearse_flow(target_version=target, sample=sample, batch_size=batch_size, max_failures=max_failures)
+    console.print(f"rehearsal on a copy of {report['database']} ({', '.join(f'{n}: {c:,}' for n, c in report['copied'].items())} "
+                  f"documents), dropped afterwards:")
+    print_report(report)
+    return report
+
+
 def history() -> list[dict]:
     """Every applied, reverted, rolled-back or unfinished run, oldest first."""
     _, _, db = _context()

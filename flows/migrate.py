@@ -25,9 +25,12 @@ _held_lock: ContextVar[LeaseLock | None] = ContextVar("docshift_held_lock", defa
 
 @flow(name="migrate", description="Migrate the database to a schema version (default: the latest), up or down.")
 def migrate(target_version: int | None = None, batch_size: int | None = None, dry_run: bool = False,
-            allow_changed: bool = False, max_failures: int = 0) -> dict:
-    """Plan the path from the current version to `target_version` and run one subflow per migration on it."""
-    settings = get_settings()
+            allow_changed: bool = False, max_failures: int = 0, database: str | None = None) -> dict:
+    """Plan the path from the current version to `target_version` and run one subflow per migration on it.
+
+    `database` overrides DOCSHIFT_DATABASE for this run (one deployment, several databases; rehearsals).
+    """
+    settings = run_settings(database)
     scripts = ScriptDirectory.load(settings.migrations_dir)
     target = scripts.check_target(scripts.head if target_version is None else target_version)
     db = connect(settings)
@@ -41,7 +44,7 @@ def migrate(target_version: int | None = None, batch_size: int | None = None, dr
         token = _held_lock.set(lock)
         try:
             results = [apply_migration(s.version, s.direction, batch_size or settings.batch_size, max_failures,
-                                       s.ledger_after) for s in steps]
+                                       s.ledger_after, settings.database) for s in steps]
         finally:
             _held_lock.reset(token)
     report = {"dry_run": False, "current": current, "target": target, "database": settings.database,
@@ -52,12 +55,12 @@ def migrate(target_version: int | None = None, batch_size: int | None = None, dr
 
 @flow(name="apply-migration", flow_run_name="{direction}-{version}")
 def apply_migration(version: int, direction: str, batch_size: int, max_failures: int = 0,
-                    ledger_after: int | None = None) -> dict:
+                    ledger_after: int | None = None, database: str | None = None) -> dict:
     """Back up, migrate in checkpointed batches, verify; on failure restore the pre-images and fail plainly.
 
     `ledger_after` differs from the step's own only when quarantined documents are retried below the current version.
     """
-    settings = get_settings()
+    settings = run_settings(database)
     scripts = ScriptDirectory.load(settings.migrations_dir)
     db = connect(settings)
     migration = scripts.get(version).migration
@@ -102,6 +105,12 @@ def apply_migration(version: int, direction: str, batch_size: int, max_failures:
         ) from None
     update_progress_artifact(progress, 100.0, description=progress_text(step, state))
     return finish_run(db, step, state, verification)
+
+
+def run_settings(database: str | None):
+    """The settings, with the run's database when a flow parameter names one."""
+    settings = get_settings()
+    return settings.model_copy(update={"database": database}) if database else settings
 
 
 def progress_percent(state: engine.RunState) -> float:

@@ -1,0 +1,47 @@
+"""The staging rehearsal of the original design as one flow: copy, migrate, verify, report, drop the copy."""
+
+import itertools
+import shutil
+import uuid
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from docshift.db import connect
+from docshift.dump import RAW
+from docshift.engine import BACKUPS
+from docshift.ledger import CURRENT, LEDGER
+from docshift.loader import ScriptDirectory
+from flows.migrate import migrate, run_settings
+
+
+@flow(name="rehearse", description="Migrate a scratch copy (or a sample) of the data, verify and report; the source is untouched.")
+def rehearse(target_version: int | None = None, sample: int | None = None, batch_size: int | None = None,
+             max_failures: int = 0) -> dict:
+    """Copy every collection the migrations touch (the first `sample` documents of each, if given) with the
+    source's current version into a scratch database, run the real `migrate` flow there, and drop the copy."""
+    settings = run_settings(None)
+    source = connect(settings)
+    scripts = ScriptDirectory.load(settings.migrations_dir)
+    scratch = source.client[f"{settings.database}_rehearsal_{uuid.uuid4().hex[:8]}"]
+    copied = {}
+    try:
+        for name in sorted({s.migration.collection for s in scripts.scripts.values()}):
+            docs = source[name].with_options(codec_options=RAW).find().sort("_id", 1).batch_size(1000)
+            if sample:
+                docs = docs.limit(sample)
+            copied[name] = 0
+            while batch := list(itertools.islice(docs, 1000)):
+                scratch[name].insert_many(batch, ordered=False)
+                copied[name] += len(batch)
+        current = source[LEDGER].find_one({"_id": CURRENT})
+        if current:
+            scratch[LEDGER].insert_one(current)
+        get_run_logger().info("rehearsing on %s: %s", scratch.name, copied)
+        report = migrate(target_version=target_version, batch_size=batch_size, max_failures=max_failures,
+                         database=scratch.name)
+    finally:
+        for entry in scratch[BACKUPS].find():
+            shutil.rmtree(Path(entry["path"]).parents[1], ignore_errors=True)
+        source.client.drop_database(scratch.name)
+    return {**report, "database": settings.database, "scratch": scratch.name, "copied": copied}
