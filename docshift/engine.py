@@ -250,7 +250,7 @@ class BatchCursor:
         self._docs = None
 
 
-def open_backup(db: Database, state: RunState, backup_dir: Path) -> str:
+def open_backup(db: Database, state: RunState, backup_dir: Path, gzipped: bool = False) -> str:
     """Create the run's backup (collection and mongodump-format file) before any document changes, so that a run
     that cannot back up never starts.
 
@@ -264,7 +264,7 @@ def open_backup(db: Database, state: RunState, backup_dir: Path) -> str:
             pass  # created meanwhile: a resumed run's backup
         except PyMongoError as exc:
             raise DatabaseError(f"cannot create backup collection {state.backup}, so nothing was changed: {exc}") from None
-    path = dump.dump_path(backup_dir, state.run_id, db.name, state.collection)
+    path = Path(state.dump) if state.dump else dump.dump_path(backup_dir, state.run_id, db.name, state.collection, gzipped)
     dump.open_dump(path, db[state.collection])
     if state.dump is None:
         state.dump = str(path)
@@ -296,7 +296,7 @@ def restore_backup(db: Database, backup_id: str, batch_size: int = 1000) -> int:
         raise BackupError(f"backup {backup_id} is not complete: its run has not finished or been rolled back")
     if not path.exists():
         raise BackupError(f"backup file {path} is missing")
-    documents, _, sha256 = dump.digest(path)
+    sha256 = dump.file_sha256(path)
     if sha256 != entry["sha256"]:
         raise BackupError(f"backup file {path} does not match its recorded sha256 (recorded {entry['sha256'][:16]}…, "
                           f"file {sha256[:16]}…): it was changed or damaged; nothing was restored")

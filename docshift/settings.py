@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     database: str = Field("docshift_demo", description="Database whose collections are migrated.")
     migrations_dir: Path = Field(Path("migrations"), description="Folder of NNNN_slug.py migration files.")
     backup_dir: Path = Field(Path("backups"), description="Where backup files (mongodump format) of every run go.")
+    backup_gzip: bool = Field(False, description="Gzip backup files, as `mongodump --gzip` does.")
     batch_size: int = Field(1000, gt=0, le=100_000, description="Documents read and written per batch.")
     batches_per_task: int = Field(
         10, gt=0, description="Batches per Prefect task run: orchestration costs per task, not per document."

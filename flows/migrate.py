@@ -74,7 +74,7 @@ def apply_migration(version: int, direction: str, batch_size: int, max_failures:
     progress = create_progress_artifact(0.0, description=f"{step.label}: starting")
     logger = get_run_logger()
     try:
-        backup(db, state, settings.backup_dir)
+        backup(db, state, settings.backup_dir, settings.backup_gzip)
         while True:
             finished = batch_migrate(db, migration, step, state, cursor, _held_lock.get(), batch_size,
                                      settings.batches_per_task, pre_images, max_failures)
