@@ -144,9 +144,8 @@ def print_report(report: dict) -> None:
     for column in ("migration", "direction", "documents", "changed", "quarantined", "seconds", "docs/s", "backup", "verification"):
         table.add_column(column)
     for s in report["steps"]:
-        rate = s["documents"] / s["duration_s"] if s["duration_s"] else 0
         table.add_row(str(s["version"]), s["direction"], f"{s['documents']:,}", f"{s['changed']:,}", str(s["quarantined"]),
-                      f"{s['duration_s']:.1f}", f"{rate:,.0f}", s["backup"], s["verification"])
+                      f"{s['duration_s']:.1f}", f"{s['docs_per_s']:,.0f}", s["backup"], s["verification"])
     console.print(table if report["steps"] else "already at the target version: nothing to do")
     if any(s["quarantined"] for s in report["steps"]):
         console.print("some documents were quarantined and left unchanged: see `docshift quarantine`; "

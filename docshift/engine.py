@@ -180,6 +180,12 @@ class RunState:
         """Seconds since the run started (across resumes)."""
         return (now() - as_utc(self.started_at)).total_seconds()
 
+    @property
+    def rate(self) -> float:
+        """Documents per second since the run started."""
+        elapsed = self.elapsed_s
+        return self.done / elapsed if elapsed > 0 else 0.0
+
 
 def start_or_resume(db: Database, scripts: ScriptDirectory, step: Step, flow_run_id: str | None) -> RunState:
     """Resume the checkpointed run of this step, or record a new one (history entry + checkpoint)."""
@@ -492,7 +498,7 @@ def finish(db: Database, step: Step, state: RunState, verification: Verification
     fields = {
         "outcome": "applied" if step.direction == "up" else "reverted", "finished_at": finished,
         "matched": state.matched, "changed": state.changed, "documents": state.done, "quarantined": len(state.quarantined),
-        "duration_s": round(state.elapsed_s, 3),
+        "duration_s": round(state.elapsed_s, 3), "docs_per_s": round(state.rate, 1),
         "verification": "passed" if verification.passed else verification.summary(),
     }
     ledger.update_entry(state.run_id, fields)

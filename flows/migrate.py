@@ -118,7 +118,7 @@ def progress_percent(state: engine.RunState) -> float:
 
 
 def progress_text(step: engine.Step, state: engine.RunState) -> str:
-    rate = state.done / state.elapsed_s if state.elapsed_s > 0 else 0.0
+    rate = state.rate
     eta = (state.total - state.done) / rate if rate and state.total > state.done else 0.0
     return f"{step.label}: {state.done:,} of {state.total:,} documents, {rate:,.0f} docs/s, ETA {eta:,.0f} s"
 
@@ -129,9 +129,8 @@ def report_markdown(report: dict) -> str:
              "| migration | direction | collection | documents | changed | quarantined | duration (s) | docs/s | backup | verification |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for s in report["steps"]:
-        rate = s["documents"] / s["duration_s"] if s["duration_s"] else 0
         lines.append(f"| {s['version']} | {s['direction']} | {s['collection']} | {s['documents']} | {s['changed']} | "
-                     f"{s['quarantined']} | {s['duration_s']} | {rate:,.0f} | {s['backup']} | {s['verification']} |")
+                     f"{s['quarantined']} | {s['duration_s']} | {s['docs_per_s']:,.0f} | {s['backup']} | {s['verification']} |")
     if not report["steps"]:
         lines.append("| — | already at target | | | | | | | | |")
     return "\n".join(lines)
