@@ -118,10 +118,9 @@ def preflight(target: int | None, allow_changed: bool) -> None:
     """Refuse what would fail anyway before a flow run starts: bad files, target, connection, edits, lock."""
     _, scripts, db = _context()
     target = scripts.check_target(scripts.head if target is None else target)
+    current, _ = engine.current_plan(db, scripts, target)
     ledger = Ledger(db)
-    current = ledger.current_version()
     engine.check_checksums(scripts, ledger, current, allow_changed)
-    engine.plan_steps(scripts, current, target, ledger.checkpoint(), engine.quarantined_versions(db, current))
     ledger.check_lock_free()
 
 

@@ -592,11 +592,16 @@ def fail(db: Database, state: RunState, reason: str) -> None:
     Ledger(db).update_entry(state.run_id, {"outcome": "failed", "error": reason, "finished_at": now()})
 
 
-def plan_report(db: Database, scripts: ScriptDirectory, target: int) -> dict:
-    """What migrating to `target` would do: the steps, the documents each touches, sample diffs. Writes nothing."""
+def current_plan(db: Database, scripts: ScriptDirectory, target: int) -> tuple[int, list[Step]]:
+    """The database's current version and the steps to `target` from there, as the ledger and quarantine stand."""
     ledger = Ledger(db)
     current = ledger.current_version()
-    steps = plan_steps(scripts, current, target, ledger.checkpoint(), quarantined_versions(db, current))
+    return current, plan_steps(scripts, current, target, ledger.checkpoint(), quarantined_versions(db, current))
+
+
+def plan_report(db: Database, scripts: ScriptDirectory, target: int) -> dict:
+    """What migrating to `target` would do: the steps, the documents each touches, sample diffs. Writes nothing."""
+    current, steps = current_plan(db, scripts, target)
     counts, samples = count_plan(db, steps), sample_plan(db, scripts, steps)
     return {
         "current": current, "target": target,

@@ -38,9 +38,8 @@ def migrate(target_version: int | None = None, batch_size: int | None = None, dr
         return {"dry_run": True, **engine.plan_report(db, scripts, target)}
     ledger = Ledger(db)
     with LeaseLock(db, settings.lock_lease_seconds, f"flow-run {flow_run.id}") as lock:
-        current = ledger.current_version()
+        current, steps = engine.current_plan(db, scripts, target)
         engine.check_checksums(scripts, ledger, current, allow_changed)
-        steps = engine.plan_steps(scripts, current, target, ledger.checkpoint(), engine.quarantined_versions(db, current))
         token = _held_lock.set(lock)
         try:
             results = [apply_migration(s.version, s.direction, batch_size or settings.batch_size, max_failures,
