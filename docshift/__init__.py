@@ -4,8 +4,8 @@ Nothing here imports Prefect, so application code can reuse a migration's functi
 """
 
 from .errors import DocshiftError
-from .spec import INITIAL_VERSION, Migration
+from .spec import INITIAL_VERSION, ExpandContract, Migration
 from .transform import restore_from
 
-__all__ = ["DocshiftError", "INITIAL_VERSION", "Migration", "restore_from"]
+__all__ = ["DocshiftError", "ExpandContract", "INITIAL_VERSION", "Migration", "restore_from"]
 __version__ = "0.1.0"

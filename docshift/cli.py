@@ -23,6 +23,8 @@ def options(
     configure(mongodb_uri=uri, database=database, migrations_dir=migrations_dir)
 
 
+WindowMinutes = Annotated[Optional[float], typer.Option(
+    min=0, help="Maintenance window length: pause at a checkpoint when it ends; the next run resumes.")]
 Target = Annotated[Optional[int], typer.Argument(help="Schema version to go to (default: the latest).")]
 
 
@@ -45,9 +47,23 @@ def migrate(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and sample only; write nothing.")] = False,
     allow_changed: Annotated[bool, typer.Option("--allow-changed", help="Run although applied files were edited.")] = False,
     max_failures: Annotated[int, typer.Option(min=0, help="Documents that may fail and be quarantined before the run rolls back.")] = 0,
+    window_minutes: WindowMinutes = None,
 ) -> None:
     """Migrate up or down to TARGET through the Prefect `migrate` flow."""
-    command.migrate(target, batch_size, dry_run, allow_changed, max_failures)
+    command.migrate(target, batch_size, dry_run, allow_changed, max_failures, window_minutes)
+
+
+@app.command()
+def phase(
+    name: Annotated[str, typer.Argument(help="expand, backfill, contract or cleanup.")],
+    version: Annotated[int, typer.Argument(help="The migration with expand-contract phases.")],
+    approve: Annotated[bool, typer.Option("--approve", help="Approve cleanup now instead of in the Prefect UI.")] = False,
+    approval_timeout: Annotated[int, typer.Option(min=1, help="Seconds cleanup waits for approval.")] = 3600,
+    window_minutes: WindowMinutes = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Documents per batch.")] = None,
+) -> None:
+    """Run one expand-contract phase of a migration (each waits for the one before it)."""
+    command.phase(name, version, approve, window_minutes, batch_size, approval_timeout)
 
 
 @app.command()

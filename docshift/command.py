@@ -14,7 +14,9 @@ from . import engine, progress
 from .db import connect, redact
 from .ledger import LeaseLock, Ledger
 from .loader import ScriptDirectory
+from .phases import check_ready
 from .settings import get_settings
+from .spec import PHASES
 from .transform import update_for
 
 console = Console(soft_wrap=True)  # lines stay whole when piped or logged
@@ -60,8 +62,15 @@ def status() -> dict:
         console.print(f"unfinished      rollback of run {checkpoint['run_id']} ({checkpoint['reason']}): "
                       f"finish it with `docshift rollback --run {checkpoint['run_id']}`")
     elif checkpoint:
-        console.print(f"unfinished run  {checkpoint['run_id']}: {checkpoint['direction']} {checkpoint['version']}, "
-                      f"{checkpoint['done']:,} of {checkpoint['total']:,} documents done (resumes on the next migrate)")
+        paused = (Ledger(db).entry(checkpoint["run_id"]) or {}).get("outcome") == "paused"
+        console.print(f"unfinished run  {checkpoint['run_id']}: {checkpoint.get('phase') or checkpoint['direction']} "
+                      f"{checkpoint['version']}, {'paused at ' if paused else ''}{checkpoint['done']:,} of "
+                      f"{checkpoint['total']:,} documents done (resumes on the next "
+                      f"{checkpoint.get('phase') or 'migrate'} run)")
+    for version in scripts.versions:
+        if scripts.get(version).migration.expand_contract and (done := ledger.phases(version)):
+            console.print(f"phases of {version}     {', '.join(p for p in PHASES if p in done)} done"
+                          + (f"; next: {PHASES[len(done)]}" if len(done) < len(PHASES) else ""))
     console.print(f"lock            {lock['owner'] + ' until ' + str(lock['expires_at']) if lock else 'free'}")
     return {"current": current, "head": scripts.head, "pending": pending, "checkpoint": checkpoint, "lock": lock}
 
@@ -86,11 +95,23 @@ def print_plan(report: dict) -> None:
             console.print(f"      _id {before['_id']}: {change}", markup=False, highlight=False)
 
 
-def migrate(target: int | None, batch_size: int | None, dry_run: bool, allow_changed: bool, max_failures: int = 0) -> dict:
+def migrate(target: int | None, batch_size: int | None, dry_run: bool, allow_changed: bool, max_failures: int = 0,
+            window_minutes: float | None = None) -> dict:
     """Run the `migrate` Prefect flow to TARGET (default: latest), showing a progress bar and the report."""
     from flows.migrate import migrate as migrate_flow
 
     preflight(target, allow_changed)
+    report = with_progress_bars(migrate_flow, target_version=target, batch_size=batch_size, dry_run=dry_run,
+                                allow_changed=allow_changed, max_failures=max_failures, window_minutes=window_minutes)
+    if report["dry_run"]:
+        print_plan(report)
+    else:
+        print_report(report)
+    return report
+
+
+def with_progress_bars(run, **parameters):
+    """Call a flow with a rich progress bar per step: done/total, docs/s, time left."""
     bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[rate]:>8,.0f} docs/s"), TimeRemainingColumn(), console=console)
     tasks: dict[str, int] = {}
@@ -103,15 +124,42 @@ def migrate(target: int | None, batch_size: int | None, dry_run: bool, allow_cha
     stop = progress.subscribe(show)
     try:
         with bars:
-            report = migrate_flow(target_version=target, batch_size=batch_size, dry_run=dry_run, allow_changed=allow_changed,
-                                  max_failures=max_failures)
+            return run(**parameters)
     finally:
         stop()
-    if report["dry_run"]:
-        print_plan(report)
+
+
+def phase(name: str, version: int, approve: bool = False, window_minutes: float | None = None,
+          batch_size: int | None = None, approval_timeout_seconds: int = 3600) -> dict:
+    """Run one expand-contract phase of migration VERSION through its Prefect flow.
+
+    cleanup pauses for approval in the Prefect UI unless --approve is given.
+    """
+    from flows import phases as phase_flows
+
+    settings, scripts, db = _context()
+    check_ready(db, scripts, version, name, settings.soak_seconds)
+    Ledger(db).check_lock_free()
+    parameters = {"version": version}
+    if name in ("backfill", "cleanup"):
+        parameters.update(batch_size=batch_size, window_minutes=window_minutes)
+    if name == "cleanup":
+        parameters.update(approved=approve, approval_timeout_seconds=approval_timeout_seconds)
+        if not approve:
+            console.print(f"cleanup waits up to {approval_timeout_seconds} s for approval in the Prefect UI "
+                          f"(the flow run's page: Resume)")
+    result = with_progress_bars(getattr(phase_flows, name), **parameters)
+    if result.get("paused"):
+        console.print(f"{name} of migration {version} paused at the window's end: {result['verification']} documents "
+                      f"(run {result['run_id']}); the next {name} run continues from the checkpoint")
+    elif "run_id" in result:
+        console.print(f"{name} of migration {version} completed: {result['documents']:,} documents, {result['changed']:,} "
+                      f"changed, verification {result['verification']}, backup {result['backup']}")
     else:
-        print_report(report)
-    return report
+        console.print(f"{name} of migration {version} completed")
+    done = Ledger(db).phases(version)
+    console.print(f"phases of migration {version} done: {', '.join(p for p in PHASES if p in done) or 'none'}")
+    return result
 
 
 def preflight(target: int | None, allow_changed: bool) -> None:

@@ -8,7 +8,9 @@ import itertools
 import traceback
 import uuid
 from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,8 @@ from pymongo.errors import BulkWriteError, CollectionInvalid, PyMongoError
 
 from . import dump
 from .dump import RAW
-from .errors import BackupError, ChangedMigrationError, DatabaseError, RollbackPendingError, TargetError, TransformError
+from .errors import (BackupError, ChangedMigrationError, DatabaseError, PhaseError, RollbackPendingError, TargetError,
+                     TransformError)
 from .ledger import Ledger, LeaseLock, as_utc, now
 from .loader import ScriptDirectory
 from .progress import ProgressEvent, publish
@@ -48,18 +51,32 @@ class Step:
     to_version: int
     ledger_before: int
     ledger_after: int
+    phase: str | None = None
+    removes: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
-        return f"{'apply' if self.direction == 'up' else 'revert'} {self.version} on {self.collection}"
+        action = self.phase or ("apply" if self.direction == "up" else "revert")
+        return f"{action} {self.version} on {self.collection}"
+
+    @property
+    def selector(self) -> dict:
+        """The documents this step still has to change; every write is guarded by it, so redoing one changes nothing."""
+        if self.phase == "cleanup":
+            return {**version_filter(self.to_version), "$or": [{name: {"$exists": True}} for name in self.removes]}
+        return version_filter(self.from_version)
 
 
-def make_step(scripts: ScriptDirectory, version: int, direction: str) -> Step:
+def make_step(scripts: ScriptDirectory, version: int, direction: str, phase: str | None = None) -> Step:
+    """The step of `version` in `direction`; a `phase` of an expand-contract change (backfill, cleanup) is an `up`."""
     migration = scripts.get(version).migration
     before = scripts.collection_predecessor(version)
+    if phase == "cleanup":
+        return Step(version, direction, migration.collection, version, version, version, version, phase,
+                    migration.expand_contract.removes)
     if direction == "up":
-        return Step(version, "up", migration.collection, before, version, scripts.global_predecessor(version), version)
-    return Step(version, "down", migration.collection, version, before, version, scripts.global_predecessor(version))
+        return Step(version, "up", migration.collection, before, version, scripts.global_predecessor(version), version, phase)
+    return Step(version, "down", migration.collection, version, before, version, scripts.global_predecessor(version), phase)
 
 
 def plan_steps(scripts: ScriptDirectory, current: int, target: int, checkpoint: dict | None,
@@ -73,6 +90,11 @@ def plan_steps(scripts: ScriptDirectory, current: int, target: int, checkpoint: 
     if checkpoint and checkpoint.get("rolling_back"):
         raise RollbackPendingError(
             f"run {checkpoint['run_id']} is being rolled back; finish it first: docshift rollback --run {checkpoint['run_id']}")
+    if checkpoint and checkpoint.get("phase"):
+        raise PhaseError(
+            f"the {checkpoint['phase']} phase of migration {checkpoint['version']} is unfinished (run {checkpoint['run_id']}, "
+            f"{checkpoint.get('done', 0):,} of {checkpoint.get('total', 0):,} documents): run that phase again to continue it, "
+            f"or `docshift rollback --run {checkpoint['run_id']}`")
     if target >= current:
         steps = [make_step(scripts, v, "up") for v in scripts.versions if current < v <= target]
     else:
@@ -133,14 +155,22 @@ def sample_plan(db: Database, scripts: ScriptDirectory, steps: list[Step], size:
     return samples
 
 
+def step_function(migration: Migration, step: Step) -> tuple[Callable, bool]:
+    """The function `step` applies to each document, and whether it takes the pre-image as well."""
+    if step.phase == "cleanup":
+        if step.direction == "up":
+            return (lambda doc: {k: v for k, v in doc.items() if k not in step.removes}), False
+        return (lambda doc, pre: {**doc, **{k: pre[k] for k in step.removes if pre and k in pre}}), True
+    if step.direction == "up":
+        return (migration.expand_contract.backfill if step.phase == "backfill" else migration.up), False
+    return migration.down, migration.down_uses_pre_image
+
+
 def transform_one(migration: Migration, step: Step, doc: dict, pre_image: dict | None) -> dict:
     """The document `step` turns `doc` into, with `schema_version` set (or removed at the initial version)."""
-    if step.direction == "up":
-        new = apply(migration.up, doc, label=f"migration {step.version} up")
-    elif migration.down_uses_pre_image:
-        new = apply(migration.down, doc, pre_image, label=f"migration {step.version} down")
-    else:
-        new = apply(migration.down, doc, label=f"migration {step.version} down")
+    fn, wants_pre_image = step_function(migration, step)
+    label = f"migration {step.version} {step.phase or step.direction}" + (" (undo)" if step.phase and step.direction == "down" else "")
+    new = apply(fn, doc, *((pre_image,) if wants_pre_image else ()), label=label)
     new.pop("schema_version", None)
     if step.to_version != INITIAL_VERSION:
         new["schema_version"] = step.to_version
@@ -170,6 +200,7 @@ class RunState:
     dump: str | None = None
     started_at: Any = None
     flow_run_id: str | None = None
+    phase: str | None = None
 
     @property
     def backup(self) -> str:
@@ -191,11 +222,12 @@ def start_or_resume(db: Database, scripts: ScriptDirectory, step: Step, flow_run
     """Resume the checkpointed run of this step, or record a new one (history entry + checkpoint)."""
     ledger = Ledger(db)
     checkpoint = ledger.checkpoint()
-    if checkpoint and (checkpoint["version"], checkpoint["direction"]) == (step.version, step.direction):
+    if checkpoint and (checkpoint["version"], checkpoint["direction"], checkpoint.get("phase")) == (step.version, step.direction, step.phase):
         fields = {k: checkpoint[k] for k in RunState.__dataclass_fields__ if k in checkpoint}
         state = RunState(**fields)
         state.resumed += 1
         ledger.update_entry(state.run_id, {"resumed": state.resumed, "outcome": "running"})
+        ledger.save_checkpoint({"resumed": state.resumed})
         return state
     if checkpoint:  # the opposite step of an interrupted one: it ends that run
         ledger.update_entry(checkpoint["run_id"], {"outcome": "abandoned", "finished_at": now()})
@@ -205,14 +237,14 @@ def start_or_resume(db: Database, scripts: ScriptDirectory, step: Step, flow_run
         run_id=f"v{step.version}-{step.direction}-{uuid.uuid4().hex[:10]}",
         version=step.version, direction=step.direction, collection=step.collection,
         from_version=step.from_version, to_version=step.to_version,
-        total=coll.count_documents(version_filter(step.from_version)),
-        count_before=coll.count_documents({}), started_at=now(), flow_run_id=flow_run_id,
+        total=coll.count_documents(step.selector),
+        count_before=coll.count_documents({}), started_at=now(), flow_run_id=flow_run_id, phase=step.phase,
     )
     ledger.start_entry({
         "_id": state.run_id, "version": step.version, "direction": step.direction,
         "description": script.migration.description, "collection": step.collection, "checksum": script.checksum,
         "started_at": state.started_at, "finished_at": None, "outcome": "running", "matched": 0, "changed": 0,
-        "flow_run_id": flow_run_id, "backup": state.backup, "resumed": 0,
+        "flow_run_id": flow_run_id, "backup": state.backup, "resumed": 0, "phase": step.phase,
     })
     db[QUARANTINE].delete_many({"version": step.version, "direction": step.direction})  # retried by this run
     ledger.save_checkpoint(asdict(state))
@@ -220,11 +252,11 @@ def start_or_resume(db: Database, scripts: ScriptDirectory, step: Step, flow_run
 
 
 class BatchCursor:
-    """Documents at the step's source version in `_id` order, from the checkpoint on; then bounded sweeps."""
+    """The step's documents (its selector) in `_id` order, from the checkpoint on; then bounded sweeps."""
 
-    def __init__(self, coll: Collection, from_version: int, last_id: Any, started: bool):
+    def __init__(self, coll: Collection, selector: dict, last_id: Any, started: bool):
         self.coll = coll.with_options(codec_options=RAW)
-        self.selector = version_filter(from_version)
+        self.selector = selector
         self.last_id, self.started = last_id, started
         self.sweeps_left = SWEEPS
         self._docs: Iterator | None = None
@@ -380,16 +412,19 @@ def bson_order(value: Any) -> tuple:
 
 def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunState, cursor: BatchCursor,
                   lock: LeaseLock | None, batch_size: int, max_batches: int,
-                  pre_images: BackupReader | None = None, max_failures: int = 0) -> bool:
+                  pre_images: BackupReader | None = None, max_failures: int = 0, deadline: datetime | None = None) -> bool:
     """Up to `max_batches` batches: pre-images saved, guarded updates written, checkpoint saved after each.
 
-    Returns whether the step has no documents left to do; the counts are in `state`.
+    Returns whether the step has no documents left to do; the counts are in `state`. At `deadline` (a maintenance
+    window's end) it stops before the next batch, so the run can pause at its checkpoint.
     """
     coll, backup, ledger = db[step.collection], db[state.backup], Ledger(db)
-    guard = version_filter(step.from_version)
+    guard = step.selector
     for _ in range(max_batches):
         if lock:
             lock.check()
+        if deadline and now() >= deadline:
+            return False
         raws = cursor.next_batch(batch_size)
         if not raws:
             return True
@@ -465,12 +500,12 @@ class Verification:
 
 def verify_step(db: Database, migration: Migration, step: Step, count_before: int | None,
                 quarantined: int = 0) -> Verification:
-    """Only quarantined documents left at the source version, the count unchanged, migrated documents valid for the target model."""
+    """Only quarantined documents left to do, the count unchanged, migrated documents valid for the target model."""
     coll = db[step.collection]
     result = Verification()
-    left = coll.count_documents(version_filter(step.from_version))
-    result.add(f"documents left at version {step.from_version}" + (" (quarantined)" if quarantined else ""),
-               quarantined, left, left == quarantined)
+    left = coll.count_documents(step.selector)
+    todo = f"documents still holding {', '.join(step.removes)}" if step.phase == "cleanup" else f"documents left at version {step.from_version}"
+    result.add(todo + (" (quarantined)" if quarantined else ""), quarantined, left, left == quarantined)
     if count_before is not None:
         total = coll.count_documents({})
         result.add("document count", count_before, total, total == count_before)
@@ -503,6 +538,10 @@ def finish(db: Database, step: Step, state: RunState, verification: Verification
     }
     ledger.update_entry(state.run_id, fields)
     ledger.set_current(step.ledger_after)
+    if step.phase:
+        ledger.complete_phase(step.version, step.phase, {"run_id": state.run_id, "verified": verification.passed})
+    elif step.direction == "down":
+        ledger.clear_phases(step.version)  # reverted: a later expand-contract change of it starts over
     ledger.clear_checkpoint()
     seal_backup(db, state.run_id)
     return {"run_id": state.run_id, "version": step.version, "direction": step.direction, "collection": step.collection,
@@ -543,6 +582,8 @@ def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason
     entry = ledger.entry(run_id) or {}
     ledger.update_entry(run_id, {"outcome": "rolled_back", "finished_at": now(), "error": reason, **(counts or {}),
                                  **{k: entry.get(k, 0) + n for k, n in undone.items()}})
+    if step.phase:
+        ledger.reset_phase(step.version, step.phase)
     if rewind:
         ledger.set_current(step.ledger_before)
     ledger.clear_checkpoint()
@@ -572,7 +613,7 @@ def rollback_target(db: Database, scripts: ScriptDirectory, run_id: str) -> tupl
     entry = ledger.entry(run_id)
     if entry is None:
         raise TargetError(f"no run {run_id!r} in this database's history (see `docshift history`)")
-    step = make_step(scripts, entry["version"], entry["direction"])
+    step = make_step(scripts, entry["version"], entry["direction"], entry.get("phase"))
     checkpoint = ledger.checkpoint()
     if checkpoint and checkpoint["run_id"] == run_id:
         return step, False
@@ -587,6 +628,17 @@ def rollback_target(db: Database, scripts: ScriptDirectory, run_id: str) -> tupl
     raise TargetError(f"run {run_id} is {entry['outcome']}: nothing to roll back")
 
 
+def pause(db: Database, state: RunState) -> dict:
+    """Record that the run stopped at a maintenance window's end; its checkpoint stays for the next window's run."""
+    fields = {"outcome": "paused", "paused_at": now(), "documents": state.done, "total": state.total,
+              "matched": state.matched, "changed": state.changed, "quarantined": len(state.quarantined),
+              "duration_s": round(state.elapsed_s, 3), "docs_per_s": round(state.rate, 1),
+              "verification": f"paused at {state.done:,} of {state.total:,}"}
+    Ledger(db).update_entry(state.run_id, fields)
+    return {"run_id": state.run_id, "version": state.version, "direction": state.direction, "collection": state.collection,
+            "phase": state.phase, "backup": state.backup, "paused": True, **fields}
+
+
 def fail(db: Database, state: RunState, reason: str) -> None:
     """Record a run that could not finish or roll back; its checkpoint stays so that a re-run resumes it."""
     Ledger(db).update_entry(state.run_id, {"outcome": "failed", "error": reason, "finished_at": now()})
@@ -596,7 +648,13 @@ def current_plan(db: Database, scripts: ScriptDirectory, target: int) -> tuple[i
     """The database's current version and the steps to `target` from there, as the ledger and quarantine stand."""
     ledger = Ledger(db)
     current = ledger.current_version()
-    return current, plan_steps(scripts, current, target, ledger.checkpoint(), quarantined_versions(db, current))
+    steps = plan_steps(scripts, current, target, ledger.checkpoint(), quarantined_versions(db, current))
+    for step in steps:
+        started = ledger.phases(step.version)
+        if step.direction == "up" and started and "cleanup" not in started:
+            raise PhaseError(f"migration {step.version} is being applied in expand-contract phases "
+                             f"({', '.join(sorted(started))} done): continue with its phases, not `migrate`")
+    return current, steps
 
 
 def plan_report(db: Database, scripts: ScriptDirectory, target: int) -> dict:

@@ -41,6 +41,10 @@ class BackupError(DocshiftError):
     """A backup cannot be written, is missing, or does not match its recorded checksum."""
 
 
+class PhaseError(DocshiftError):
+    """An expand-contract phase cannot start: the phase before it has not completed and verified, or it was refused."""
+
+
 class TransformError(DocshiftError):
     """A migration's up or down function failed or returned something unusable for one document."""
 

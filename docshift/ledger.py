@@ -74,8 +74,26 @@ class Ledger:
         checkpoint = self.checkpoint()
         if checkpoint and (checkpoint["version"], checkpoint["direction"]) == (version, "up"):
             return checkpoint["run_id"]
-        runs = [e["_id"] for e in self.history() if e["version"] == version and e["direction"] == "up" and e["outcome"] == "applied"]
+        runs = [e["_id"] for e in self.history() if e["version"] == version and e["direction"] == "up"
+                and e["outcome"] == "applied" and e.get("phase") != "cleanup"]  # cleanup's pre-images are already at `version`
         return runs[-1] if runs else None
+
+    def phases(self, version: int) -> dict:
+        """Which phases of migration `version`'s expand-contract change completed: phase -> {completed_at, verified, …}."""
+        doc = self.coll.find_one({"_id": f"phases:{version}"}) or {}
+        return {k: v for k, v in doc.items() if k not in ("_id", "kind", "version")}
+
+    def complete_phase(self, version: int, phase: str, fields: dict) -> None:
+        self.coll.update_one({"_id": f"phases:{version}"},
+                             {"$set": {"kind": "phases", "version": version, phase: {"completed_at": now(), **fields}}},
+                             upsert=True)
+
+    def reset_phase(self, version: int, phase: str) -> None:
+        """A phase's run was rolled back: it (and what waits for it) must run again."""
+        self.coll.update_one({"_id": f"phases:{version}"}, {"$unset": {phase: ""}})
+
+    def clear_phases(self, version: int) -> None:
+        self.coll.delete_one({"_id": f"phases:{version}"})
 
     def checkpoint(self) -> dict | None:
         """The in-flight step of an unfinished run, if any."""

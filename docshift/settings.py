@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     lock_lease_seconds: float = Field(
         60.0, gt=0, description="Lease of the migration lock; a crashed run's lock expires after this."
     )
+    soak_seconds: float = Field(
+        86400.0, ge=0, description="Minimum time between an expand-contract change's contract and its cleanup."
+    )
     server_timeout_ms: int = Field(5000, gt=0, description="How long to wait for the server before giving up.")
 
 

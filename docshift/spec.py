@@ -10,6 +10,23 @@ INITIAL_VERSION = 1
 """A document without `schema_version` is at its collection's initial schema, version 1."""
 
 Kind = Literal["additive", "transformative", "destructive"]
+PHASES = ("expand", "backfill", "contract", "cleanup")
+"""The expand-contract phases, in the order each waits for the one before it."""
+
+
+class ExpandContract(BaseModel):
+    """How a migration runs as an expand-contract change: four phases, scheduled apart, while the application runs.
+
+    expand: nothing written; the application starts writing old and new fields (docshift.compat.dual_write).
+    backfill: `backfill(doc)` brings each document to this version with the old fields kept, so old readers still work.
+    contract: nothing written; every document must be backfilled; the application stops using the old fields.
+    cleanup: `removes` are deleted (destructive: a soak time after contract and a human's approval first).
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+
+    backfill: Callable
+    removes: tuple[str, ...] = Field(min_length=1, description="Old fields the cleanup phase deletes.")
 
 
 class Migration(BaseModel):
@@ -34,6 +51,9 @@ class Migration(BaseModel):
     )
     verify_sample_rate: float = Field(
         1.0, gt=0, le=1, description="Share of migrated documents verify validates against target_model (1.0: all)."
+    )
+    expand_contract: ExpandContract | None = Field(
+        None, description="Phases for applying this migration without downtime (besides the one-step `up`)."
     )
 
     @field_validator("up", "down")

@@ -1,8 +1,10 @@
 """The migrate flow (any target, up or down) and the subflow that applies or reverts one migration."""
 
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
@@ -11,7 +13,7 @@ from prefect.runtime import flow_run
 from docshift import engine
 from docshift.db import connect, redact
 from docshift.errors import LockLostError, MigrationFailed, VerificationFailed
-from docshift.ledger import Ledger, LeaseLock
+from docshift.ledger import Ledger, LeaseLock, as_utc, now
 from docshift.loader import ScriptDirectory
 from docshift.settings import get_settings
 from tasks.backup import backup
@@ -25,61 +27,83 @@ _held_lock: ContextVar[LeaseLock | None] = ContextVar("docshift_held_lock", defa
 
 @flow(name="migrate", description="Migrate the database to a schema version (default: the latest), up or down.")
 def migrate(target_version: int | None = None, batch_size: int | None = None, dry_run: bool = False,
-            allow_changed: bool = False, max_failures: int = 0, database: str | None = None) -> dict:
+            allow_changed: bool = False, max_failures: int = 0, database: str | None = None,
+            window_minutes: float | None = None) -> dict:
     """Plan the path from the current version to `target_version` and run one subflow per migration on it.
 
     `database` overrides DOCSHIFT_DATABASE for this run (one deployment, several databases; rehearsals).
+    `window_minutes`: the maintenance window's length; at its end the run pauses at a checkpoint and the next run resumes.
     """
     settings = run_settings(database)
+    deadline = window_deadline(window_minutes)
     scripts = ScriptDirectory.load(settings.migrations_dir)
     target = scripts.check_target(scripts.head if target_version is None else target_version)
     db = connect(settings)
     if dry_run:
         return {"dry_run": True, **engine.plan_report(db, scripts, target)}
     ledger = Ledger(db)
-    with LeaseLock(db, settings.lock_lease_seconds, f"flow-run {flow_run.id}") as lock:
+    with database_lock(db, settings, "migrate"):
         current, steps = engine.current_plan(db, scripts, target)
         engine.check_checksums(scripts, ledger, current, allow_changed)
-        token = _held_lock.set(lock)
-        try:
-            results = [apply_migration(s.version, s.direction, batch_size or settings.batch_size, max_failures,
-                                       s.ledger_after, settings.database) for s in steps]
-        finally:
-            _held_lock.reset(token)
+        results = []
+        for s in steps:
+            results.append(apply_migration(s.version, s.direction, batch_size or settings.batch_size, max_failures,
+                                           s.ledger_after, settings.database, deadline=deadline))
+            if results[-1].get("paused"):
+                break
     report = {"dry_run": False, "current": current, "target": target, "database": settings.database,
-              "steps": results, "version": ledger.current_version()}
+              "steps": results, "version": ledger.current_version(), "paused": any(r.get("paused") for r in results)}
     create_markdown_artifact(report_markdown(report), key="docshift-report", description="docshift migration report")
     return report
 
 
+@contextmanager
+def database_lock(db, settings, purpose: str) -> Iterator[LeaseLock]:
+    """The database's lease lock for this flow run, visible to the subflows and tasks that must check it."""
+    with LeaseLock(db, settings.lock_lease_seconds, f"flow-run {flow_run.id} {purpose}") as lock:
+        token = _held_lock.set(lock)
+        try:
+            yield lock
+        finally:
+            _held_lock.reset(token)
+
+
 @flow(name="apply-migration", flow_run_name="{direction}-{version}")
 def apply_migration(version: int, direction: str, batch_size: int, max_failures: int = 0,
-                    ledger_after: int | None = None, database: str | None = None) -> dict:
+                    ledger_after: int | None = None, database: str | None = None, phase: str | None = None,
+                    deadline: datetime | None = None) -> dict:
     """Back up, migrate in checkpointed batches, verify; on failure restore the pre-images and fail plainly.
 
     `ledger_after` differs from the step's own only when quarantined documents are retried below the current version.
+    `phase` runs an expand-contract phase (backfill, cleanup) instead of the whole `up`. At `deadline` the run
+    pauses at its checkpoint and returns `paused`.
     """
     settings = run_settings(database)
     scripts = ScriptDirectory.load(settings.migrations_dir)
     db = connect(settings)
     migration = scripts.get(version).migration
-    step = engine.make_step(scripts, version, direction)
+    step = engine.make_step(scripts, version, direction, phase)
     if ledger_after is not None and ledger_after != step.ledger_after:
         step = replace(step, ledger_before=ledger_after, ledger_after=ledger_after)
     source_run = Ledger(db).pre_image_run(version) if direction == "down" and migration.down_uses_pre_image else None
     pre_images = engine.BackupReader(db[engine.BACKUP_PREFIX + source_run]) if source_run else None
     state = start_run(db, scripts, step, str(flow_run.id) if flow_run.id else None)
-    cursor = engine.BatchCursor(db[step.collection], step.from_version, state.last_id, state.started)
+    cursor = engine.BatchCursor(db[step.collection], step.selector, state.last_id, state.started)
     progress = create_progress_artifact(0.0, description=f"{step.label}: starting")
     logger = get_run_logger()
     try:
         backup(db, state, settings.backup_dir, settings.backup_gzip)
         while True:
             finished = batch_migrate(db, migration, step, state, cursor, _held_lock.get(), batch_size,
-                                     settings.batches_per_task, pre_images, max_failures)
+                                     settings.batches_per_task, pre_images, max_failures, deadline)
             update_progress_artifact(progress, progress_percent(state), description=progress_text(step, state))
             if finished:
                 break
+            if deadline and now() >= deadline:
+                logger.info("maintenance window closed: %s paused at %s of %s documents", step.label, state.done, state.total)
+                update_progress_artifact(progress, progress_percent(state),
+                                         description=progress_text(step, state) + " (paused: window closed)")
+                return engine.pause(db, state)
         verification = verify(db, migration, step, state.count_before, len(state.quarantined))
         if not verification.passed:
             raise VerificationFailed(f"verification failed: {verification.summary()}")
@@ -104,6 +128,15 @@ def apply_migration(version: int, direction: str, batch_size: int, max_failures:
         ) from None
     update_progress_artifact(progress, 100.0, description=progress_text(step, state))
     return finish_run(db, step, state, verification)
+
+
+def window_deadline(window_minutes: float | None) -> datetime | None:
+    """When this run's maintenance window closes: the run's scheduled start (now, if started by hand) plus the window."""
+    if window_minutes is None:
+        return None
+    start = flow_run.scheduled_start_time
+    start = datetime.fromisoformat(start.isoformat()) if start else now()
+    return as_utc(start) + timedelta(minutes=window_minutes)
 
 
 def run_settings(database: str | None):
@@ -132,4 +165,6 @@ def report_markdown(report: dict) -> str:
                      f"{s['quarantined']} | {s['duration_s']} | {s['docs_per_s']:,.0f} | {s['backup']} | {s['verification']} |")
     if not report["steps"]:
         lines.append("| — | already at target | | | | | | | | |")
+    if report.get("paused"):
+        lines += ["", "Paused at the maintenance window's end; the next run resumes from the checkpoint."]
     return "\n".join(lines)

@@ -1,4 +1,9 @@
-"""Version 5: rename `email` to `email_address` (the expand-contract example of the original design)."""
+"""Version 5: rename `email` to `email_address` (the expand-contract example of the original design).
+
+`docshift migrate` applies it in one step (`up`). Without downtime it runs as four phases instead, each its own
+Prefect deployment: expand (the application dual-writes), backfill (`backfill`: both fields, old readers keep
+working), contract (the application reads only `email_address`), cleanup (`email` removed).
+"""
 
 from datetime import datetime, timezone
 
@@ -8,6 +13,14 @@ import docshift
 def up(doc: dict) -> dict:
     if "email" in doc:
         doc.setdefault("email_address", doc.pop("email"))
+    doc["updated_at"] = datetime.now(timezone.utc)
+    return doc
+
+
+def backfill(doc: dict) -> dict:
+    """The new field beside the old one: what `up` does, minus removing `email`."""
+    if "email" in doc:
+        doc.setdefault("email_address", doc["email"])
     doc["updated_at"] = datetime.now(timezone.utc)
     return doc
 
@@ -23,5 +36,5 @@ def down(doc: dict, pre_image: dict | None) -> dict:
 
 migration = docshift.Migration(
     version=5, description="Rename email to email_address", collection="users", kind="transformative",
-    up=up, down=down,
+    up=up, down=down, expand_contract=docshift.ExpandContract(backfill=backfill, removes=("email",)),
 )

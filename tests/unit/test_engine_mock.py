@@ -133,7 +133,7 @@ def snapshot(db):
 def begin(db, scripts, version, direction):
     step = make_step(scripts, version, direction)
     state = start_or_resume(db, scripts, step, None)
-    cursor = BatchCursor(db[step.collection], step.from_version, state.last_id, state.started)
+    cursor = BatchCursor(db[step.collection], step.selector, state.last_id, state.started)
     return step, state, cursor
 
 
@@ -180,7 +180,7 @@ def test_migrate_chunk_checkpoints_every_batch_and_reaches_the_target(mock_db, s
         assert doc["schema_version"] == 2 and doc["preferences"] == {"theme": "light", "notifications": True, "language": "en"}
 
     before = snapshot(mock_db)
-    again = migrate_chunk(mock_db, migration, step, state, BatchCursor(mock_db.users, 1, None, False), None, BATCH, 5)
+    again = migrate_chunk(mock_db, migration, step, state, BatchCursor(mock_db.users, version_filter(1), None, False), None, BATCH, 5)
     assert again and (state.done, state.changed) == (N, N)
     assert snapshot(mock_db) == before
     assert ledger.checkpoint() is None
@@ -206,7 +206,7 @@ def test_start_or_resume_resumes_the_checkpointed_run(mock_db, seed_scripts, use
     resumed = start_or_resume(mock_db, seed_scripts, step, None)  # a new process after a crash
     assert resumed.run_id == state.run_id and resumed.resumed == 1
     assert (resumed.done, resumed.last_id, resumed.started) == (BATCH, users[BATCH - 1]["_id"], True)
-    cursor = BatchCursor(mock_db.users, step.from_version, resumed.last_id, resumed.started)
+    cursor = BatchCursor(mock_db.users, step.selector, resumed.last_id, resumed.started)
     migrate_all(mock_db, seed_scripts, step, resumed, cursor)
     assert resumed.done == N and resumed.changed == N
     finish(mock_db, step, resumed, verify_step(mock_db, seed_scripts.get(2).migration, step, resumed.count_before))

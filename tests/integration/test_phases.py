@@ -1,0 +1,195 @@
+"""The expand-contract phases of migration 5 from the command line: order, refusals, approval, windows, rollback."""
+
+import json
+import subprocess
+import time
+import urllib.request
+
+import bson
+import pytest
+
+from docshift.demo import seed_users
+from tests.helpers import canonical
+from tests.integration.conftest import database_snapshot, raw_snapshot
+
+NO_SOAK = {"DOCSHIFT_SOAK_SECONDS": "0"}
+
+
+@pytest.fixture
+def at_4(env):
+    seed_users(env.db, 600, seed=21)
+    assert env.run("migrate", "4").returncode == 0
+    return env
+
+
+def by_user(collection, drop=("_id", "updated_at")) -> dict:
+    """user_id -> canonical BSON of the document without the fields that differ between two equal runs."""
+    return {d["user_id"]: bson.encode(canonical({k: v for k, v in d.items() if k not in drop})) for d in collection.find()}
+
+
+def refused(env, *args, message, extra=None):
+    before = database_snapshot(env.db)
+    result = env.run(*args, extra=extra)
+    assert result.returncode == 1 and message in result.stderr, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert database_snapshot(env.db) == before
+
+
+def ok(env, *args, extra=None):
+    result = env.run(*args, extra=extra)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_phases_run_in_order_and_end_as_the_one_step_migration(at_4):
+    env = at_4
+    with_email = env.db.users.count_documents({"email": {"$exists": True}})
+    refused(env, "phase", "backfill", "5", message="backfill of migration 5 waits for expand")
+    refused(env, "phase", "contract", "5", message="contract of migration 5 waits for backfill")
+    refused(env, "phase", "expand", "3", message="migration 3 declares no expand-contract phases")
+
+    ok(env, "phase", "expand", "5")
+    refused(env, "migrate", message="migration 5 is being applied in expand-contract phases (expand done)")
+    ok(env, "phase", "backfill", "5", "--batch-size", "100")
+    assert env.db.users.count_documents({"schema_version": 5}) == 600
+    assert env.db.users.count_documents({"email": {"$exists": True}, "email_address": {"$exists": True}}) == with_email
+
+    # the old application keeps writing version-4 documents until contract: contract waits for them
+    env.db.users.insert_one({"user_id": "late_writer", "name": "Late Writer", "email": "late@example.com", "schema_version": 4})
+    refused(env, "phase", "contract", "5", message="1 are still at version 4")
+    ok(env, "phase", "backfill", "5")
+    ok(env, "phase", "contract", "5")
+    refused(env, "phase", "cleanup", "5", "--approve", message="waits for the soak time after contract")
+    status = ok(env, "status")
+    assert "phases of 5     expand, backfill, contract done; next: cleanup" in status.stdout
+    backfilled = raw_snapshot(env.db.users)
+
+    cleaned = ok(env, "phase", "cleanup", "5", "--approve", extra=NO_SOAK)
+
+    assert "cleanup of migration 5 completed" in cleaned.stdout
+    assert env.db.users.count_documents({"email": {"$exists": True}}) == 0
+    assert env.db.users.count_documents({"email_address": {"$exists": True}}) == with_email + 1
+    assert env.run("verify", "5").returncode == 0
+    cleanup_run = env.ledger.find_one({"kind": "history", "phase": "cleanup"})
+    assert cleanup_run["outcome"] == "applied" and cleanup_run["changed"] == with_email + 1
+
+    # the destructive phase stays reversible: its pre-images come back exactly
+    ok(env, "rollback", "--run", cleanup_run["_id"])
+    assert raw_snapshot(env.db.users) == backfilled
+    assert "cleanup" not in env.ledger.find_one({"_id": "phases:5"})
+
+
+def test_phases_end_where_the_one_step_up_ends(env, ferretdb_uri):
+    seed_users(env.db, 400, seed=22)
+    ok(env, "migrate", "4")
+    other = env.db.client[env.database + "_one_step"]
+    seed_users(other, 400, seed=22)
+    try:
+        ok(env, "migrate", extra={"DOCSHIFT_DATABASE": other.name})
+        for phase in ("expand", "backfill", "contract"):
+            ok(env, "phase", phase, "5")
+        ok(env, "phase", "cleanup", "5", "--approve", extra=NO_SOAK)
+        assert by_user(env.db.users) == by_user(other.users)
+    finally:
+        env.db.client.drop_database(other.name)
+
+
+def test_backfill_over_three_windows_equals_one_uninterrupted_run(env):
+    seed_users(env.db, 4000, seed=23)
+    ok(env, "migrate", "4")
+    once = env.db.client[env.database + "_once"]
+    seed_users(once, 4000, seed=23)
+    try:
+        one_db = {"DOCSHIFT_DATABASE": once.name}
+        ok(env, "migrate", "4", extra=one_db)
+        ok(env, "phase", "expand", "5", extra=one_db)
+        ok(env, "phase", "backfill", "5", "--batch-size", "100", extra=one_db)
+        seconds = once["_migrations"].find_one({"kind": "history", "phase": "backfill"})["duration_s"]
+        window = 1.0 + seconds / 3.5  # start-up allowance plus about a third of the work: three or four windows
+
+        ok(env, "phase", "expand", "5")
+        runs = []
+        while not runs or "paused" in runs[-1]:
+            result = ok(env, "phase", "backfill", "5", "--batch-size", "100", "--window-minutes", str(window / 60))
+            runs.append(result.stdout)
+            checkpoint = env.ledger.find_one({"_id": "checkpoint"})
+            if "paused" in result.stdout:
+                entry = env.ledger.find_one({"_id": checkpoint["run_id"]})
+                assert entry["outcome"] == "paused" and checkpoint["done"] == entry["documents"] < 4000
+                assert env.ledger.find_one({"_id": "lock"}) is None
+                status = ok(env, "status")
+                assert f"backfill 5, paused at {checkpoint['done']:,} of 4,000 documents done" in status.stdout
+            assert len(runs) <= 30, "the backfill makes no progress from one window to the next"
+
+        assert len(runs) >= 3, runs
+        entries = list(env.ledger.find({"kind": "history", "phase": "backfill"}))
+        assert len(entries) == 1 and entries[0]["resumed"] == len(runs) - 1 and entries[0]["outcome"] == "applied"
+        assert by_user(env.db.users) == by_user(once.users)
+    finally:
+        env.db.client.drop_database(once.name)
+
+
+def paused_cleanup_run(api: str, timeout: float = 120) -> str:
+    """The id of the cleanup flow run now waiting for approval (read from the Prefect server's API)."""
+    deadline = time.monotonic() + timeout
+    query = {"flows": {"name": {"any_": ["cleanup"]}}, "flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}},
+             "sort": "EXPECTED_START_TIME_DESC", "limit": 1}
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(f"{api}/flow_runs/filter", data=json.dumps(query).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request) as response:
+            runs = json.load(response)
+        if runs:
+            return runs[0]["id"]
+        time.sleep(0.5)
+    raise AssertionError("no cleanup run paused for approval")
+
+
+def resume(api: str, run_id: str, run_input: dict) -> None:
+    request = urllib.request.Request(f"{api}/flow_runs/{run_id}/resume", data=json.dumps({"run_input": run_input}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        assert json.load(response)["status"] == "ACCEPT"
+
+
+@pytest.fixture
+def contracted(at_4):
+    for phase in ("expand", "backfill", "contract"):
+        ok(at_4, "phase", phase, "5")
+    return at_4
+
+
+def test_cleanup_pauses_for_approval_and_completes_once_approved(contracted):
+    env = contracted
+    proc = env.start("phase", "cleanup", "5", "--approval-timeout", "120", extra=NO_SOAK)
+    run_id = paused_cleanup_run(env.vars["PREFECT_API_URL"])
+    assert env.db.users.count_documents({"email": {"$exists": True}}) > 0  # nothing removed while it waits
+
+    resume(env.vars["PREFECT_API_URL"], run_id, {"approve": True, "approver": "on-call"})
+    output, _ = proc.communicate(timeout=300)
+
+    assert proc.returncode == 0, output
+    assert "cleanup of migration 5 completed" in output
+    assert env.db.users.count_documents({"email": {"$exists": True}}) == 0
+    assert "cleanup" in env.ledger.find_one({"_id": "phases:5"})
+
+
+def test_cleanup_without_approval_times_out_and_removes_nothing(contracted):
+    env = contracted
+    before = database_snapshot(env.db)
+
+    result = env.run("phase", "cleanup", "5", "--approval-timeout", "3", extra=NO_SOAK)
+
+    assert result.returncode == 1
+    assert "cleanup of migration 5 was not approved within 3 s" in result.stderr and "nothing was removed" in result.stderr
+    assert database_snapshot(env.db) == before
+
+
+def test_cleanup_refused_by_the_approver_removes_nothing(contracted):
+    env = contracted
+    before = database_snapshot(env.db)
+    proc = env.start("phase", "cleanup", "5", "--approval-timeout", "120", extra=NO_SOAK)
+    resume(env.vars["PREFECT_API_URL"], paused_cleanup_run(env.vars["PREFECT_API_URL"]), {"approve": False, "approver": "dba"})
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "cleanup of migration 5 was refused by dba; nothing was removed" in output
+    assert database_snapshot(env.db) == before
