@@ -150,9 +150,11 @@ def progress_percent(state: engine.RunState) -> float:
 
 
 def progress_text(step: engine.Step, state: engine.RunState) -> str:
+    """The progress artifact's description; it carries the percent too because the UI's artifact cards show only this."""
     rate = state.rate
     eta = (state.total - state.done) / rate if rate and state.total > state.done else 0.0
-    return f"{step.label}: {state.done:,} of {state.total:,} documents, {rate:,.0f} docs/s, ETA {eta:,.0f} s"
+    return (f"{step.label}: {int(progress_percent(state))}%, {state.done:,} of {state.total:,} documents, "
+            f"{rate:,.0f} docs/s, ETA {eta:,.0f} s")
 
 
 def report_markdown(report: dict) -> str:
