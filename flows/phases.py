@@ -37,17 +37,19 @@ def _open(version: int, phase: str, database: str | None):
     return settings, scripts, db
 
 
-def _record(db, version: int, phase: str) -> dict:
-    """Mark a phase that writes no document as completed (and verified: its checks passed)."""
-    Ledger(db).complete_phase(version, phase, {"verified": True, "flow_run_id": str(flow_run.id) if flow_run.id else None})
+def _record(version: int, phase: str, database: str | None) -> dict:
+    """Mark a phase that writes no document as completed (and verified: its checks passed), holding the lock."""
+    settings, scripts, db = _open(version, phase, database)
+    with database_lock(db, settings, phase):
+        check_ready(db, scripts, version, phase, settings.soak_seconds)
+        Ledger(db).complete_phase(version, phase, {"verified": True, "flow_run_id": str(flow_run.id) if flow_run.id else None})
     return {"version": version, "phase": phase, "completed": True}
 
 
 @flow(name="expand", description="Expand-contract, phase 1: the application starts writing the old and the new fields.")
 def expand(version: int, database: str | None = None) -> dict:
     """Record the expand phase: from here the application dual-writes (docshift.compat.dual_write)."""
-    _, _, db = _open(version, "expand", database)
-    return _record(db, version, "expand")
+    return _record(version, "expand", database)
 
 
 @flow(name="backfill", description="Expand-contract, phase 2: every document gets the new fields, the old ones kept.")
@@ -64,8 +66,7 @@ def backfill(version: int, batch_size: int | None = None, window_minutes: float 
 @flow(name="contract", description="Expand-contract, phase 3: every document is backfilled; the application stops using the old fields.")
 def contract(version: int, database: str | None = None) -> dict:
     """Record the contract phase once no document is left at the old version."""
-    _, _, db = _open(version, "contract", database)
-    return _record(db, version, "contract")
+    return _record(version, "contract", database)
 
 
 @flow(name="cleanup", description="Expand-contract, phase 4: remove the old fields (approved by a person, after the soak time).")
