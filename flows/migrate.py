@@ -16,6 +16,7 @@ from docshift.loader import ScriptDirectory
 from docshift.settings import get_settings
 from tasks.backup import backup
 from tasks.batch import batch_migrate
+from tasks.notify import announce, label_run
 from tasks.rollback import rollback
 from tasks.run import finish_run, start_run
 from tasks.verify import verify
@@ -31,6 +32,7 @@ def migrate(target_version: int | None = None, batch_size: int | None = None, dr
     `database` overrides DOCSHIFT_DATABASE for this run (one deployment, several databases; rehearsals).
     """
     settings = run_settings(database)
+    label_run(settings.database)
     scripts = ScriptDirectory.load(settings.migrations_dir)
     target = scripts.check_target(scripts.head if target_version is None else target_version)
     db = connect(settings)
@@ -60,6 +62,7 @@ def apply_migration(version: int, direction: str, batch_size: int, max_failures:
     `ledger_after` differs from the step's own only when quarantined documents are retried below the current version.
     """
     settings = run_settings(database)
+    label_run(settings.database, version, None)
     scripts = ScriptDirectory.load(settings.migrations_dir)
     db = connect(settings)
     migration = scripts.get(version).migration
@@ -98,6 +101,7 @@ def apply_migration(version: int, direction: str, batch_size: int, max_failures:
                 f"({type(rollback_exc).__name__}: {redact(str(rollback_exc))}); the run is checkpointed: "
                 f"re-run `docshift migrate` to resume it, or `docshift rollback --run {state.run_id}` to undo it"
             ) from None
+        announce("migration.rolled-back", settings.database, version, None, reason)
         raise MigrationFailed(
             f"migration {version} ({direction}) failed and was rolled back ({undone['restored']} documents restored "
             f"from backup {state.backup}, {undone['undone_by_function']} written since undone by the function): {reason}"
