@@ -158,3 +158,12 @@ def test_a_killed_run_is_crashed_by_the_zombie_automation_and_notified(env, rece
 
     assert f"database: {env.database}\nmigration: 2\nphase: -\nstate: Crashed\n" in note["body"]
     assert "reason: Flow run marked as crashed due to missing heartbeats." in note["body"]
+
+
+def test_setup_with_an_unknown_secret_is_a_plain_error(prefect_api):
+    result = subprocess.run([str(BIN / "docshift"), "alerts", "setup"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **prefect_api, "DOCSHIFT_ALERT_SECRET": "no-such-secret"})
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("docshift: error: there is no Prefect Secret block named 'no-such-secret'")
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
