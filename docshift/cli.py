@@ -129,6 +129,16 @@ def unlock() -> None:
     command.unlock()
 
 
+alerts = typer.Typer(help="Prefect notifications about docshift runs.", no_args_is_help=True)
+app.add_typer(alerts, name="alerts")
+
+
+@alerts.command("setup")
+def alerts_setup() -> None:
+    """Create or update the notification block and automations (URL from DOCSHIFT_ALERT_URL or DOCSHIFT_ALERT_SECRET)."""
+    command.alerts_setup()
+
+
 def main() -> None:
     """Entry point: user errors become one plain line on stderr and exit status 1."""
     try:

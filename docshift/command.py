@@ -12,6 +12,7 @@ from rich.table import Table
 
 from . import engine, progress
 from .db import connect, redact
+from .errors import AlertSetupError
 from .ledger import LeaseLock, Ledger
 from .loader import ScriptDirectory
 from .phases import check_ready
@@ -287,6 +288,20 @@ def restore(backup_id: str) -> int:
     console.print(f"restored {restored:,} documents from backup {backup_id}; the recorded version is unchanged "
                   f"(use `docshift rollback` to undo a run and its version)")
     return restored
+
+
+def alerts_setup() -> list[str]:
+    """Create or update the Prefect notification block and alert automations (see deployments/alerts.py)."""
+    settings = get_settings()
+    if settings.alert_url is None and not settings.alert_secret:
+        raise AlertSetupError("no alert URL: set DOCSHIFT_ALERT_URL to it, or DOCSHIFT_ALERT_SECRET to the name of a "
+                              "Prefect Secret block holding it")
+    from deployments.alerts import setup
+
+    done = setup(settings)
+    for line in done:
+        console.print(line, markup=False, highlight=False)
+    return done
 
 
 def unlock() -> dict | None:

@@ -55,3 +55,7 @@ class VerificationFailed(DocshiftError):
 
 class MigrationFailed(DocshiftError):
     """A migration run failed; its changes were rolled back (or left resumable when rollback was impossible)."""
+
+
+class AlertSetupError(DocshiftError):
+    """Alerts cannot be set up: no alert URL configured, no such Secret block, or no Prefect server to hold them."""

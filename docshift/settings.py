@@ -30,6 +30,12 @@ class Settings(BaseSettings):
         86400.0, ge=0, description="Minimum time between an expand-contract change's contract and its cleanup."
     )
     server_timeout_ms: int = Field(5000, gt=0, description="How long to wait for the server before giving up.")
+    alert_url: SecretStr | None = Field(
+        None, description="Where `docshift alerts setup` sends notifications (JSON POST); a secret: it may carry a token."
+    )
+    alert_secret: str | None = Field(
+        None, description="Name of a Prefect Secret block holding the alert URL, instead of `alert_url`."
+    )
 
 
 _overrides: dict = {}

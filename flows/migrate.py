@@ -18,6 +18,7 @@ from docshift.loader import ScriptDirectory
 from docshift.settings import get_settings
 from tasks.backup import backup
 from tasks.batch import batch_migrate
+from tasks.notify import announce, label_run
 from tasks.rollback import rollback
 from tasks.run import finish_run, start_run
 from tasks.verify import verify
@@ -36,6 +37,7 @@ def migrate(target_version: int | None = None, batch_size: int | None = None, dr
     """
     settings = run_settings(database)
     deadline = window_deadline(window_minutes)
+    label_run(settings.database)
     scripts = ScriptDirectory.load(settings.migrations_dir)
     target = scripts.check_target(scripts.head if target_version is None else target_version)
     db = connect(settings)
@@ -79,6 +81,7 @@ def apply_migration(version: int, direction: str, batch_size: int, max_failures:
     pauses at its checkpoint and returns `paused`.
     """
     settings = run_settings(database)
+    label_run(settings.database, version, phase)
     scripts = ScriptDirectory.load(settings.migrations_dir)
     db = connect(settings)
     migration = scripts.get(version).migration
@@ -122,6 +125,7 @@ def apply_migration(version: int, direction: str, batch_size: int, max_failures:
                 f"({type(rollback_exc).__name__}: {redact(str(rollback_exc))}); the run is checkpointed: "
                 f"re-run `docshift migrate` to resume it, or `docshift rollback --run {state.run_id}` to undo it"
             ) from None
+        announce("migration.rolled-back", settings.database, version, phase, reason)
         raise MigrationFailed(
             f"migration {version} ({direction}) failed and was rolled back ({undone['restored']} documents restored "
             f"from backup {state.backup}, {undone['undone_by_function']} written since undone by the function): {reason}"

@@ -18,6 +18,7 @@ from docshift.ledger import Ledger
 from docshift.loader import ScriptDirectory
 from docshift.phases import check_ready, cleanup_summary
 from flows.migrate import apply_migration, database_lock, run_settings, window_deadline
+from tasks.notify import announce, label_run
 
 
 class CleanupApproval(RunInput):
@@ -28,8 +29,9 @@ class CleanupApproval(RunInput):
 
 
 def _open(version: int, phase: str, database: str | None):
-    """Settings, migration files and database of a phase run, after checking the phase may start."""
+    """Settings, migration files and database of a phase run (labelled for alerts), after checking the phase may start."""
     settings = run_settings(database)
+    label_run(settings.database, version, phase)
     scripts = ScriptDirectory.load(settings.migrations_dir)
     db = connect(settings)
     check_ready(db, scripts, version, phase, settings.soak_seconds)
@@ -43,7 +45,14 @@ def _record(version: int, phase: str, database: str | None) -> dict:
     with database_lock(db, settings, phase):
         check_ready(db, scripts, version, phase, settings.soak_seconds)
         Ledger(db).complete_phase(version, phase, {"verified": True, "flow_run_id": str(flow_run.id) if flow_run.id else None})
-    return {"version": version, "phase": phase, "completed": True}
+    return _completed(settings, version, phase, {"version": version, "phase": phase, "completed": True})
+
+
+def _completed(settings, version: int, phase: str, result: dict) -> dict:
+    """Announce a completed phase (an alert fires for the destructive one); a run paused by its window is not one."""
+    if not result.get("paused"):
+        announce("phase.completed", settings.database, version, phase, destructive=phase == "cleanup")
+    return result
 
 
 @flow(name="expand", description="Expand-contract, phase 1: the application starts writing the old and the new fields.")
@@ -59,8 +68,9 @@ def backfill(version: int, batch_size: int | None = None, window_minutes: float 
     settings, scripts, db = _open(version, "backfill", database)
     with database_lock(db, settings, "backfill"):
         check_ready(db, scripts, version, "backfill", settings.soak_seconds)  # again, now that no one else can run
-        return apply_migration(version, "up", batch_size or settings.batch_size, database=settings.database,
-                               phase="backfill", deadline=window_deadline(window_minutes))
+        result = apply_migration(version, "up", batch_size or settings.batch_size, database=settings.database,
+                                 phase="backfill", deadline=window_deadline(window_minutes))
+    return _completed(settings, version, "backfill", result)
 
 
 @flow(name="contract", description="Expand-contract, phase 3: every document is backfilled; the application stops using the old fields.")
@@ -98,5 +108,6 @@ def cleanup(version: int, approved: bool = False, approval_timeout_seconds: int 
     deadline = window_deadline(window_minutes)
     with database_lock(db, settings, "cleanup"):
         check_ready(db, scripts, version, "cleanup", settings.soak_seconds)
-        return apply_migration(version, "up", batch_size or settings.batch_size, database=settings.database,
-                               phase="cleanup", deadline=deadline)
+        result = apply_migration(version, "up", batch_size or settings.batch_size, database=settings.database,
+                                 phase="cleanup", deadline=deadline)
+    return _completed(settings, version, "cleanup", result)

@@ -41,7 +41,9 @@ def prefect_api(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port),
-           "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"}  # a test's schedule fires within seconds
+           "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",  # a test's schedule fires within seconds
+           # alert notifications: their links, and run tags in state events (see deployments/alerts.py)
+           "PREFECT_UI_URL": f"http://127.0.0.1:{port}", "PREFECT_SERVER_EVENTS_RELATED_RESOURCE_CACHE_TTL": "PT0S"}
     log = open(home / "server.log", "w")
     server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
