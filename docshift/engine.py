@@ -5,6 +5,7 @@ Every write is guarded by `schema_version`, so redoing a batch after a crash cha
 """
 
 import itertools
+import time
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from .errors import (BackupError, ChangedMigrationError, DatabaseError, PhaseErr
                      TransformError)
 from .ledger import Ledger, LeaseLock, as_utc, now
 from .loader import ScriptDirectory
+from .pacing import BatchSizer, Throttle
 from .progress import ProgressEvent, publish
 from .spec import INITIAL_VERSION, Migration
 from .transform import apply, update_for, version_filter, versions_filter
@@ -411,21 +413,26 @@ def bson_order(value: Any) -> tuple:
 
 
 def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunState, cursor: BatchCursor,
-                  lock: LeaseLock | None, batch_size: int, max_batches: int,
-                  pre_images: BackupReader | None = None, max_failures: int = 0, deadline: datetime | None = None) -> bool:
+                  lock: LeaseLock | None, sizer: BatchSizer, max_batches: int,
+                  pre_images: BackupReader | None = None, max_failures: int = 0, deadline: datetime | None = None,
+                  throttle: Throttle | None = None) -> bool:
     """Up to `max_batches` batches: pre-images saved, guarded updates written, checkpoint saved after each.
 
     Returns whether the step has no documents left to do; the counts are in `state`. At `deadline` (a maintenance
-    window's end) it stops before the next batch, so the run can pause at its checkpoint.
+    window's end) it stops before the next batch, so the run can pause at its checkpoint. `sizer` chooses each
+    batch's size; `throttle` waits between batches.
     """
     coll, backup, ledger = db[step.collection], db[state.backup], Ledger(db)
     guard = step.selector
-    for _ in range(max_batches):
+    for i in range(max_batches):
+        if throttle and (i or state.batches):
+            throttle.wait(deadline)
         if lock:
             lock.check()
         if deadline and now() >= deadline:
             return False
-        raws = cursor.next_batch(batch_size)
+        started = time.monotonic()
+        raws = cursor.next_batch(sizer.next())
         if not raws:
             return True
         ops, changes = [], []
@@ -454,6 +461,7 @@ def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunStat
         state.batches += 1
         state.last_id, state.started = cursor.last_id, True
         ledger.save_checkpoint({k: getattr(state, k) for k in ("last_id", "started", "done", "matched", "changed", "batches", "quarantined")})
+        sizer.record(len(raws), sum(len(raw.raw) for raw in raws), time.monotonic() - started)
         publish(ProgressEvent(step.label, state.done, max(state.total, state.done), state.changed, state.elapsed_s))
     return False
 
@@ -533,7 +541,7 @@ def finish(db: Database, step: Step, state: RunState, verification: Verification
     fields = {
         "outcome": "applied" if step.direction == "up" else "reverted", "finished_at": finished,
         "matched": state.matched, "changed": state.changed, "documents": state.done, "quarantined": len(state.quarantined),
-        "duration_s": round(state.elapsed_s, 3), "docs_per_s": round(state.rate, 1),
+        "batches": state.batches, "duration_s": round(state.elapsed_s, 3), "docs_per_s": round(state.rate, 1),
         "verification": "passed" if verification.passed else verification.summary(),
     }
     ledger.update_entry(state.run_id, fields)

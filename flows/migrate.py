@@ -15,6 +15,7 @@ from docshift.db import connect, redact
 from docshift.errors import LockLostError, MigrationFailed, VerificationFailed
 from docshift.ledger import Ledger, LeaseLock, as_utc, now
 from docshift.loader import ScriptDirectory
+from docshift.pacing import BatchSizer, Throttle
 from docshift.settings import get_settings
 from tasks.backup import backup
 from tasks.batch import batch_migrate
@@ -69,14 +70,14 @@ def database_lock(db, settings, purpose: str) -> Iterator[LeaseLock]:
 
 
 @flow(name="apply-migration", flow_run_name="{direction}-{version}")
-def apply_migration(version: int, direction: str, batch_size: int, max_failures: int = 0,
+def apply_migration(version: int, direction: str, batch_size: int | None = None, max_failures: int = 0,
                     ledger_after: int | None = None, database: str | None = None, phase: str | None = None,
                     deadline: datetime | None = None) -> dict:
     """Back up, migrate in checkpointed batches, verify; on failure restore the pre-images and fail plainly.
 
     `ledger_after` differs from the step's own only when quarantined documents are retried below the current version.
     `phase` runs an expand-contract phase (backfill, cleanup) instead of the whole `up`. At `deadline` the run
-    pauses at its checkpoint and returns `paused`.
+    pauses at its checkpoint and returns `paused`. Without `batch_size`, batches are sized to the target time per batch.
     """
     settings = run_settings(database)
     scripts = ScriptDirectory.load(settings.migrations_dir)
@@ -89,13 +90,16 @@ def apply_migration(version: int, direction: str, batch_size: int, max_failures:
     pre_images = engine.BackupReader(db[engine.BACKUP_PREFIX + source_run]) if source_run else None
     state = start_run(db, scripts, step, str(flow_run.id) if flow_run.id else None)
     cursor = engine.BatchCursor(db[step.collection], step.selector, state.last_id, state.started)
+    sizer = BatchSizer.for_server(db, batch_size, settings.chunk_time_seconds)
+    throttle = Throttle.for_server(db, settings.batch_pause_seconds, settings.max_replication_lag_seconds,
+                                   settings.throttle_max_wait_seconds)
     progress = create_progress_artifact(0.0, description=f"{step.label}: starting")
     logger = get_run_logger()
     try:
         backup(db, state, settings.backup_dir, settings.backup_gzip)
         while True:
-            finished = batch_migrate(db, migration, step, state, cursor, _held_lock.get(), batch_size,
-                                     settings.batches_per_task, pre_images, max_failures, deadline)
+            finished = batch_migrate(db, migration, step, state, cursor, _held_lock.get(), sizer,
+                                     settings.batches_per_task, pre_images, max_failures, deadline, throttle)
             update_progress_artifact(progress, progress_percent(state), description=progress_text(step, state))
             if finished:
                 break
