@@ -1,6 +1,7 @@
 """The one settings object, read from DOCSHIFT_* environment variables and overridden by CLI flags."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,14 @@ class Settings(BaseSettings):
     batches_per_task: int = Field(
         10, gt=0, description="Batches per Prefect task run: orchestration costs per task, not per document."
     )
+    partitions: int = Field(
+        1, ge=1, le=64, description="`_id` ranges migrated in parallel tasks, each with its own checkpoint."
+    )
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", description="Where partitions run: threads of the flow's process, or Dask workers (prefect-dask)."
+    )
+    dask_address: str | None = Field(None, description="A running Dask scheduler; unset: a local cluster of processes.")
+    dask_workers: int = Field(2, ge=1, description="Worker processes of the local Dask cluster.")
     lock_lease_seconds: float = Field(
         60.0, gt=0, description="Lease of the migration lock; a crashed run's lock expires after this."
     )
@@ -51,6 +60,8 @@ def configure(**overrides) -> None:
     _overrides.update({k: v for k, v in overrides.items() if v is not None})
 
 
-def get_settings() -> Settings:
-    """The settings in force: CLI flags over DOCSHIFT_* environment over defaults."""
-    return Settings(**_overrides)
+def get_settings(database: str | None = None) -> Settings:
+    """The settings in force: CLI flags over DOCSHIFT_* environment over defaults; a run's `database` parameter
+    (one deployment, several databases; rehearsals) over all."""
+    settings = Settings(**_overrides)
+    return settings.model_copy(update={"database": database}) if database else settings

@@ -17,7 +17,8 @@ from docshift.errors import PhaseError
 from docshift.ledger import Ledger
 from docshift.loader import ScriptDirectory
 from docshift.phases import check_ready, cleanup_summary
-from flows.migrate import apply_migration, database_lock, run_settings, window_deadline
+from docshift.settings import get_settings
+from flows.migrate import applier, database_lock, window_deadline
 
 
 class CleanupApproval(RunInput):
@@ -29,7 +30,7 @@ class CleanupApproval(RunInput):
 
 def _open(version: int, phase: str, database: str | None):
     """Settings, migration files and database of a phase run, after checking the phase may start."""
-    settings = run_settings(database)
+    settings = get_settings(database)
     scripts = ScriptDirectory.load(settings.migrations_dir)
     db = connect(settings)
     check_ready(db, scripts, version, phase, settings.soak_seconds)
@@ -59,8 +60,8 @@ def backfill(version: int, batch_size: int | None = None, window_minutes: float 
     settings, scripts, db = _open(version, "backfill", database)
     with database_lock(db, settings, "backfill"):
         check_ready(db, scripts, version, "backfill", settings.soak_seconds)  # again, now that no one else can run
-        return apply_migration(version, "up", batch_size or settings.batch_size, database=settings.database,
-                               phase="backfill", deadline=window_deadline(window_minutes))
+        return applier(settings)(version, "up", batch_size or settings.batch_size, database=settings.database,
+                                 phase="backfill", deadline=window_deadline(window_minutes), partitions=settings.partitions)
 
 
 @flow(name="contract", description="Expand-contract, phase 3: every document is backfilled; the application stops using the old fields.")
@@ -98,5 +99,5 @@ def cleanup(version: int, approved: bool = False, approval_timeout_seconds: int 
     deadline = window_deadline(window_minutes)
     with database_lock(db, settings, "cleanup"):
         check_ready(db, scripts, version, "cleanup", settings.soak_seconds)
-        return apply_migration(version, "up", batch_size or settings.batch_size, database=settings.database,
-                               phase="cleanup", deadline=deadline)
+        return applier(settings)(version, "up", batch_size or settings.batch_size, database=settings.database,
+                                 phase="cleanup", deadline=deadline, partitions=settings.partitions)
