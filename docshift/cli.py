@@ -48,9 +48,10 @@ def migrate(
     allow_changed: Annotated[bool, typer.Option("--allow-changed", help="Run although applied files were edited.")] = False,
     max_failures: Annotated[int, typer.Option(min=0, help="Documents that may fail and be quarantined before the run rolls back.")] = 0,
     window_minutes: WindowMinutes = None,
+    partitions: Annotated[Optional[int], typer.Option(min=1, max=64, help="`_id` ranges migrated in parallel (env DOCSHIFT_PARTITIONS)")] = None,
 ) -> None:
     """Migrate up or down to TARGET through the Prefect `migrate` flow."""
-    command.migrate(target, batch_size, dry_run, allow_changed, max_failures, window_minutes)
+    command.migrate(target, batch_size, dry_run, allow_changed, max_failures, window_minutes, partitions)
 
 
 @app.command()

@@ -97,13 +97,14 @@ def print_plan(report: dict) -> None:
 
 
 def migrate(target: int | None, batch_size: int | None, dry_run: bool, allow_changed: bool, max_failures: int = 0,
-            window_minutes: float | None = None) -> dict:
+            window_minutes: float | None = None, partitions: int | None = None) -> dict:
     """Run the `migrate` Prefect flow to TARGET (default: latest), showing a progress bar and the report."""
     from flows.migrate import migrate as migrate_flow
 
     preflight(target, allow_changed)
     report = with_progress_bars(migrate_flow, target_version=target, batch_size=batch_size, dry_run=dry_run,
-                                allow_changed=allow_changed, max_failures=max_failures, window_minutes=window_minutes)
+                                allow_changed=allow_changed, max_failures=max_failures, window_minutes=window_minutes,
+                                partitions=partitions)
     if report["dry_run"]:
         print_plan(report)
     else:

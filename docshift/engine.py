@@ -5,6 +5,7 @@ Every write is guarded by `schema_version`, so redoing a batch after a crash cha
 """
 
 import itertools
+import time
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -26,8 +27,9 @@ from . import dump
 from .dump import RAW
 from .errors import (BackupError, ChangedMigrationError, DatabaseError, PhaseError, RollbackPendingError, TargetError,
                      TransformError)
-from .ledger import Ledger, LeaseLock, as_utc, now
+from .ledger import CHECKPOINT, Ledger, LeaseLock, as_utc, now
 from .loader import ScriptDirectory
+from .pacing import BatchSizer, Throttle
 from .progress import ProgressEvent, publish
 from .spec import INITIAL_VERSION, Migration
 from .transform import apply, update_for, version_filter, versions_filter
@@ -201,6 +203,14 @@ class RunState:
     started_at: Any = None
     flow_run_id: str | None = None
     phase: str | None = None
+    partition: int | None = None
+    partitioned: bool = False
+    finished: bool = False
+
+    @property
+    def checkpoint_id(self) -> str:
+        """Where this state's batches checkpoint: the run's own checkpoint, or its partition's."""
+        return CHECKPOINT if self.partition is None else f"{CHECKPOINT}.{self.partition}"
 
     @property
     def backup(self) -> str:
@@ -264,7 +274,7 @@ class BatchCursor:
     def _open(self, bounded: bool) -> Iterator:
         query = dict(self.selector)
         if bounded and self.started:
-            query["_id"] = {"$gt": self.last_id}
+            query["_id"] = {**query.get("_id", {}), "$gt": self.last_id}  # within a partition's range too
         return iter(self.coll.find(query).sort("_id", 1).batch_size(1000))
 
     def next_batch(self, size: int) -> list[RawBSONDocument]:
@@ -286,6 +296,81 @@ class BatchCursor:
         """Start again after the checkpoint (after an error): the batch that failed is read again."""
         self.last_id, self.started = last_id, started
         self._docs = None
+
+
+def partition_bounds(coll: Collection, selector: dict, partitions: int) -> list[Any]:
+    """`partitions - 1` `_id` values that split the step's documents into ranges of about equal size.
+
+    `$bucketAuto` where the server has it; else the `_id`s at the quantiles, read by skipping along the `_id` order.
+    """
+    try:
+        buckets = list(coll.aggregate([{"$match": selector}, {"$bucketAuto": {"groupBy": "$_id", "buckets": partitions}}]))
+        return [b["_id"]["max"] for b in buckets[:-1]]
+    except PyMongoError:
+        total = coll.count_documents(selector)
+        ids = (coll.find(selector, {"_id": 1}).sort("_id", 1).skip(total * i // partitions).limit(1) for i in range(1, partitions))
+        return [doc["_id"] for found in ids for doc in found]
+
+
+def partition_range(bounds: list[Any], index: int) -> dict:
+    """The `_id` condition of partition `index`: from the bound before it (included) to the bound after it (excluded)."""
+    condition = {}
+    if index > 0:
+        condition["$gte"] = bounds[index - 1]
+    if index < len(bounds):
+        condition["$lt"] = bounds[index]
+    return {"_id": condition} if condition else {}
+
+
+def start_partitions(db: Database, step: Step, state: RunState, partitions: int) -> list[tuple[RunState, dict]]:
+    """The partitions of a run, each a state with its own checkpoint and its `_id` range's selector.
+
+    Resumed from their checkpoints, or split anew (the bounds are kept with each partition). Documents outside every
+    range (another `_id` type, or written behind a cursor) are left to the run's own cursor afterwards.
+    """
+    ledger = Ledger(db)
+    saved = [p for p in ledger.partition_checkpoints() if p["run_id"] == state.run_id]
+    if saved:
+        return [(_partition_state(p), {**step.selector, **partition_range(p["bounds"], p["index"])}) for p in saved]
+    coll = db[step.collection]
+    bounds = partition_bounds(coll, step.selector, partitions)
+    parts = []
+    for index in range(len(bounds) + 1):
+        selector = {**step.selector, **partition_range(bounds, index)}
+        part = replace(state, partition=index, last_id=None, started=False, done=0, matched=0, changed=0, batches=0,
+                       resumed=0, quarantined=[], total=coll.count_documents(selector))
+        ledger.save_checkpoint({**asdict(part), "kind": "partition", "index": index, "bounds": bounds}, part.checkpoint_id)
+        parts.append((part, selector))
+    return parts
+
+
+def resume_partition(db: Database, step: Step, run_id: str, index: int) -> tuple[RunState, dict]:
+    """One partition's state and selector, read back from its checkpoint by whichever process runs it."""
+    saved = Ledger(db).coll.find_one({"_id": f"{CHECKPOINT}.{index}", "run_id": run_id})
+    if saved is None:
+        raise DatabaseError(f"partition {index} of run {run_id} has no checkpoint")
+    return _partition_state(saved), {**step.selector, **partition_range(saved["bounds"], index)}
+
+
+def _partition_state(saved: dict) -> RunState:
+    return RunState(**{k: saved[k] for k in RunState.__dataclass_fields__ if k in saved})
+
+
+def merge_partitions(db: Database, state: RunState) -> None:
+    """Add the finished partitions' counts to the run; its own cursor then sweeps the whole step once from the start."""
+    summary = []
+    for part in Ledger(db).partition_checkpoints():
+        if part["run_id"] == state.run_id:
+            summary.append({"index": part["index"], "documents": part["done"], "resumed": part["resumed"]})
+            state.done += part["done"]
+            state.matched += part["matched"]
+            state.changed += part["changed"]
+            state.batches += part["batches"]
+            state.quarantined += part["quarantined"]
+    Ledger(db).update_entry(state.run_id, {"partitions": summary})
+    state.partitioned, state.last_id, state.started = True, None, False
+    Ledger(db).save_checkpoint({k: getattr(state, k) for k in ("partitioned", "last_id", "started", "done", "matched",
+                                                               "changed", "batches", "quarantined")})
 
 
 def open_backup(db: Database, state: RunState, backup_dir: Path, gzipped: bool = False) -> str:
@@ -411,21 +496,26 @@ def bson_order(value: Any) -> tuple:
 
 
 def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunState, cursor: BatchCursor,
-                  lock: LeaseLock | None, batch_size: int, max_batches: int,
-                  pre_images: BackupReader | None = None, max_failures: int = 0, deadline: datetime | None = None) -> bool:
+                  lock: LeaseLock | None, sizer: BatchSizer, max_batches: int,
+                  pre_images: BackupReader | None = None, max_failures: int = 0, deadline: datetime | None = None,
+                  throttle: Throttle | None = None) -> bool:
     """Up to `max_batches` batches: pre-images saved, guarded updates written, checkpoint saved after each.
 
     Returns whether the step has no documents left to do; the counts are in `state`. At `deadline` (a maintenance
-    window's end) it stops before the next batch, so the run can pause at its checkpoint.
+    window's end) it stops before the next batch, so the run can pause at its checkpoint. `sizer` chooses each
+    batch's size; `throttle` waits between batches.
     """
     coll, backup, ledger = db[step.collection], db[state.backup], Ledger(db)
     guard = step.selector
-    for _ in range(max_batches):
+    for i in range(max_batches):
+        if throttle and (i or state.batches):
+            throttle.wait(deadline)
         if lock:
             lock.check()
         if deadline and now() >= deadline:
             return False
-        raws = cursor.next_batch(batch_size)
+        started = time.monotonic()
+        raws = cursor.next_batch(sizer.next())
         if not raws:
             return True
         ops, changes = [], []
@@ -453,7 +543,9 @@ def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunStat
         state.done += len(raws)
         state.batches += 1
         state.last_id, state.started = cursor.last_id, True
-        ledger.save_checkpoint({k: getattr(state, k) for k in ("last_id", "started", "done", "matched", "changed", "batches", "quarantined")})
+        ledger.save_checkpoint({k: getattr(state, k) for k in ("last_id", "started", "done", "matched", "changed", "batches", "quarantined")},
+                               state.checkpoint_id)
+        sizer.record(len(raws), sum(len(raw.raw) for raw in raws), time.monotonic() - started)
         publish(ProgressEvent(step.label, state.done, max(state.total, state.done), state.changed, state.elapsed_s))
     return False
 
@@ -533,7 +625,7 @@ def finish(db: Database, step: Step, state: RunState, verification: Verification
     fields = {
         "outcome": "applied" if step.direction == "up" else "reverted", "finished_at": finished,
         "matched": state.matched, "changed": state.changed, "documents": state.done, "quarantined": len(state.quarantined),
-        "duration_s": round(state.elapsed_s, 3), "docs_per_s": round(state.rate, 1),
+        "batches": state.batches, "duration_s": round(state.elapsed_s, 3), "docs_per_s": round(state.rate, 1),
         "verification": "passed" if verification.passed else verification.summary(),
     }
     ledger.update_entry(state.run_id, fields)

@@ -45,6 +45,10 @@ class PhaseError(DocshiftError):
     """An expand-contract phase cannot start: the phase before it has not completed and verified, or it was refused."""
 
 
+class ThrottleError(DocshiftError):
+    """The throttle waited too long for replication to catch up (or to be measurable); the run stopped at a checkpoint."""
+
+
 class TransformError(DocshiftError):
     """A migration's up or down function failed or returned something unusable for one document."""
 

@@ -99,11 +99,17 @@ class Ledger:
         """The in-flight step of an unfinished run, if any."""
         return self.coll.find_one({"_id": CHECKPOINT})
 
-    def save_checkpoint(self, fields: dict) -> None:
-        self.coll.update_one({"_id": CHECKPOINT}, {"$set": {**fields, "updated_at": now()}}, upsert=True)
+    def save_checkpoint(self, fields: dict, checkpoint_id: str = CHECKPOINT) -> None:
+        """Update the run's checkpoint, or with `checkpoint_id` one partition's (`checkpoint.<n>`)."""
+        self.coll.update_one({"_id": checkpoint_id}, {"$set": {**fields, "updated_at": now()}}, upsert=True)
+
+    def partition_checkpoints(self) -> list[dict]:
+        """The checkpoints of a partitioned step's `_id` ranges, in partition order."""
+        return sorted(self.coll.find({"kind": "partition"}), key=lambda p: p["index"])
 
     def clear_checkpoint(self) -> None:
         self.coll.delete_one({"_id": CHECKPOINT})
+        self.coll.delete_many({"kind": "partition"})
 
     def lock_holder(self) -> dict | None:
         return self.coll.find_one({"_id": LOCK})
@@ -117,6 +123,20 @@ class Ledger:
     def break_lock(self) -> dict | None:
         """Remove the lock whoever holds it; returns what it was."""
         return self.coll.find_one_and_delete({"_id": LOCK})
+
+
+class LockWatch:
+    """The run's lock as another process of the same run sees it (a partition on a Dask worker): held while the
+    lock document still names the run's owner."""
+
+    def __init__(self, db: Database, owner: str):
+        self.coll, self.owner = db[LEDGER], owner
+
+    def check(self) -> None:
+        holder = self.coll.find_one({"_id": LOCK})
+        if holder is None or holder.get("owner") != self.owner:
+            raise LockLostError("the migration lock was broken or taken over while this partition ran; "
+                                "stopped at its last checkpoint")
 
 
 class LeaseLock:

@@ -1,6 +1,7 @@
 """The one settings object, read from DOCSHIFT_* environment variables and overridden by CLI flags."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,10 +20,28 @@ class Settings(BaseSettings):
     migrations_dir: Path = Field(Path("migrations"), description="Folder of NNNN_slug.py migration files.")
     backup_dir: Path = Field(Path("backups"), description="Where backup files (mongodump format) of every run go.")
     backup_gzip: bool = Field(False, description="Gzip backup files, as `mongodump --gzip` does.")
-    batch_size: int = Field(1000, gt=0, le=100_000, description="Documents read and written per batch.")
+    batch_size: int | None = Field(
+        None, gt=0, le=100_000, description="Documents per batch, fixed; unset: sized to chunk_time_seconds."
+    )
+    chunk_time_seconds: float = Field(0.5, gt=0, description="Target time per batch when the batch size adapts.")
+    batch_pause_seconds: float = Field(0.0, ge=0, description="Pause between batches, to leave the server room.")
+    max_replication_lag_seconds: float | None = Field(
+        10.0, gt=0, description="On a replica set, wait between batches while secondaries lag more than this."
+    )
+    throttle_max_wait_seconds: float = Field(
+        600.0, gt=0, description="Longest wait for replication lag before the run stops at its checkpoint."
+    )
     batches_per_task: int = Field(
         10, gt=0, description="Batches per Prefect task run: orchestration costs per task, not per document."
     )
+    partitions: int = Field(
+        1, ge=1, le=64, description="`_id` ranges migrated in parallel tasks, each with its own checkpoint."
+    )
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", description="Where partitions run: threads of the flow's process, or Dask workers (prefect-dask)."
+    )
+    dask_address: str | None = Field(None, description="A running Dask scheduler; unset: a local cluster of processes.")
+    dask_workers: int = Field(2, ge=1, description="Worker processes of the local Dask cluster.")
     lock_lease_seconds: float = Field(
         60.0, gt=0, description="Lease of the migration lock; a crashed run's lock expires after this."
     )
@@ -47,6 +66,8 @@ def configure(**overrides) -> None:
     _overrides.update({k: v for k, v in overrides.items() if v is not None})
 
 
-def get_settings() -> Settings:
-    """The settings in force: CLI flags over DOCSHIFT_* environment over defaults."""
-    return Settings(**_overrides)
+def get_settings(database: str | None = None) -> Settings:
+    """The settings in force: CLI flags over DOCSHIFT_* environment over defaults; a run's `database` parameter
+    (one deployment, several databases; rehearsals) over all."""
+    settings = Settings(**_overrides)
+    return settings.model_copy(update={"database": database}) if database else settings

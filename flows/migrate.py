@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from prefect import flow, get_run_logger
+from prefect.futures import wait
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.runtime import flow_run
 
@@ -15,10 +16,12 @@ from docshift.db import connect, redact
 from docshift.errors import LockLostError, MigrationFailed, VerificationFailed
 from docshift.ledger import Ledger, LeaseLock, as_utc, now
 from docshift.loader import ScriptDirectory
+from docshift.pacing import BatchSizer, Throttle
 from docshift.settings import get_settings
 from tasks.backup import backup
 from tasks.batch import batch_migrate
 from tasks.notify import announce, label_run
+from tasks.partition import migrate_partition
 from tasks.rollback import rollback
 from tasks.run import finish_run, start_run
 from tasks.verify import verify
@@ -29,13 +32,14 @@ _held_lock: ContextVar[LeaseLock | None] = ContextVar("docshift_held_lock", defa
 @flow(name="migrate", description="Migrate the database to a schema version (default: the latest), up or down.")
 def migrate(target_version: int | None = None, batch_size: int | None = None, dry_run: bool = False,
             allow_changed: bool = False, max_failures: int = 0, database: str | None = None,
-            window_minutes: float | None = None) -> dict:
+            window_minutes: float | None = None, partitions: int | None = None) -> dict:
     """Plan the path from the current version to `target_version` and run one subflow per migration on it.
 
     `database` overrides DOCSHIFT_DATABASE for this run (one deployment, several databases; rehearsals).
     `window_minutes`: the maintenance window's length; at its end the run pauses at a checkpoint and the next run resumes.
+    `partitions`: `_id` ranges migrated in parallel (default DOCSHIFT_PARTITIONS).
     """
-    settings = run_settings(database)
+    settings = get_settings(database)
     deadline = window_deadline(window_minutes)
     label_run(settings.database)
     scripts = ScriptDirectory.load(settings.migrations_dir)
@@ -49,14 +53,20 @@ def migrate(target_version: int | None = None, batch_size: int | None = None, dr
         engine.check_checksums(scripts, ledger, current, allow_changed)
         results = []
         for s in steps:
-            results.append(apply_migration(s.version, s.direction, batch_size or settings.batch_size, max_failures,
-                                           s.ledger_after, settings.database, deadline=deadline))
+            results.append(applier(settings)(s.version, s.direction, batch_size or settings.batch_size, max_failures,
+                                             s.ledger_after, settings.database, deadline=deadline,
+                                             partitions=partitions or settings.partitions))
             if results[-1].get("paused"):
                 break
     report = {"dry_run": False, "current": current, "target": target, "database": settings.database,
               "steps": results, "version": ledger.current_version(), "paused": any(r.get("paused") for r in results)}
     create_markdown_artifact(report_markdown(report), key="docshift-report", description="docshift migration report")
     return report
+
+
+def held_lock() -> LeaseLock | None:
+    """The lock this flow run holds (a function, so that Dask can ship apply-migration's code without the ContextVar)."""
+    return _held_lock.get()
 
 
 @contextmanager
@@ -71,16 +81,17 @@ def database_lock(db, settings, purpose: str) -> Iterator[LeaseLock]:
 
 
 @flow(name="apply-migration", flow_run_name="{direction}-{version}")
-def apply_migration(version: int, direction: str, batch_size: int, max_failures: int = 0,
+def apply_migration(version: int, direction: str, batch_size: int | None = None, max_failures: int = 0,
                     ledger_after: int | None = None, database: str | None = None, phase: str | None = None,
-                    deadline: datetime | None = None) -> dict:
+                    deadline: datetime | None = None, partitions: int = 1) -> dict:
     """Back up, migrate in checkpointed batches, verify; on failure restore the pre-images and fail plainly.
 
     `ledger_after` differs from the step's own only when quarantined documents are retried below the current version.
     `phase` runs an expand-contract phase (backfill, cleanup) instead of the whole `up`. At `deadline` the run
-    pauses at its checkpoint and returns `paused`.
+    pauses at its checkpoint and returns `paused`. Without `batch_size`, batches are sized to the target time per batch.
+    With `partitions` > 1 the `_id` ranges run first as parallel tasks; the run's own cursor then sweeps what is left.
     """
-    settings = run_settings(database)
+    settings = get_settings(database)
     label_run(settings.database, version, phase)
     scripts = ScriptDirectory.load(settings.migrations_dir)
     db = connect(settings)
@@ -92,21 +103,24 @@ def apply_migration(version: int, direction: str, batch_size: int, max_failures:
     pre_images = engine.BackupReader(db[engine.BACKUP_PREFIX + source_run]) if source_run else None
     state = start_run(db, scripts, step, str(flow_run.id) if flow_run.id else None)
     cursor = engine.BatchCursor(db[step.collection], step.selector, state.last_id, state.started)
+    sizer = BatchSizer.for_server(db, batch_size, settings.chunk_time_seconds)
+    throttle = Throttle.for_server(db, settings.batch_pause_seconds, settings.max_replication_lag_seconds,
+                                   settings.throttle_max_wait_seconds)
     progress = create_progress_artifact(0.0, description=f"{step.label}: starting")
     logger = get_run_logger()
     try:
         backup(db, state, settings.backup_dir, settings.backup_gzip)
+        if partitions > 1 and not state.partitioned and not run_partitions(db, step, state, partitions, batch_size,
+                                                                             max_failures, deadline, progress):
+            return window_closed(db, step, state, progress)
         while True:
-            finished = batch_migrate(db, migration, step, state, cursor, _held_lock.get(), batch_size,
-                                     settings.batches_per_task, pre_images, max_failures, deadline)
+            finished = batch_migrate(db, migration, step, state, cursor, held_lock(), sizer,
+                                     settings.batches_per_task, pre_images, max_failures, deadline, throttle)
             update_progress_artifact(progress, progress_percent(state), description=progress_text(step, state))
             if finished:
                 break
             if deadline and now() >= deadline:
-                logger.info("maintenance window closed: %s paused at %s of %s documents", step.label, state.done, state.total)
-                update_progress_artifact(progress, progress_percent(state),
-                                         description=progress_text(step, state) + " (paused: window closed)")
-                return engine.pause(db, state)
+                return window_closed(db, step, state, progress)
         verification = verify(db, migration, step, state.count_before, len(state.quarantined))
         if not verification.passed:
             raise VerificationFailed(f"verification failed: {verification.summary()}")
@@ -134,6 +148,43 @@ def apply_migration(version: int, direction: str, batch_size: int, max_failures:
     return finish_run(db, step, state, verification)
 
 
+def applier(settings):
+    """The apply-migration subflow with the task runner the settings ask for: threads, or a Dask cluster."""
+    if settings.task_runner == "threads":
+        return apply_migration
+    from prefect_dask import DaskTaskRunner
+
+    if settings.dask_address:
+        return apply_migration.with_options(task_runner=DaskTaskRunner(address=settings.dask_address))
+    return apply_migration.with_options(task_runner=DaskTaskRunner(
+        cluster_kwargs={"n_workers": settings.dask_workers, "threads_per_worker": 1, "processes": True}))
+
+
+def run_partitions(db, step: engine.Step, state: engine.RunState, partitions: int, batch_size: int | None,
+                   max_failures: int, deadline: datetime | None, progress) -> bool:
+    """Migrate the step's `_id` ranges as parallel tasks; True when all are done (False: the window closed first)."""
+    parts = engine.start_partitions(db, step, state, partitions)
+    owner = held_lock().owner
+    futures = [migrate_partition.submit(db.name, step.version, step.direction, step.phase, state.run_id, part.partition,
+                                        owner, batch_size, max_failures, deadline) for part, _ in parts]
+    ledger = Ledger(db)
+    while wait(futures, timeout=2).not_done:
+        done = sum(p["done"] for p in ledger.partition_checkpoints() if p["run_id"] == state.run_id)
+        update_progress_artifact(progress, progress_percent(replace(state, done=done)),
+                                 description=progress_text(step, replace(state, done=done)) + f" ({len(parts)} partitions)")
+    if not all([future.result() for future in futures]):
+        return False
+    engine.merge_partitions(db, state)
+    return True
+
+
+def window_closed(db, step: engine.Step, state: engine.RunState, progress) -> dict:
+    """Pause the run at its checkpoint because the maintenance window ended."""
+    get_run_logger().info("maintenance window closed: %s paused at %s of %s documents", step.label, state.done, state.total)
+    update_progress_artifact(progress, progress_percent(state), description=progress_text(step, state) + " (paused: window closed)")
+    return engine.pause(db, state)
+
+
 def window_deadline(window_minutes: float | None) -> datetime | None:
     """When this run's maintenance window closes: the run's scheduled start (now, if started by hand) plus the window."""
     if window_minutes is None:
@@ -141,12 +192,6 @@ def window_deadline(window_minutes: float | None) -> datetime | None:
     start = flow_run.scheduled_start_time
     start = datetime.fromisoformat(start.isoformat()) if start else now()
     return as_utc(start) + timedelta(minutes=window_minutes)
-
-
-def run_settings(database: str | None):
-    """The settings, with the run's database when a flow parameter names one."""
-    settings = get_settings()
-    return settings.model_copy(update={"database": database}) if database else settings
 
 
 def progress_percent(state: engine.RunState) -> float:

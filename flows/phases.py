@@ -17,7 +17,8 @@ from docshift.errors import PhaseError
 from docshift.ledger import Ledger
 from docshift.loader import ScriptDirectory
 from docshift.phases import check_ready, cleanup_summary
-from flows.migrate import apply_migration, database_lock, run_settings, window_deadline
+from docshift.settings import get_settings
+from flows.migrate import applier, database_lock, window_deadline
 from tasks.notify import announce, label_run
 
 
@@ -30,7 +31,7 @@ class CleanupApproval(RunInput):
 
 def _open(version: int, phase: str, database: str | None):
     """Settings, migration files and database of a phase run (labelled for alerts), after checking the phase may start."""
-    settings = run_settings(database)
+    settings = get_settings(database)
     label_run(settings.database, version, phase)
     scripts = ScriptDirectory.load(settings.migrations_dir)
     db = connect(settings)
@@ -68,8 +69,8 @@ def backfill(version: int, batch_size: int | None = None, window_minutes: float 
     settings, scripts, db = _open(version, "backfill", database)
     with database_lock(db, settings, "backfill"):
         check_ready(db, scripts, version, "backfill", settings.soak_seconds)  # again, now that no one else can run
-        result = apply_migration(version, "up", batch_size or settings.batch_size, database=settings.database,
-                                 phase="backfill", deadline=window_deadline(window_minutes))
+        result = applier(settings)(version, "up", batch_size or settings.batch_size, database=settings.database,
+                                   phase="backfill", deadline=window_deadline(window_minutes), partitions=settings.partitions)
     return _completed(settings, version, "backfill", result)
 
 
@@ -108,6 +109,6 @@ def cleanup(version: int, approved: bool = False, approval_timeout_seconds: int 
     deadline = window_deadline(window_minutes)
     with database_lock(db, settings, "cleanup"):
         check_ready(db, scripts, version, "cleanup", settings.soak_seconds)
-        result = apply_migration(version, "up", batch_size or settings.batch_size, database=settings.database,
-                                 phase="cleanup", deadline=deadline)
+        result = applier(settings)(version, "up", batch_size or settings.batch_size, database=settings.database,
+                                   phase="cleanup", deadline=deadline, partitions=settings.partitions)
     return _completed(settings, version, "cleanup", result)

@@ -12,7 +12,8 @@ from docshift.dump import RAW
 from docshift.engine import BACKUPS
 from docshift.ledger import CURRENT, LEDGER
 from docshift.loader import ScriptDirectory
-from flows.migrate import migrate, run_settings
+from docshift.settings import get_settings
+from flows.migrate import migrate
 
 
 @flow(name="rehearse", description="Migrate a scratch copy (or a sample) of the data, verify and report; the source is untouched.")
@@ -20,7 +21,7 @@ def rehearse(target_version: int | None = None, sample: int | None = None, batch
              max_failures: int = 0) -> dict:
     """Copy every collection the migrations touch (the first `sample` documents of each, if given) with the
     source's current version into a scratch database, run the real `migrate` flow there, and drop the copy."""
-    settings = run_settings(None)
+    settings = get_settings()
     source = connect(settings)
     scripts = ScriptDirectory.load(settings.migrations_dir)
     scratch = source.client[f"{settings.database}_rehearsal_{uuid.uuid4().hex[:8]}"]

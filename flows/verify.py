@@ -7,14 +7,14 @@ from docshift.db import connect
 from docshift.errors import VerificationFailed
 from docshift.ledger import Ledger
 from docshift.loader import ScriptDirectory
-from flows.migrate import run_settings
+from docshift.settings import get_settings
 from tasks.verify import verify as verify_task
 
 
 @flow(name="verify", description="Check an applied migration (default: the current version) against the data now.")
 def verify(version: int | None = None, database: str | None = None) -> dict:
     """Run the checks and show them as a table artifact; a failed check fails the run (and alerts)."""
-    settings = run_settings(database)
+    settings = get_settings(database)
     scripts = ScriptDirectory.load(settings.migrations_dir)
     db = connect(settings)
     version = Ledger(db).current_version() if version is None else scripts.check_target(version)

@@ -14,6 +14,7 @@ from docshift import Migration, demo
 from docshift.engine import (BACKUP_PREFIX, BatchCursor, BackupReader, Step, check_checksums, finish, make_step, migrate_chunk, open_backup,
                              plan_report, plan_steps, rollback, save_by_id, start_or_resume, verify_step)
 from docshift.errors import BackupError, ChangedMigrationError, LockHeldError, LockLostError, RollbackPendingError
+from docshift.pacing import BatchSizer
 from docshift.ledger import LEDGER, LOCK, LeaseLock, Ledger, now
 from docshift.transform import version_filter
 
@@ -139,7 +140,7 @@ def begin(db, scripts, version, direction):
 
 def migrate_all(db, scripts, step, state, cursor, pre_images=None):
     migration = scripts.get(step.version).migration
-    while not migrate_chunk(db, migration, step, state, cursor, None, BATCH, 2, pre_images):
+    while not migrate_chunk(db, migration, step, state, cursor, None, BatchSizer(BATCH), 2, pre_images):
         pass
 
 
@@ -160,14 +161,14 @@ def test_migrate_chunk_checkpoints_every_batch_and_reaches_the_target(mock_db, s
 
     migration = seed_scripts.get(2).migration
     for k, done in enumerate([4, 8, 10], start=1):
-        finished = migrate_chunk(mock_db, migration, step, state, cursor, None, BATCH, 1)
+        finished = migrate_chunk(mock_db, migration, step, state, cursor, None, BatchSizer(BATCH), 1)
         assert not finished and state.done == done
         checkpoint = ledger.checkpoint()
         assert (checkpoint["done"], checkpoint["batches"], checkpoint["last_id"], checkpoint["started"]) == (done, k, ids[done - 1], True)
         assert mock_db.users.count_documents({"schema_version": 2}) == done
         assert mock_db.users.count_documents(version_filter(1)) == N - done
         assert mock_db[state.backup].count_documents({}) == done
-    assert migrate_chunk(mock_db, migration, step, state, cursor, None, BATCH, 1)
+    assert migrate_chunk(mock_db, migration, step, state, cursor, None, BatchSizer(BATCH), 1)
 
     verification = verify_step(mock_db, migration, step, state.count_before)
     assert verification.passed, verification.summary()
@@ -180,7 +181,7 @@ def test_migrate_chunk_checkpoints_every_batch_and_reaches_the_target(mock_db, s
         assert doc["schema_version"] == 2 and doc["preferences"] == {"theme": "light", "notifications": True, "language": "en"}
 
     before = snapshot(mock_db)
-    again = migrate_chunk(mock_db, migration, step, state, BatchCursor(mock_db.users, version_filter(1), None, False), None, BATCH, 5)
+    again = migrate_chunk(mock_db, migration, step, state, BatchCursor(mock_db.users, version_filter(1), None, False), None, BatchSizer(BATCH), 5)
     assert again and (state.done, state.changed) == (N, N)
     assert snapshot(mock_db) == before
     assert ledger.checkpoint() is None
@@ -189,7 +190,7 @@ def test_migrate_chunk_checkpoints_every_batch_and_reaches_the_target(mock_db, s
 def test_a_batch_read_again_changes_nothing_twice(mock_db, seed_scripts, users):
     step, state, cursor = begin(mock_db, seed_scripts, 2, "up")
     migration = seed_scripts.get(2).migration
-    migrate_chunk(mock_db, migration, step, state, cursor, None, BATCH, 1)
+    migrate_chunk(mock_db, migration, step, state, cursor, None, BatchSizer(BATCH), 1)
     first = snapshot(mock_db)
     cursor.reopen(None, False)  # as if the checkpoint of the first batch had not been saved
     migrate_all(mock_db, seed_scripts, step, state, cursor)
@@ -201,7 +202,7 @@ def test_a_batch_read_again_changes_nothing_twice(mock_db, seed_scripts, users):
 
 def test_start_or_resume_resumes_the_checkpointed_run(mock_db, seed_scripts, users):
     step, state, cursor = begin(mock_db, seed_scripts, 2, "up")
-    migrate_chunk(mock_db, seed_scripts.get(2).migration, step, state, cursor, None, BATCH, 1)
+    migrate_chunk(mock_db, seed_scripts.get(2).migration, step, state, cursor, None, BatchSizer(BATCH), 1)
 
     resumed = start_or_resume(mock_db, seed_scripts, step, None)  # a new process after a crash
     assert resumed.run_id == state.run_id and resumed.resumed == 1
@@ -217,7 +218,7 @@ def test_start_or_resume_resumes_the_checkpointed_run(mock_db, seed_scripts, use
 
 def test_the_opposite_step_abandons_the_interrupted_run(mock_db, seed_scripts, users):
     step, state, cursor = begin(mock_db, seed_scripts, 2, "up")
-    migrate_chunk(mock_db, seed_scripts.get(2).migration, step, state, cursor, None, BATCH, 1)
+    migrate_chunk(mock_db, seed_scripts.get(2).migration, step, state, cursor, None, BatchSizer(BATCH), 1)
     down = start_or_resume(mock_db, seed_scripts, make_step(seed_scripts, 2, "down"), None)
     assert down.run_id != state.run_id and down.from_version == 2 and down.to_version == 1
     outcomes = {e["_id"]: e["outcome"] for e in Ledger(mock_db).history()}
@@ -233,7 +234,7 @@ def test_lost_lock_stops_the_chunk_before_it_writes(mock_db, seed_scripts, users
         assert lock.lost.wait(3), "the renewer did not notice the broken lock"
         step, state, cursor = begin(mock_db, seed_scripts, 2, "up")
         with pytest.raises(LockLostError):
-            migrate_chunk(mock_db, seed_scripts.get(2).migration, step, state, cursor, lock, BATCH, 1)
+            migrate_chunk(mock_db, seed_scripts.get(2).migration, step, state, cursor, lock, BatchSizer(BATCH), 1)
         assert mock_db.users.count_documents({"schema_version": 2}) == 0
     finally:
         lock.release()

@@ -1,0 +1,27 @@
+"""Batch sizes and the throttle against FerretDB: the server's limits, adaptive sizes, a standalone server's lag."""
+
+import math
+
+from docshift.demo import seed_users
+from docshift.pacing import BatchSizer, Throttle, replication_lag
+
+
+def test_the_limits_and_the_lag_come_from_the_server(env):
+    sizer = BatchSizer.for_server(env.db, None, 0.5)
+    assert sizer.max_documents == 100_000 and sizer.max_bytes == 16 * 1024 * 1024  # FerretDB's hello
+    assert replication_lag(env.db) is None  # not a replica set: replSetGetStatus is refused
+    assert Throttle.for_server(env.db, 0.0, 10.0, 600.0).lag is None  # so there is no lag to wait for
+
+
+def test_batches_grow_to_the_target_time_unless_the_size_is_given(env):
+    seed_users(env.db, 3000, seed=31)
+    fixed = env.run("migrate", "2", "--batch-size", "100")
+    assert fixed.returncode == 0, fixed.stderr
+    assert env.ledger.find_one({"kind": "history", "version": 2})["batches"] == math.ceil(3000 / 100)
+
+    adaptive = env.run("migrate", "3", extra={"DOCSHIFT_CHUNK_TIME_SECONDS": "2"})
+
+    assert adaptive.returncode == 0, adaptive.stderr
+    entry = env.ledger.find_one({"kind": "history", "version": 3})
+    assert entry["documents"] == 3000 and entry["verification"] == "passed"
+    assert entry["batches"] < math.ceil(3000 / 100)  # started at 100 per batch and grew
