@@ -27,6 +27,10 @@ class Settings(BaseSettings):
         60.0, gt=0, description="Lease of the migration lock; a crashed run's lock expires after this."
     )
     server_timeout_ms: int = Field(5000, gt=0, description="How long to wait for the server before giving up.")
+    fault: str | None = Field(
+        None, pattern=r"^[a-z-]+:[1-9][0-9]*$",
+        description="For the fault suite only: `POINT:N` kills the process at the N-th pass through engine point POINT.",
+    )
 
 
 _overrides: dict = {}
