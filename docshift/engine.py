@@ -368,7 +368,10 @@ def save_by_id(coll: Collection, docs: list) -> None:
         coll.insert_many(docs, ordered=False)
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != 11000 for e in errors):
+        if refused := [e for e in errors if e.get("code") != 11000]:
+            raise DatabaseError(f"the server refused to store {len(refused)} document(s) in {coll.name}, first "
+                                f"_id={docs[refused[0]['index']]['_id']!r}: {refused[0].get('errmsg')}") from None
+        if not errors:
             raise
         coll.bulk_write([ReplaceOne({"_id": docs[e["index"]]["_id"]}, docs[e["index"]], upsert=True) for e in errors], ordered=False)
 

@@ -16,24 +16,24 @@ from docshift.testing import as_bson, canonical
 __all__ = ["as_bson", "canonical", "collection_fingerprint", "expected_after_all_ups", "fingerprint"]
 
 
-def fingerprint(docs: Iterable, drop: Iterable[str] = ()) -> Counter:
+def fingerprint(docs: Iterable, drop: Iterable[str] = (), exact: bool = True) -> Counter:
     """The multiset of (`_id`, sha256 of the document's BSON) that every fault scenario compares: a lost, duplicated
-    or changed document changes it. Raw documents count with their exact bytes (field order too); dicts, and raw ones
-    when `drop` names fields to leave out, in canonical form (field order ignored, types kept)."""
+    or changed document changes it. Raw documents count with their exact bytes (field order too) when `exact` and
+    nothing is dropped; dicts, and the other raw ones, in canonical form (field order ignored, types kept)."""
     drop = set(drop)
     result: Counter = Counter()
     for doc in docs:
         if isinstance(doc, RawBSONDocument):
-            data = doc.raw if not drop else as_bson({k: v for k, v in bson.decode(doc.raw).items() if k not in drop})
+            data = doc.raw if exact and not drop else as_bson({k: v for k, v in bson.decode(doc.raw).items() if k not in drop})
         else:
             data = as_bson({k: v for k, v in doc.items() if k not in drop})
         result[(repr(doc["_id"]), hashlib.sha256(data).hexdigest())] += 1
     return result
 
 
-def collection_fingerprint(collection, drop: Iterable[str] = ()) -> Counter:
+def collection_fingerprint(collection, drop: Iterable[str] = (), exact: bool = True) -> Counter:
     """A collection's fingerprint, read with the exact bytes the server returns."""
-    return fingerprint(collection.with_options(codec_options=RAW).find(), drop)
+    return fingerprint(collection.with_options(codec_options=RAW).find(), drop, exact)
 
 
 def expected_after_all_ups(docs: Iterable, migrations: Path, to_version: int | None = None) -> list[dict]:
