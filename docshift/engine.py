@@ -1,7 +1,8 @@
 """The runtime of one migration step on a database: plan, back up, migrate in batches, verify, roll back.
 
 Plain pymongo, no Prefect: the Prefect tasks in tasks/ wrap these functions with retries and artifacts.
-Every write is guarded by `schema_version`, so redoing a batch after a crash changes nothing twice.
+Every write is guarded by `schema_version`, so redoing a batch after a crash changes nothing twice, and by the
+document as read, so that an application's write in between is never overwritten.
 """
 
 import itertools
