@@ -12,7 +12,7 @@ from rich.table import Table
 
 from . import engine, progress
 from .db import connect, redact
-from .errors import AlertSetupError
+from .errors import AlertSetupError, TransformError
 from .ledger import LeaseLock, Ledger
 from .loader import ScriptDirectory
 from .phases import check_ready
@@ -101,7 +101,7 @@ def migrate(target: int | None, batch_size: int | None, dry_run: bool, allow_cha
     """Run the `migrate` Prefect flow to TARGET (default: latest), showing a progress bar and the report."""
     from flows.migrate import migrate as migrate_flow
 
-    preflight(target, allow_changed)
+    preflight(target, allow_changed, dry_run)
     report = with_progress_bars(migrate_flow, target_version=target, batch_size=batch_size, dry_run=dry_run,
                                 allow_changed=allow_changed, max_failures=max_failures, window_minutes=window_minutes,
                                 partitions=partitions)
@@ -164,14 +164,20 @@ def phase(name: str, version: int, approve: bool = False, window_minutes: float 
     return result
 
 
-def preflight(target: int | None, allow_changed: bool) -> None:
-    """Refuse what would fail anyway before a flow run starts: bad files, target, connection, edits, lock."""
-    _, scripts, db = _context()
+def preflight(target: int | None, allow_changed: bool, dry_run: bool = False) -> None:
+    """Refuse what would fail anyway before a flow run starts: bad files, target, connection, edits, lock, backup room."""
+    settings, scripts, db = _context()
     target = scripts.check_target(scripts.head if target is None else target)
-    current, _ = engine.current_plan(db, scripts, target)
+    current, steps = engine.current_plan(db, scripts, target)
     ledger = Ledger(db)
     engine.check_checksums(scripts, ledger, current, allow_changed)
     ledger.check_lock_free()
+    try:
+        engine.sample_plan(db, scripts, steps, size=1)  # a function returning unusable documents is refused here
+    except TransformError:
+        pass  # it raised on that document: the run quarantines it (or stops, past --max-failures)
+    if not dry_run:
+        engine.check_backup_room(db, steps, settings.backup_dir)
 
 
 def rollback(run_id: str) -> dict:

@@ -1,13 +1,19 @@
 """The runtime of one migration step on a database: plan, back up, migrate in batches, verify, roll back.
 
 Plain pymongo, no Prefect: the Prefect tasks in tasks/ wrap these functions with retries and artifacts.
-Every write is guarded by `schema_version`, so redoing a batch after a crash changes nothing twice.
+Every write is guarded by `schema_version`, so redoing a batch after a crash changes nothing twice, and by the
+document as read, so that an application's write in between is never overwritten.
 """
 
 import itertools
+import os
+import shutil
+import signal
+import tempfile
 import time
 import traceback
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -25,12 +31,13 @@ from pymongo.errors import BulkWriteError, CollectionInvalid, PyMongoError
 
 from . import dump
 from .dump import RAW
-from .errors import (BackupError, ChangedMigrationError, DatabaseError, PhaseError, RollbackPendingError, TargetError,
-                     TransformError)
+from .errors import (BackupError, ChangedMigrationError, DatabaseError, MigrationFileError, PhaseError,
+                     RollbackPendingError, TargetError, TransformError)
 from .ledger import CHECKPOINT, Ledger, LeaseLock, as_utc, now
 from .loader import ScriptDirectory
 from .pacing import BatchSizer, Throttle
 from .progress import ProgressEvent, publish
+from .settings import get_settings
 from .spec import INITIAL_VERSION, Migration
 from .transform import apply, update_for, version_filter, versions_filter
 
@@ -40,6 +47,18 @@ CHANGES = ".changes"
 BACKUPS = "_backups"
 SWEEPS = 3
 """Extra passes after the `_id` cursor ends, for documents written behind it while it ran."""
+_fault_hits: Counter = Counter()
+
+
+def fault_point(name: str) -> None:
+    """Exists for the fault suite (tests/integration/test_faults.py): with DOCSHIFT_FAULT=`name`:N, the N-th pass
+    through this point kills the process with SIGKILL, as `kill -9` would, at an exact place. Off by default."""
+    fault = get_settings().fault
+    if fault is None or fault.rpartition(":")[0] != name:
+        return
+    _fault_hits[name] += 1
+    if _fault_hits[name] == int(fault.rpartition(":")[2]):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -140,7 +159,10 @@ def count_plan(db: Database, steps: list[Step]) -> list[int]:
 
 
 def sample_plan(db: Database, scripts: ScriptDirectory, steps: list[Step], size: int = 2) -> list[list[tuple[dict, dict]]]:
-    """Before/after pairs per step from real documents run through the real functions in memory; writes nothing."""
+    """Before/after pairs per step from real documents run through the real functions in memory; writes nothing.
+
+    A function that returns something unusable (not a document, `_id` dropped, a field name with a dot) is refused
+    here, naming its file; one that raises on a document raises its TransformError (a run quarantines it)."""
     samples = []
     for i, step in enumerate(steps):
         pairs = []
@@ -149,7 +171,12 @@ def sample_plan(db: Database, scripts: ScriptDirectory, steps: list[Step], size:
             version = doc.get("schema_version") or INITIAL_VERSION
             for s in chain:
                 if s.from_version == version:
-                    after = transform_one(scripts.get(s.version).migration, s, doc, None)
+                    try:
+                        after = transform_one(scripts.get(s.version).migration, s, doc, None)
+                    except TransformError as exc:
+                        if exc.__cause__ is None:  # no exception inside the function: what it returned is unusable
+                            raise MigrationFileError(scripts.get(s.version).path, str(exc)) from None
+                        raise
                     if s is step:
                         pairs.append((doc, after))
                     doc, version = after, s.to_version
@@ -389,6 +416,7 @@ def open_backup(db: Database, state: RunState, backup_dir: Path, gzipped: bool =
             raise DatabaseError(f"cannot create backup collection {state.backup}, so nothing was changed: {exc}") from None
     path = Path(state.dump) if state.dump else dump.dump_path(backup_dir, state.run_id, db.name, state.collection, gzipped)
     dump.open_dump(path, db[state.collection])
+    fault_point("backup")
     if state.dump is None:
         state.dump = str(path)
         Ledger(db).save_checkpoint({"dump": state.dump})
@@ -396,6 +424,26 @@ def open_backup(db: Database, state: RunState, backup_dir: Path, gzipped: bool =
             "run_id": state.run_id, "version": state.version, "direction": state.direction, "database": db.name,
             "collection": state.collection, "path": state.dump, "created": now()}, upsert=True)
     return state.backup
+
+
+def check_backup_room(db: Database, steps: list[Step], backup_dir: Path) -> None:
+    """Refuse a run whose backup files could not be written, before it takes the lock or changes a document: the
+    backup folder must take a file and have room for every step's pre-images (at most its collection's data size)."""
+    if not steps:
+        return
+    backup_dir = Path(backup_dir)
+    try:
+        backup_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=backup_dir):
+            pass
+        free = shutil.disk_usage(backup_dir).free
+    except OSError as exc:
+        raise BackupError(f"backup folder {backup_dir} is not writable ({exc.strerror or exc}), so nothing was changed; "
+                          f"fix it or set DOCSHIFT_BACKUP_DIR") from None
+    needed = sum(db.command("collStats", s.collection).get("size", 0) for s in steps)
+    if needed > free:
+        raise BackupError(f"backup folder {backup_dir} has {free:,} bytes free but the pre-images of this run may need "
+                          f"{needed:,}, so nothing was changed; free some space or set DOCSHIFT_BACKUP_DIR")
 
 
 def seal_backup(db: Database, run_id: str) -> dict | None:
@@ -437,7 +485,10 @@ def save_by_id(coll: Collection, docs: list) -> None:
         coll.insert_many(docs, ordered=False)
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != 11000 for e in errors):
+        if refused := [e for e in errors if e.get("code") != 11000]:
+            raise DatabaseError(f"the server refused to store {len(refused)} document(s) in {coll.name}, first "
+                                f"_id={docs[refused[0]['index']]['_id']!r}: {refused[0].get('errmsg')}") from None
+        if not errors:
             raise
         coll.bulk_write([ReplaceOne({"_id": docs[e["index"]]["_id"]}, docs[e["index"]], upsert=True) for e in errors], ordered=False)
 
@@ -530,24 +581,45 @@ def migrate_chunk(db: Database, migration: Migration, step: Step, state: RunStat
                 quarantine(db, step, state, doc["_id"], exc, max_failures)
                 continue
             if update:
-                ops.append(UpdateOne({"_id": doc["_id"], **guard}, update))
+                ops.append(UpdateOne({"_id": doc["_id"], **guard, **as_read_filter(doc)}, update))
                 changes.append(change_record(doc["_id"], update))
         save_by_id(backup, raws)
         if state.dump:
             dump.append(Path(state.dump), raws)
         save_by_id(db[state.backup + CHANGES], changes)
+        fault_point("pre-images-saved")
         if ops:
-            result = coll.bulk_write(ops, ordered=False)
+            result = write_batch(coll, ops, [c["_id"] for c in changes], step)
             state.matched += result.matched_count
             state.changed += result.modified_count
+        fault_point("batch-written")
         state.done += len(raws)
         state.batches += 1
         state.last_id, state.started = cursor.last_id, True
         ledger.save_checkpoint({k: getattr(state, k) for k in ("last_id", "started", "done", "matched", "changed", "batches", "quarantined")},
                                state.checkpoint_id)
+        fault_point("checkpoint-saved")
         sizer.record(len(raws), sum(len(raw.raw) for raw in raws), time.monotonic() - started)
         publish(ProgressEvent(step.label, state.done, max(state.total, state.done), state.changed, state.elapsed_s))
     return False
+
+
+def as_read_filter(doc: dict) -> dict:
+    """Matches the document only while it is as the batch read it, so that an application's write in between is
+    never overwritten: the update then matches nothing, and a sweep migrates the newer document."""
+    return {k: {"$eq": v} for k, v in doc.items() if k != "_id"}
+
+
+def write_batch(coll: Collection, ops: list[UpdateOne], ids: list, step: Step):
+    """The batch's guarded updates; a document the server refuses to store fails the step plainly (not retried)."""
+    try:
+        return coll.bulk_write(ops, ordered=False)
+    except BulkWriteError as exc:
+        refused = exc.details.get("writeErrors", [])
+        if not refused:
+            raise
+        raise DatabaseError(f"the server refused {len(refused)} document(s) written by migration {step.version} "
+                            f"{step.direction}, first _id={ids[refused[0]['index']]!r}: {refused[0].get('errmsg')}") from None
 
 
 def quarantine(db: Database, step: Step, state: RunState, doc_id: Any, exc: TransformError, max_failures: int) -> None:
@@ -592,15 +664,16 @@ class Verification:
 
 def verify_step(db: Database, migration: Migration, step: Step, count_before: int | None,
                 quarantined: int = 0) -> Verification:
-    """Only quarantined documents left to do, the count unchanged, migrated documents valid for the target model."""
+    """Only quarantined documents left to do, no document gone, migrated documents valid for the target model."""
     coll = db[step.collection]
     result = Verification()
     left = coll.count_documents(step.selector)
     todo = f"documents still holding {', '.join(step.removes)}" if step.phase == "cleanup" else f"documents left at version {step.from_version}"
     result.add(todo + (" (quarantined)" if quarantined else ""), quarantined, left, left == quarantined)
-    if count_before is not None:
+    if count_before is not None:  # a run inserts and deletes nothing; the application may insert meanwhile
         total = coll.count_documents({})
-        result.add("document count", count_before, total, total == count_before)
+        result.add("document count", f"at least {count_before}", total, total >= count_before)
+    fault_point("verify")
     if step.direction == "up" and migration.target_model is not None:
         every = round(1 / migration.verify_sample_rate)  # a declared rate: every n-th document in `_id` order
         invalid, checked = [], 0
@@ -629,6 +702,7 @@ def finish(db: Database, step: Step, state: RunState, verification: Verification
         "verification": "passed" if verification.passed else verification.summary(),
     }
     ledger.update_entry(state.run_id, fields)
+    fault_point("finish")
     ledger.set_current(step.ledger_after)
     if step.phase:
         ledger.complete_phase(step.version, step.phase, {"run_id": state.run_id, "verified": verification.passed})
@@ -671,6 +745,7 @@ def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason
         undone["restored"] += result.modified_count
         if result.matched_count < len(written):
             undone["undone_by_function"] += undo_newer_writes(coll, migration, undo, guard, written)
+        fault_point("rollback-batch")
     entry = ledger.entry(run_id) or {}
     ledger.update_entry(run_id, {"outcome": "rolled_back", "finished_at": now(), "error": reason, **(counts or {}),
                                  **{k: entry.get(k, 0) + n for k, n in undone.items()}})

@@ -37,6 +37,10 @@ def apply(fn: Callable, doc: Mapping, *extra, label: str) -> dict:
         raise TransformError(f"{label} returned {type(result).__name__}, not a document (document _id={doc.get('_id')!r})")
     if "_id" not in result or not same(result["_id"], doc.get("_id")):
         raise TransformError(f"{label} removed or changed _id (document _id={doc.get('_id')!r})")
+    for key in result:  # an update would read it as a path (`a.b`) or an operator (`$x`) and write something else
+        if not isinstance(key, str) or "." in key or key.startswith("$"):
+            raise TransformError(f"{label} returned the field name {key!r}, which MongoDB cannot store as one field "
+                                 f"(document _id={doc.get('_id')!r})")
     return dict(result)
 
 

@@ -48,6 +48,7 @@ def migrate(target_version: int | None = None, batch_size: int | None = None, dr
     if dry_run:
         return {"dry_run": True, **engine.plan_report(db, scripts, target)}
     ledger = Ledger(db)
+    engine.check_backup_room(db, engine.current_plan(db, scripts, target)[1], settings.backup_dir)
     with database_lock(db, settings, "migrate"):
         current, steps = engine.current_plan(db, scripts, target)
         engine.check_checksums(scripts, ledger, current, allow_changed)

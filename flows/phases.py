@@ -67,6 +67,7 @@ def backfill(version: int, batch_size: int | None = None, window_minutes: float 
              database: str | None = None) -> dict:
     """Backfill in checkpointed batches; at the window's end it pauses, and the next window's run continues."""
     settings, scripts, db = _open(version, "backfill", database)
+    engine.check_backup_room(db, [engine.make_step(scripts, version, "up", "backfill")], settings.backup_dir)
     with database_lock(db, settings, "backfill"):
         check_ready(db, scripts, version, "backfill", settings.soak_seconds)  # again, now that no one else can run
         result = applier(settings)(version, "up", batch_size or settings.batch_size, database=settings.database,
@@ -107,6 +108,7 @@ def cleanup(version: int, approved: bool = False, approval_timeout_seconds: int 
                              f"nothing was removed")
         logger.info("cleanup approved by %s", answer.approver or "an unnamed approver")
     deadline = window_deadline(window_minutes)
+    engine.check_backup_room(db, [engine.make_step(scripts, version, "up", "cleanup")], settings.backup_dir)
     with database_lock(db, settings, "cleanup"):
         check_ready(db, scripts, version, "cleanup", settings.soak_seconds)
         result = applier(settings)(version, "up", batch_size or settings.batch_size, database=settings.database,

@@ -1,5 +1,50 @@
-"""Comparison helpers shared by the unit and integration tests: docshift.testing's own, re-exported."""
+"""Comparison helpers shared by the unit and integration tests: docshift.testing's own, and the "nothing lost" fingerprint."""
 
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import bson
+from bson.raw_bson import RawBSONDocument
+
+from docshift import engine
+from docshift.dump import RAW
+from docshift.loader import ScriptDirectory
 from docshift.testing import as_bson, canonical
 
-__all__ = ["as_bson", "canonical"]
+__all__ = ["as_bson", "canonical", "collection_fingerprint", "expected_after_all_ups", "fingerprint"]
+
+
+def fingerprint(docs: Iterable, drop: Iterable[str] = (), exact: bool = True) -> Counter:
+    """The multiset of (`_id`, sha256 of the document's BSON) that every fault scenario compares: a lost, duplicated
+    or changed document changes it. Raw documents count with their exact bytes (field order too) when `exact` and
+    nothing is dropped; dicts, and the other raw ones, in canonical form (field order ignored, types kept)."""
+    drop = set(drop)
+    result: Counter = Counter()
+    for doc in docs:
+        if isinstance(doc, RawBSONDocument):
+            data = doc.raw if exact and not drop else as_bson({k: v for k, v in bson.decode(doc.raw).items() if k not in drop})
+        else:
+            data = as_bson({k: v for k, v in doc.items() if k not in drop})
+        result[(repr(doc["_id"]), hashlib.sha256(data).hexdigest())] += 1
+    return result
+
+
+def collection_fingerprint(collection, drop: Iterable[str] = (), exact: bool = True) -> Counter:
+    """A collection's fingerprint, read with the exact bytes the server returns."""
+    return fingerprint(collection.with_options(codec_options=RAW).find(), drop, exact)
+
+
+def expected_after_all_ups(docs: Iterable, migrations: Path, to_version: int | None = None) -> list[dict]:
+    """What an uninterrupted run to the latest version (or `to_version`) makes of `docs`: the same functions applied
+    in memory (`updated_at` left out: the migrations set it to the time they run)."""
+    scripts = ScriptDirectory.load(migrations)
+    result = []
+    for doc in docs:
+        doc = bson.decode(doc.raw) if isinstance(doc, RawBSONDocument) else dict(doc)
+        for version in scripts.versions[: None if to_version is None else scripts.versions.index(to_version) + 1]:
+            doc = engine.transform_one(scripts.get(version).migration, engine.make_step(scripts, version, "up"), doc, None)
+        doc.pop("updated_at")
+        result.append(doc)
+    return result

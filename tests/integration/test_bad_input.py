@@ -1,8 +1,12 @@
 """Every mistake a user can make ends in one plain message, a non-zero exit, and nothing written."""
 
+import json
+import urllib.request
+
 import pytest
 
 from docshift.demo import seed_users
+from tests.helpers import collection_fingerprint, expected_after_all_ups, fingerprint
 from tests.integration.conftest import database_snapshot
 
 
@@ -25,6 +29,16 @@ BROKEN_FILES = {
                             "version: Input should be a valid integer"),
     "missing down": ("0006_broken.py", "import docshift\nmigration = docshift.Migration(version=6, description='d', "
                      "collection='users', kind='additive', up=lambda d: d)\n", "down: Field required"),
+    # found by running `up` on a real document in memory before anything is written
+    "up returning a non-dict": ("0006_broken.py", "import docshift\nmigration = docshift.Migration(version=6, description='d', "
+                                "collection='users', kind='additive', up=lambda d: [d], down=lambda d: d)\n",
+                                "migration 6 up returned list, not a document"),
+    "up removing _id": ("0006_broken.py", "import docshift\nmigration = docshift.Migration(version=6, description='d', "
+                        "collection='users', kind='additive', up=lambda d: {k: v for k, v in d.items() if k != '_id'}, "
+                        "down=lambda d: d)\n", "migration 6 up removed or changed _id"),
+    "up writing a key with a dot": ("0006_broken.py", "import docshift\nmigration = docshift.Migration(version=6, "
+                                    "description='d', collection='users', kind='additive', up=lambda d: {**d, 'a.b': 1}, "
+                                    "down=lambda d: d)\n", "migration 6 up returned the field name 'a.b'"),
 }
 
 
@@ -60,18 +74,37 @@ def test_non_numeric_target_is_a_usage_error(seeded):
     assert database_snapshot(seeded.db) == before
 
 
-@pytest.mark.parametrize("uri,message", [
-    ("mongodb://admin:s3cr3t-pass@127.0.0.1:1/", "cannot reach MongoDB at mongodb://admin:***@127.0.0.1:1/"),
-    ("mongodb://admin:s3cr3t-pass@127.0.0.1:1:2/", "invalid MongoDB URI mongodb://admin:***@"),
-    ("postgres://admin:s3cr3t-pass@127.0.0.1/", "invalid MongoDB URI"),
-])
+CONNECTIONS = {  # {ferretdb}: the session's server; {http}: the Prefect server's port, which does not speak MongoDB
+    "nothing listening": ("mongodb://admin:s3cr3t-pass@127.0.0.1:1/", "cannot reach MongoDB at mongodb://admin:***@127.0.0.1:1/"),
+    "unreachable host": ("mongodb://admin:s3cr3t-pass@192.0.2.1:27017/", "cannot reach MongoDB at mongodb://admin:***@192.0.2.1"),
+    "wrong port": ("mongodb://admin:s3cr3t-pass@{http}/", "cannot reach MongoDB at mongodb://admin:***@{http}/"),
+    # FerretDB's SQLite backend has no users: it refuses every login, as a server refuses a wrong password
+    "wrong credentials": ("mongodb://admin:s3cr3t-pass@{ferretdb}/",
+                          "MongoDB at mongodb://admin:***@{ferretdb}/ refused docshift: {{'ok': 0.0, 'errmsg': "),
+    "malformed URI": ("mongodb://admin:s3cr3t-pass@127.0.0.1:1:2/", "invalid MongoDB URI mongodb://admin:***@"),
+    "not a MongoDB URI": ("postgres://admin:s3cr3t-pass@127.0.0.1/", "invalid MongoDB URI"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONNECTIONS))
 @pytest.mark.parametrize("args", [["migrate"], ["status"]])
-def test_unusable_connection_is_one_line_without_the_password(env, uri, message, args):
+def test_unusable_connection_is_one_line_without_the_password(env, case, args):
+    hosts = {"ferretdb": env.uri.split("//")[1].rstrip("/"), "http": env.vars["PREFECT_API_URL"].split("//")[1].split("/")[0]}
+    uri, message = (text.format(**hosts) for text in CONNECTIONS[case])
     result = env.run(*args, extra={"DOCSHIFT_MONGODB_URI": uri, "DOCSHIFT_SERVER_TIMEOUT_MS": "500"})
     assert result.returncode == 1
-    assert message in result.stderr, result.stderr
+    assert result.stderr.startswith("docshift: error: ") and message in result.stderr, result.stderr
     assert "s3cr3t" not in result.stdout + result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert "s3cr3t" not in prefect_logs(env)
+
+
+def prefect_logs(env) -> str:
+    """Every log line the Prefect server holds (flow and task runs of the whole session)."""
+    request = urllib.request.Request(f"{env.vars['PREFECT_API_URL']}/logs/filter", data=b'{"limit": 200}',
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        return " ".join(entry["message"] for entry in json.load(response))
 
 
 def test_edited_applied_migration_is_refused_unless_allowed(seeded):
@@ -100,3 +133,70 @@ def test_plan_and_dry_run_write_nothing(seeded):
         assert "up   3 users: Split name into first_name and last_name (transformative, 200 documents)" in output
         assert "first_name" in output  # a sample diff from a real document
     assert database_snapshot(seeded.db) == before
+
+
+SPECIAL = {  # a v1 user with an unusual `name` (or other field) among ordinary ones
+    "missing name": {},
+    "null name": {"name": None},
+    "non-string name": {"name": 42},
+    "very long name": {"name": "Ada " + "Lovelace" * 250_000},
+    "unicode and emoji": {"name": "  Zoë\u200d 李明 🦄👩\u200d💻 Ó Súilleabháin 🚀 "},
+    "15 MB document": {"name": "Ada Lovelace", "bio": "x" * 15 * 1024 * 1024},  # under the 16 MiB BSON limit
+}
+
+
+@pytest.mark.parametrize("case", list(SPECIAL))
+def test_unusual_data_migrates_exactly_and_back(env, case):
+    """Through migration 3 (split `name`) and back: the expected documents, then the original ones exactly."""
+    seed_users(env.db, 50, seed=5)
+    env.db.users.insert_one({"user_id": "special", "email": "special@example.com", **SPECIAL[case]})
+    original = list(env.db.users.find())
+
+    up = env.run("migrate", "3")
+
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert collection_fingerprint(env.db.users, drop={"updated_at"}) == fingerprint(
+        expected_after_all_ups(original, env.migrations, to_version=3))
+    down = env.run("migrate", "1")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert collection_fingerprint(env.db.users, exact=False) == fingerprint(original)  # fields, values and types
+
+
+def test_up_making_a_nested_array_fails_plainly_and_is_rolled_back(seeded):
+    """FerretDB stores no nested arrays (nor keys with dots: it refuses both at insert, so no collection holds one);
+    a migration that writes one is refused by the server, and the run rolls back with that reason, not retried."""
+    assert seeded.run("migrate").returncode == 0
+    (seeded.migrations / "0006_matrix.py").write_text(
+        "import docshift\nmigration = docshift.Migration(version=6, description='d', collection='users', "
+        "kind='additive', up=lambda d: {**d, 'matrix': [[1, 2], [3, 4]]}, down=lambda d: d)\n")
+    before = collection_fingerprint(seeded.db.users)
+
+    result = seeded.run("migrate", "--batch-size", "50")
+
+    assert result.returncode == 1
+    error = result.stderr.strip().splitlines()[-1]  # after Prefect's own log of the failed task run
+    assert error.startswith("docshift: error: migration 6 (up) failed and was rolled back"), result.stderr
+    assert "the server refused to store" in error and "nested arrays are not supported" in error, error
+    assert "Retries are exhausted" not in result.stderr and "Retry " not in result.stderr  # a refusal is not retried
+    assert collection_fingerprint(seeded.db.users) == before
+    assert seeded.ledger.find_one({"_id": "current"})["version"] == 5
+    assert seeded.ledger.find_one({"kind": "history", "version": 6})["outcome"] == "rolled_back"
+
+
+@pytest.mark.parametrize("case", ["collection that does not exist", "empty collection"])
+def test_a_migration_of_no_documents_succeeds_and_creates_nothing(env, case):
+    for script in env.migrations.glob("000*.py"):
+        script.unlink()
+    (env.migrations / "0002_ghosts.py").write_text(
+        "import docshift\nmigration = docshift.Migration(version=2, description='d', collection='ghosts', "
+        "kind='additive', up=lambda d: {**d, 'seen': True}, down=lambda d: d)\n")
+    if case == "empty collection":
+        env.db.create_collection("ghosts")
+
+    result = env.run("migrate")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert env.ledger.find_one({"_id": "current"})["version"] == 2
+    assert env.ledger.find_one({"kind": "history"})["documents"] == 0
+    assert ("ghosts" in env.db.list_collection_names()) == (case == "empty collection")
+    assert env.db.ghosts.count_documents({}) == 0

@@ -5,6 +5,7 @@ import signal
 import time
 
 from docshift.demo import seed_users
+from tests.helpers import collection_fingerprint
 from tests.integration.conftest import raw_snapshot
 from tests.integration.test_crash_resume import wait_for_checkpoint
 
@@ -20,7 +21,7 @@ def kill(proc):
 def test_kill_9_during_rollback_then_rollback_again_is_complete_and_exact(env):
     seed_users(env.db, 4000, seed=13)
     assert env.run("migrate", "2").returncode == 0
-    before = raw_snapshot(env.db.users)
+    before = collection_fingerprint(env.db.users)
     env.break_split_name(["user_3900"], "late")
     proc = env.start("migrate", "--batch-size", "100", extra=LEASE)
     deadline = time.monotonic() + 300
@@ -39,7 +40,7 @@ def test_kill_9_during_rollback_then_rollback_again_is_complete_and_exact(env):
     again = env.run("rollback", "--run", run_id, extra=LEASE)
 
     assert again.returncode == 0, again.stdout + again.stderr
-    assert raw_snapshot(env.db.users) == before
+    assert collection_fingerprint(env.db.users) == before
     entry = env.ledger.find_one({"_id": run_id})
     assert entry["outcome"] == "rolled_back" and "late" in entry["error"]
     assert env.ledger.find_one({"_id": "current"})["version"] == 2 and env.ledger.find_one({"_id": "checkpoint"}) is None
@@ -48,7 +49,7 @@ def test_kill_9_during_rollback_then_rollback_again_is_complete_and_exact(env):
 
 def test_rollback_of_a_killed_migration_instead_of_resuming_it(env):
     seed_users(env.db, 3000, seed=14)
-    before = raw_snapshot(env.db.users)
+    before = collection_fingerprint(env.db.users)
     proc = env.start("migrate", "2", "--batch-size", "100", extra=LEASE)
     checkpoint = wait_for_checkpoint(env, proc, 2, 1000)
     kill(proc)
@@ -57,7 +58,7 @@ def test_rollback_of_a_killed_migration_instead_of_resuming_it(env):
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "documents restored" in result.stdout
-    assert raw_snapshot(env.db.users) == before
+    assert collection_fingerprint(env.db.users) == before
     assert env.ledger.find_one({"_id": "current"}) is None  # never moved
 
 
