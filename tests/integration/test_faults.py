@@ -198,15 +198,36 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def test_worker_killed_during_a_deployment_run_then_the_lease_expires_and_a_new_run_resumes(env):
+def flow_run_state(env, flow_run_id: str) -> str:
+    with urllib.request.urlopen(f"{env.vars['PREFECT_API_URL']}/flow_runs/{flow_run_id}") as response:
+        return json.load(response)["state"]["type"]
+
+
+def start_worker(env) -> subprocess.Popen:
+    return subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "docshift"], env=env.vars, cwd="/",
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+@pytest.fixture
+def zombie_automation(env):
+    """Heartbeats every 30 s and the zombie automation of `docshift alerts setup` (Crashed after 3 missed heartbeats);
+    removed afterwards, since on the shared server it would crash other tests' long runs (default heartbeat 180 s)."""
+    env.vars.update({"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
+                     "DOCSHIFT_ALERT_URL": f"http://127.0.0.1:{_free_port()}/unused"})
+    setup = env.run("alerts", "setup")
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    yield
+    remove_automations(env)
+
+
+def test_worker_killed_during_a_deployment_run_is_crashed_and_a_new_run_resumes(env, zombie_automation):
     seed_users(env.db, 3000, seed=32)
     expected = fingerprint(expected_after_all_ups(env.db.users.with_options(codec_options=RAW).find(), env.migrations))
-    env.vars.update({**LEASE_ENV, "DOCSHIFT_PROJECT_DIR": str(ROOT)})
+    env.vars.update({**LEASE_ENV, "DOCSHIFT_PROJECT_DIR": str(ROOT), "PREFECT_WORKER_QUERY_SECONDS": "2"})
     assert prefect(env, "work-pool", "create", "docshift", "--type", "process", "--overwrite").returncode == 0
     deployed = prefect(env, "--no-prompt", "deploy", "--all")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "docshift"], env=env.vars, cwd="/",
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    worker = start_worker(env)
     try:
         started = prefect(env, "deployment", "run", "migrate/migrate", "--param", "batch_size=100")
         assert started.returncode == 0, started.stdout + started.stderr
@@ -219,14 +240,31 @@ def test_worker_killed_during_a_deployment_run_then_the_lease_expires_and_a_new_
         worker.wait()
     holder = env.ledger.find_one({"_id": "lock"})
     assert holder and f"flow-run {flow_run_id}" in holder["owner"]  # the dead run's lock is left behind
-    with urllib.request.urlopen(f"{env.vars['PREFECT_API_URL']}/flow_runs/{flow_run_id}") as response:
-        assert json.load(response)["state"]["type"] != "COMPLETED"
-    time.sleep(LEASE + 0.5)
+    deadline = time.monotonic() + 240
+    while (state := flow_run_state(env, flow_run_id)) != "CRASHED":  # its heartbeats stopped: the automation crashes it
+        assert state == "RUNNING" and time.monotonic() < deadline, f"flow run {state}, not CRASHED"
+        time.sleep(2)
 
-    resumed = env.run("migrate", "--batch-size", "100")  # takes the expired lock and resumes the checkpoint
+    worker = start_worker(env)  # the crashed run freed the deployment's concurrency slot; its lock has expired by now
+    try:
+        resumed = prefect(env, "deployment", "run", "migrate/migrate", "--param", "batch_size=100", "--watch",
+                          "--watch-timeout", "300", timeout=360)
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=30)
 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert collection_fingerprint(env.db.users, drop={"updated_at"}) == expected
     entry = env.ledger.find_one({"kind": "history", "version": 3})
     assert entry["resumed"] == 1 and entry["outcome"] == "applied"
     assert env.ledger.find_one({"_id": "current"})["version"] == 5
+
+
+def remove_automations(env) -> None:
+    """Leave the shared Prefect server without this test's automations (the zombie one would crash later long runs)."""
+    api = env.vars["PREFECT_API_URL"]
+    request = urllib.request.Request(f"{api}/automations/filter", data=b"{}", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        for automation in json.load(response):
+            if automation["name"].startswith("docshift:") or automation["name"] == "Crash zombie flows":
+                urllib.request.urlopen(urllib.request.Request(f"{api}/automations/{automation['id']}", method="DELETE")).close()
