@@ -1,5 +1,6 @@
 """The `docshift` command line: parses arguments and calls docshift.command."""
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -141,7 +142,13 @@ def alerts_setup() -> None:
 
 
 def main() -> None:
-    """Entry point: user errors become one plain line on stderr and exit status 1."""
+    """Entry point: user errors become one plain line on stderr and exit status 1.
+
+    The terminal shows progress bars, reports and that line; Prefect's own log lines (tracebacks of failed task runs
+    included) go to the Prefect server, where the flow run shows them. PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL=INFO
+    prints them here too.
+    """
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     try:
         app()
     except DocshiftError as exc:
