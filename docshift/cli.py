@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pymongo.errors import PyMongoError
 
 from . import command
 from .db import redact
@@ -153,4 +154,8 @@ def main() -> None:
         app()
     except DocshiftError as exc:
         print(f"docshift: error: {redact(str(exc))}", file=sys.stderr)
+        sys.exit(1)
+    except PyMongoError as exc:  # the server went away mid-run, after the start-up checks and every retry
+        print(f"docshift: error: the database failed during the command ({type(exc).__name__}: {redact(str(exc))}); "
+              f"a migration keeps its checkpoint: run it again to resume", file=sys.stderr)
         sys.exit(1)

@@ -256,19 +256,24 @@ class RunState:
 
 
 def start_or_resume(db: Database, scripts: ScriptDirectory, step: Step, flow_run_id: str | None) -> RunState:
-    """Resume the checkpointed run of this step, or record a new one (history entry + checkpoint)."""
+    """Resume the checkpointed run of this step, or record a new one (checkpoint, then history entry).
+
+    Safe to retry after a database error at any point: the checkpoint names the run first, and a run whose history
+    entry was never written is started again under the same id rather than counted as resumed.
+    """
     ledger = Ledger(db)
     checkpoint = ledger.checkpoint()
     if checkpoint and (checkpoint["version"], checkpoint["direction"], checkpoint.get("phase")) == (step.version, step.direction, step.phase):
-        fields = {k: checkpoint[k] for k in RunState.__dataclass_fields__ if k in checkpoint}
-        state = RunState(**fields)
+        state = RunState(**{k: checkpoint[k] for k in RunState.__dataclass_fields__ if k in checkpoint})
+        if ledger.entry(state.run_id) is None:
+            _record_start(db, scripts, step, state)
+            return state
         state.resumed += 1
         ledger.update_entry(state.run_id, {"resumed": state.resumed, "outcome": "running"})
         ledger.save_checkpoint({"resumed": state.resumed})
         return state
     if checkpoint:  # the opposite step of an interrupted one: it ends that run
         ledger.update_entry(checkpoint["run_id"], {"outcome": "abandoned", "finished_at": now()})
-    script = scripts.get(step.version)
     coll = db[step.collection]
     state = RunState(
         run_id=f"v{step.version}-{step.direction}-{uuid.uuid4().hex[:10]}",
@@ -277,15 +282,21 @@ def start_or_resume(db: Database, scripts: ScriptDirectory, step: Step, flow_run
         total=coll.count_documents(step.selector),
         count_before=coll.count_documents({}), started_at=now(), flow_run_id=flow_run_id, phase=step.phase,
     )
-    ledger.start_entry({
+    ledger.save_checkpoint(asdict(state))
+    _record_start(db, scripts, step, state)
+    return state
+
+
+def _record_start(db: Database, scripts: ScriptDirectory, step: Step, state: RunState) -> None:
+    """The run's history entry (written once, whatever retries), and its step's old quarantine cleared for retrying."""
+    script = scripts.get(step.version)
+    Ledger(db).start_entry({
         "_id": state.run_id, "version": step.version, "direction": step.direction,
         "description": script.migration.description, "collection": step.collection, "checksum": script.checksum,
         "started_at": state.started_at, "finished_at": None, "outcome": "running", "matched": 0, "changed": 0,
-        "flow_run_id": flow_run_id, "backup": state.backup, "resumed": 0, "phase": step.phase,
+        "flow_run_id": state.flow_run_id, "backup": state.backup, "resumed": 0, "phase": step.phase,
     })
     db[QUARANTINE].delete_many({"version": step.version, "direction": step.direction})  # retried by this run
-    ledger.save_checkpoint(asdict(state))
-    return state
 
 
 class BatchCursor:

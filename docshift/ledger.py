@@ -53,7 +53,7 @@ class Ledger:
         return sorted(self.coll.find({"kind": "history"}), key=lambda e: e["started_at"])
 
     def start_entry(self, entry: dict) -> None:
-        self.coll.insert_one({"kind": "history", **entry})
+        self.coll.replace_one({"_id": entry["_id"]}, {"kind": "history", **entry}, upsert=True)
 
     def entry(self, run_id: str) -> dict | None:
         return self.coll.find_one({"_id": run_id, "kind": "history"})
