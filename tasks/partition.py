@@ -1,5 +1,8 @@
 """The migrate-partition task: one `_id` range of a step, run by a thread or a Dask worker of its own."""
 
+import os
+import socket
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -29,6 +32,7 @@ def run_partition(database: str, version: int, direction: str, phase: str | None
     if part.finished:
         return True
     ledger = Ledger(db)
+    ledger.save_checkpoint({"worker": f"{socket.gethostname()}:{os.getpid()}"}, part.checkpoint_id)  # who runs it now
     if part.started:
         part.resumed += 1
         ledger.save_checkpoint({"resumed": part.resumed}, part.checkpoint_id)

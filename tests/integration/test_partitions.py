@@ -49,12 +49,14 @@ def test_a_killed_dask_worker_resumes_only_its_partition(env):
     proc = env.start("migrate", "2", "--batch-size", "50", "--partitions", "4", extra=dask)
     try:
         deadline = time.monotonic() + 300
-        while not env.ledger.find_one({"kind": "partition", "done": {"$gte": 200}, "finished": False}):
+        while not (running := env.ledger.find_one({"kind": "partition", "done": {"$gte": 200}, "finished": False})):
             assert proc.poll() is None and time.monotonic() < deadline, "no partition got under way"
             time.sleep(0.05)
-        workers = [p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        workers = {p.pid for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())}
         assert len(workers) == 2, "the local Dask cluster should have two worker processes"
-        os.kill(workers[0].pid, signal.SIGKILL)
+        pid = int(running["worker"].rsplit(":", 1)[1])
+        assert pid in workers  # the partition runs in a Dask worker process, not in the flow's
+        os.kill(pid, signal.SIGKILL)
         output, _ = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
