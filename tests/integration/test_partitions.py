@@ -64,7 +64,8 @@ def test_a_killed_dask_worker_resumes_only_its_partition(env):
 
     assert proc.returncode == 0, output
     entry = env.ledger.find_one({"kind": "history", "version": 2})
-    assert entry["documents"] == N and entry["verification"] == "passed"
+    assert N - 50 <= entry["documents"] <= N and entry["verification"] == "passed"  # one batch written, not checkpointed
+    assert env.db.users.count_documents({"schema_version": 2}) == N
     assert sorted(p["resumed"] for p in entry["partitions"]) == [0, 0, 0, 1]  # the killed worker's partition only
     assert env.run("migrate", "4", "--batch-size", "100").returncode == 0
     assert by_user(env.db.users) == expected
