@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo import UpdateOne
 
+from deployments.local_server import local_prefect_server
 from docshift import engine
 from docshift.demo import seed_users
 from docshift.ledger import Ledger
@@ -161,33 +161,11 @@ def ferretdb(work: Path) -> Iterator[str]:
 
 @contextmanager
 def prefect_server(work: Path) -> Iterator[dict]:
-    """A real Prefect server (SQLite, loopback, its own PREFECT_HOME) that (c) reports to, as in tests/conftest.py."""
-    port, home = free_port(), work / "prefect-home"
+    """A real Prefect server (SQLite, loopback, its own PREFECT_HOME) that (c) reports to, as the tests have."""
+    home = work / "prefect-home"
     home.mkdir()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    log = open(home / "server.log", "w")
-    server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    api = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{api}/health", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the Prefect server did not start:\n{(home / 'server.log').read_text()[-3000:]}")
-                time.sleep(0.5)
-        yield {"PREFECT_API_URL": api, "PREFECT_HOME": str(home)}
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+    with local_prefect_server(home, free_port()) as api:
+        yield api
 
 
 # ---------------------------------------------------------------- data

@@ -4,11 +4,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from deployments.local_server import local_prefect_server
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -38,34 +38,11 @@ def ferretdb_uri(tmp_path_factory):
 def prefect_api(tmp_path_factory):
     """A real Prefect server (SQLite, loopback) for every flow run of the session."""
     port = _free_port()
-    home = tmp_path_factory.mktemp("prefect-home")
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port),
-           "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",  # a test's schedule fires within seconds
-           # alert notifications: their links, and run tags in state events (see deployments/alerts.py)
-           "PREFECT_UI_URL": f"http://127.0.0.1:{port}", "PREFECT_SERVER_EVENTS_RELATED_RESOURCE_CACHE_TTL": "PT0S"}
-    log = open(home / "server.log", "w")
-    server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    api = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        assert server.poll() is None, (home / "server.log").read_text()[-3000:]
-        assert time.monotonic() < deadline, "Prefect server did not become healthy in 120 s"
-        time.sleep(0.5)
-    yield {"PREFECT_API_URL": api, "PREFECT_HOME": str(home)}
-    server.terminate()
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+    settings = {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",  # a test's schedule fires within seconds
+                # alert notifications: their links, and run tags in state events (see deployments/alerts.py)
+                "PREFECT_UI_URL": f"http://127.0.0.1:{port}", "PREFECT_SERVER_EVENTS_RELATED_RESOURCE_CACHE_TTL": "PT0S"}
+    with local_prefect_server(tmp_path_factory.mktemp("prefect-home"), port, settings) as api:
+        yield api
 
 
 @pytest.fixture
