@@ -1,7 +1,7 @@
 """The benchmark of issue 5: one migration timed five ways, side by side, on one FerretDB, in one run.
 
-    .venv/bin/python -m benchmarks.run --sizes 100000 1000000 [--budget SIZE=SECONDS ...] [--modes SIZE=3c,3d ...]
-                                       [--profile SECONDS]
+    .venv/bin/python -m benchmarks.run --sizes 100000 1000000 [--budget SIZE[:MODE]=SECONDS ...]
+                                       [--modes SIZE=3c,3d ...] [--profile SECONDS]
 
 Per size it seeds `users` once (docshift.demo.seed_users) and keeps the documents in memory at version 1 and at
 version 2 (migration 2 applied in Python), then gives every mode a fresh copy in its own database:
@@ -9,13 +9,15 @@ version 2 (migration 2 applied in Python), then gives every mode a fresh copy in
   1 -> 2 (additive):       c  `docshift migrate 2`          ceiling: one server-side `update_many`
   2 -> 3 (split `name`):   a  the original per-document loop   b  the original `limit(1000)` batch loop
                            c  `docshift migrate 3`            d  bare `_id` cursor + unordered bulk_write
+                           c2, c4  `docshift migrate 3 --partitions 2|4` (the speed-up of parallel partitions)
 
 Every mode runs in its own child process, so that its peak RSS is its own (os.wait4); a, b, d and update_many
 are the small functions below with docshift's own transform (engine.transform_one + transform.update_for), so
 the writes are identical; c is the real CLI against a real Prefect server. Each result is checked document by
 document against the expected documents (computed in memory), so the modes did equal work. With --budget, a mode
 at that size stops after that many seconds (c pauses at its maintenance window) and its time is extrapolated, as
-labelled; --modes runs only some modes at a size (on this machine 1,000,000 users take hours per mode).
+labelled (SIZE:MODE=SECONDS for one mode, e.g. 1000000:3b=300); --modes runs only some modes at a size (on this
+machine 1,000,000 users take hours for the original loops).
 The tables go to stdout and to benchmarks/results-table.md; benchmarks/results.md is their written account.
 """
 
@@ -313,8 +315,12 @@ class Bench:
     uri: str
     prefect: dict
     work: Path
-    budgets: dict[int, float]
+    budgets: dict
     profile: float | None
+
+    def budget(self, size: int, version: int, mode: str) -> float | None:
+        """Seconds allowed to the mode at that size (SIZE:MODE=SECONDS, else SIZE=SECONDS), or None: to the end."""
+        return self.budgets.get((size, f"{version}{mode}"), self.budgets.get(size))
 
     @cached_property
     def client(self) -> pymongo.MongoClient:
@@ -324,12 +330,13 @@ class Bench:
         """Copy the users at the version before, run the mode in a child process, check and time it."""
         database = f"bench_{mode}_{version}"
         load(self.client, data, version - 1, database)
-        budget = self.budgets.get(data.size, 10 ** 9)
-        if mode == "c":
-            result = self.run_docshift(data, version, database, budget)
+        budget = self.budget(data.size, version, mode)
+        if mode.startswith("c"):
+            result = self.run_docshift(data, version, mode, database, budget)
         else:
             seconds, rss, text = timed([sys.executable, "-m", "benchmarks.run", "--child", mode, "--uri", self.uri,
-                                        "--database", database, "--version", str(version), "--seconds", str(budget)],
+                                        "--database", database, "--version", str(version),
+                                        "--seconds", str(budget or 10 ** 9)],
                                        {**os.environ, "PYTHONPATH": str(ROOT)})
             measured = json.loads(text.strip().splitlines()[-1])
             estimate, note = extrapolate(data.size, measured)
@@ -341,15 +348,18 @@ class Bench:
               f"peak RSS {result.rss_mib:,.0f} MiB {result.note} {result.extra or ''}", flush=True)
         return result
 
-    def run_docshift(self, data: Data, version: int, database: str, budget: float) -> Result:
-        """(c) `docshift migrate VERSION` as a user runs it: backup, checkpoints, verification, through the Prefect server."""
+    def run_docshift(self, data: Data, version: int, mode: str, database: str, budget: float | None) -> Result:
+        """(c) `docshift migrate VERSION` as a user runs it: backup, checkpoints, verification, through the Prefect server
+        (c2, c4: with `--partitions 2|4`, the `_id` ranges as parallel task runs on threads)."""
         env = {**os.environ, **self.prefect, "DOCSHIFT_MONGODB_URI": self.uri, "DOCSHIFT_DATABASE": database,
                "DOCSHIFT_MIGRATIONS_DIR": str(ROOT / "migrations"), "DOCSHIFT_BACKUP_DIR": str(self.work / "backups"),
                "PREFECT_LOGGING_LEVEL": "WARNING", "COLUMNS": "160"}
         command = [str(BIN / "docshift"), "migrate", str(version)]
-        if data.size in self.budgets:
+        if mode != "c":
+            command += ["--partitions", mode[1:]]
+        if budget is not None:
             command += ["--window-minutes", str(budget / 60)]
-        if self.profile and version == 3:
+        if self.profile and version == 3 and mode == "c":
             # one profile: (c) 2 -> 3 at the first size for --profile seconds, in a run of its own before the timed one
             raw = ROOT / "benchmarks" / "profile-c.txt"
             timed([str(BIN / "py-spy"), "record", "--nonblocking", "--idle", "--subprocesses", "--format", "raw", "-o", str(raw),
@@ -361,7 +371,7 @@ class Bench:
         entry = Ledger(self.client[database]).history()[-1]
         measured = {"done": entry["documents"], "seconds": seconds}
         estimate, note = extrapolate(data.size, measured)
-        return Result(data.size, f"{version - 1}→{version}", "c", entry["documents"], seconds, estimate, rss,
+        return Result(data.size, f"{version - 1}→{version}", mode, entry["documents"], seconds, estimate, rss,
                       note=note, extra={"run_s": entry["duration_s"], **orchestration(self.prefect, entry["flow_run_id"], seconds)})
 
 
@@ -422,9 +432,10 @@ def profile_summary(raw: Path) -> str:
 
 # ---------------------------------------------------------------- report
 
-MODES = [(3, "c"), (3, "d"), (3, "a"), (3, "b"), (2, "c"), (2, "update_many")]
+MODES = [(3, "c"), (3, "d"), (3, "a"), (3, "b"), (3, "c2"), (3, "c4"), (2, "c"), (2, "update_many")]
 """(c) and (d) first: the ratio the issue's main target is about is in hand even if a long run is cut short."""
 LABELS = {"a": "(a) per-document loop", "b": "(b) limit(1000) batch loop", "c": "(c) docshift migrate",
+          "c2": "(c) docshift migrate --partitions 2", "c4": "(c) docshift migrate --partitions 4",
           "d": "(d) ceiling: _id cursor + bulk_write", "update_many": "ceiling: one update_many"}
 
 
@@ -435,7 +446,7 @@ def machine() -> str:
                    if line.startswith("MemTotal"))) / 1024 ** 2
     return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}, pymongo {pymongo.version}, FerretDB 1.24.2 (SQLite backend, "
-            f"scripts/ferretdb); other jobs' test suites shared the machine during the run")
+            f"scripts/ferretdb); load average at the start {os.getloadavg()[0]:.2f}")
 
 
 def report(results: list[Result]) -> str:
@@ -445,8 +456,9 @@ def report(results: list[Result]) -> str:
     for r in sorted(results, key=lambda r: (r.size, r.step, r.mode)):
         lines.append(f"| {r.size:,} | {r.step} | {LABELS[r.mode]} | {r.done:,} | {r.seconds:,.1f} | {r.rate:,.0f} | "
                      f"{r.rss_mib:,.0f} | {r.check} | {r.note} |")
-    lines += ["", "| N | c/d | c/a | c/b | d/a | additive c/update_many | (c) 2→3 orchestration share | (c) peak RSS (MiB) |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| N | c/d | c/a | c/b | d/a | additive c/update_many | partitions 1 → 2 → 4 | (c) 2→3 orchestration share "
+                  "| (c) peak RSS (MiB) |",
+              "|---|---|---|---|---|---|---|---|---|"]
     by = {(r.size, r.step, r.mode): r for r in results}
     sizes = sorted({r.size for r in results})
     for n in sizes:
@@ -458,8 +470,9 @@ def report(results: list[Result]) -> str:
                  f"({c.extra['task_runs']} task runs); {100 * c.extra['outside_tasks_s'] / c.seconds:.1f}% "
                  f"of the process outside task runs") if c else "—"
         rss = f"{c.rss_mib:,.0f}" if c else "—"
+        speedup = f"1 → {ratio('c2', 'c')} → {ratio('c4', 'c')}"
         lines.append(f"| {n:,} | {ratio('c', 'd')} | {ratio('c', 'a')} | {ratio('c', 'b')} | {ratio('d', 'a')} | "
-                     f"{ratio('c', 'update_many', '1→2')} | {share} | {rss} |")
+                     f"{ratio('c', 'update_many', '1→2')} | {speedup} | {share} | {rss} |")
     cs = [by[(n, "2→3", "c")] for n in sizes if (n, "2→3", "c") in by]
     if len(cs) > 1:
         lines += ["", f"Peak RSS of (c) at {cs[-1].size:,} / at {cs[0].size:,}: {cs[-1].rss_mib / cs[0].rss_mib:.2f}."]
@@ -469,8 +482,8 @@ def report(results: list[Result]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--budget", nargs="*", default=[], metavar="SIZE=SECONDS",
-                        help="at SIZE, stop each mode after SECONDS and extrapolate its time (labelled in the table)")
+    parser.add_argument("--budget", nargs="*", default=[], metavar="SIZE[:MODE]=SECONDS",
+                        help="at SIZE, stop each mode (or MODE, e.g. 3b) after SECONDS and extrapolate its time (labelled)")
     parser.add_argument("--profile", type=float, metavar="SECONDS",
                         help="first profile (c) 2->3 at the first size with py-spy for SECONDS (benchmarks/profile-c.txt)")
     parser.add_argument("--modes", nargs="*", default=[], metavar="SIZE=MODE,...",
@@ -484,12 +497,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return child(args)
-    budgets = {int(n): float(s) for n, s in (b.split("=") for b in args.budget)}
+    budgets = {budget_key(key): float(seconds) for key, seconds in (b.split("=") for b in args.budget)}
     only = {int(n): m.split(",") for n, m in (x.split("=") for x in args.modes)}
     print(report(run(args.sizes, budgets, args.profile, args.out, only)))
 
 
-def run(sizes: list[int], budgets: dict[int, float], profile: float | None, out: Path,
+def budget_key(key: str) -> int | tuple[int, str]:
+    """`1000000` (every mode at that size) or `1000000:3b` (one mode)."""
+    size, _, mode = key.partition(":")
+    return (int(size), mode) if mode else int(size)
+
+
+def run(sizes: list[int], budgets: dict, profile: float | None, out: Path,
         only: dict[int, list[str]] | None = None) -> list[Result]:
     """Every mode at every size on one FerretDB and one Prefect server of its own; the table goes to `out`."""
     results = []

@@ -5,6 +5,7 @@ Every write is guarded by `schema_version`, so redoing a batch after a crash cha
 document as read, so that an application's write in between is never overwritten.
 """
 
+import functools
 import itertools
 import os
 import shutil
@@ -27,7 +28,7 @@ from pydantic import ValidationError
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, CollectionInvalid, PyMongoError
+from pymongo.errors import BulkWriteError, CollectionInvalid, OperationFailure, PyMongoError
 
 from . import dump
 from .dump import RAW
@@ -50,10 +51,16 @@ SWEEPS = 3
 _fault_hits: Counter = Counter()
 
 
+@functools.cache
+def _fault() -> str | None:
+    """DOCSHIFT_FAULT, read once per process (the fault suite sets it for a whole `docshift` process)."""
+    return get_settings().fault
+
+
 def fault_point(name: str) -> None:
     """Exists for the fault suite (tests/integration/test_faults.py): with DOCSHIFT_FAULT=`name`:N, the N-th pass
     through this point kills the process with SIGKILL, as `kill -9` would, at an exact place. Off by default."""
-    fault = get_settings().fault
+    fault = _fault()
     if fault is None or fault.rpartition(":")[0] != name:
         return
     _fault_hits[name] += 1
@@ -280,7 +287,7 @@ def start_or_resume(db: Database, scripts: ScriptDirectory, step: Step, flow_run
         version=step.version, direction=step.direction, collection=step.collection,
         from_version=step.from_version, to_version=step.to_version,
         total=coll.count_documents(step.selector),
-        count_before=coll.count_documents({}), started_at=now(), flow_run_id=flow_run_id, phase=step.phase,
+        count_before=collection_count(coll), started_at=now(), flow_run_id=flow_run_id, phase=step.phase,
     )
     ledger.save_checkpoint(asdict(state))
     _record_start(db, scripts, step, state)
@@ -336,18 +343,36 @@ class BatchCursor:
         self._docs = None
 
 
-def partition_bounds(coll: Collection, selector: dict, partitions: int) -> list[Any]:
-    """`partitions - 1` `_id` values that split the step's documents into ranges of about equal size.
+UNSUPPORTED = (OperationFailure, NotImplementedError)
+"""What a server without an aggregation stage raises: OperationFailure (FerretDB, compatibles), NotImplementedError (mongomock)."""
+
+
+def collection_count(coll: Collection) -> int:
+    """The collection's document count as the server keeps it (`$collStats`, summed over shards): no scan.
+
+    It is the fast count (as `estimatedDocumentCount`), which FerretDB keeps exactly; where a server has no
+    `$collStats` (mongomock, some compatibles) the documents are counted.
+    """
+    try:
+        return sum(shard["count"] for shard in coll.aggregate([{"$collStats": {"count": {}}}]))
+    except UNSUPPORTED:
+        return coll.count_documents({})
+
+
+def partition_bounds(coll: Collection, selector: dict, partitions: int, total: int) -> tuple[list[Any], list[int]]:
+    """`partitions - 1` `_id` values that split the step's `total` documents into ranges of about equal size, and
+    about how many documents each range holds (for its progress; nothing is counted again).
 
     `$bucketAuto` where the server has it; else the `_id`s at the quantiles, read by skipping along the `_id` order.
     """
     try:
         buckets = list(coll.aggregate([{"$match": selector}, {"$bucketAuto": {"groupBy": "$_id", "buckets": partitions}}]))
-        return [b["_id"]["max"] for b in buckets[:-1]]
-    except PyMongoError:
-        total = coll.count_documents(selector)
-        ids = (coll.find(selector, {"_id": 1}).sort("_id", 1).skip(total * i // partitions).limit(1) for i in range(1, partitions))
-        return [doc["_id"] for found in ids for doc in found]
+        return [b["_id"]["max"] for b in buckets[:-1]], [b["count"] for b in buckets] or [total]
+    except UNSUPPORTED:
+        cuts = [total * i // partitions for i in range(1, partitions)]
+        found = [(cut, doc["_id"]) for cut in cuts for doc in coll.find(selector, {"_id": 1}).sort("_id", 1).skip(cut).limit(1)]
+        edges = [0, *(cut for cut, _ in found), total]
+        return [bound for _, bound in found], [b - a for a, b in zip(edges, edges[1:])]
 
 
 def partition_range(bounds: list[Any], index: int) -> dict:
@@ -371,12 +396,12 @@ def start_partitions(db: Database, step: Step, state: RunState, partitions: int)
     if saved:
         return [(_partition_state(p), {**step.selector, **partition_range(p["bounds"], p["index"])}) for p in saved]
     coll = db[step.collection]
-    bounds = partition_bounds(coll, step.selector, partitions)
+    bounds, sizes = partition_bounds(coll, step.selector, partitions, state.total)
     parts = []
-    for index in range(len(bounds) + 1):
+    for index, size in enumerate(sizes):
         selector = {**step.selector, **partition_range(bounds, index)}
         part = replace(state, partition=index, last_id=None, started=False, done=0, matched=0, changed=0, batches=0,
-                       resumed=0, quarantined=[], total=coll.count_documents(selector))
+                       resumed=0, quarantined=[], total=size)
         ledger.save_checkpoint({**asdict(part), "kind": "partition", "index": index, "bounds": bounds}, part.checkpoint_id)
         parts.append((part, selector))
     return parts
@@ -682,7 +707,7 @@ def verify_step(db: Database, migration: Migration, step: Step, count_before: in
     todo = f"documents still holding {', '.join(step.removes)}" if step.phase == "cleanup" else f"documents left at version {step.from_version}"
     result.add(todo + (" (quarantined)" if quarantined else ""), quarantined, left, left == quarantined)
     if count_before is not None:  # a run inserts and deletes nothing; the application may insert meanwhile
-        total = coll.count_documents({})
+        total = collection_count(coll)
         result.add("document count", f"at least {count_before}", total, total >= count_before)
     fault_point("verify")
     if step.direction == "up" and migration.target_model is not None:

@@ -25,3 +25,14 @@ def test_batches_grow_to_the_target_time_unless_the_size_is_given(env):
     entry = env.ledger.find_one({"kind": "history", "version": 3})
     assert entry["documents"] == 3000 and entry["verification"] == "passed"
     assert entry["batches"] < math.ceil(3000 / 100)  # started at 100 per batch and grew
+
+
+def test_the_collection_count_is_the_servers_own_and_exact(env):
+    """Verification's "no document gone" reads FerretDB's kept count ($collStats), not a scan: it must be exact."""
+    from docshift.engine import collection_count
+
+    seed_users(env.db, 500, seed=32)
+    env.db.users.delete_many({"user_id": {"$in": ["user_1", "user_2"]}})
+    env.db.users.insert_one({"user_id": "late"})
+    assert [s["count"] for s in env.db.users.aggregate([{"$collStats": {"count": {}}}])] == [499]
+    assert collection_count(env.db.users) == env.db.users.count_documents({}) == 499

@@ -470,3 +470,23 @@ def test_target_model_verification_covers_all_documents_or_the_declared_rate(moc
 
     assert f"{checked} checked" in check["check"]
     assert (check["passed"], check["found"] if not found else int(str(check["found"]).split()[0])) == (not found, found)
+
+
+def test_partition_bounds_split_by_quantiles_and_size_each_range_without_counting_again(mock_db):
+    """mongomock has no $bucketAuto: the quantile fallback, whose sizes must equal what each range really holds."""
+    from docshift.engine import partition_bounds, partition_range
+
+    mock_db.items.insert_many([{"_id": i, "schema_version": 1} for i in range(10)] + [{"_id": 100, "schema_version": 2}])
+    selector = version_filter(1)
+    bounds, sizes = partition_bounds(mock_db.items, selector, 3, total=10)
+    assert bounds == [3, 6] and sizes == [3, 3, 4]
+    assert [mock_db.items.count_documents({**selector, **partition_range(bounds, i)}) for i in range(3)] == sizes
+    assert partition_bounds(mock_db.items, {"schema_version": 9}, 3, total=0) == ([], [0])
+
+
+def test_collection_count_falls_back_to_counting_where_the_server_keeps_no_count(mock_db):
+    from docshift.engine import collection_count
+
+    mock_db.items.insert_many([{"n": i} for i in range(7)])
+    mock_db.items.delete_one({"n": 3})
+    assert collection_count(mock_db.items) == 6
