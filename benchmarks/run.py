@@ -23,6 +23,7 @@ The tables go to stdout and to benchmarks/results-table.md; benchmarks/results.m
 
 import argparse
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -439,6 +440,12 @@ LABELS = {"a": "(a) per-document loop", "b": "(b) limit(1000) batch loop", "c": 
           "d": "(d) ceiling: _id cursor + bulk_write", "update_many": "ceiling: one update_many"}
 
 
+@functools.cache
+def load_at_start() -> float:
+    """The 1-minute load average when the run began (run calls this first; later calls get that value)."""
+    return os.getloadavg()[0]
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -446,7 +453,7 @@ def machine() -> str:
                    if line.startswith("MemTotal"))) / 1024 ** 2
     return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}, pymongo {pymongo.version}, FerretDB 1.24.2 (SQLite backend, "
-            f"scripts/ferretdb); load average at the start {os.getloadavg()[0]:.2f}")
+            f"scripts/ferretdb); load average at the start {load_at_start():.2f}")
 
 
 def report(results: list[Result]) -> str:
@@ -511,7 +518,7 @@ def budget_key(key: str) -> int | tuple[int, str]:
 def run(sizes: list[int], budgets: dict, profile: float | None, out: Path,
         only: dict[int, list[str]] | None = None) -> list[Result]:
     """Every mode at every size on one FerretDB and one Prefect server of its own; the table goes to `out`."""
-    results = []
+    results, _ = [], load_at_start()
     with tempfile.TemporaryDirectory(prefix="docshift-bench-") as tmp:
         work = Path(tmp)
         with ferretdb(work) as uri, prefect_server(work) as prefect:
