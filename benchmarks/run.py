@@ -518,7 +518,8 @@ def budget_key(key: str) -> int | tuple[int, str]:
 def run(sizes: list[int], budgets: dict, profile: float | None, out: Path,
         only: dict[int, list[str]] | None = None) -> list[Result]:
     """Every mode at every size on one FerretDB and one Prefect server of its own; the table goes to `out`."""
-    results, _ = [], load_at_start()
+    load_at_start()  # the report's load average is the one from before the servers and modes ran
+    results = []
     with tempfile.TemporaryDirectory(prefix="docshift-bench-") as tmp:
         work = Path(tmp)
         with ferretdb(work) as uri, prefect_server(work) as prefect:
