@@ -12,7 +12,7 @@ version 2 (migration 2 applied in Python), then gives every mode a fresh copy in
                            c2, c4  `docshift migrate 3 --partitions 2|4` (the speed-up of parallel partitions)
 
 Every mode runs in its own child process, so that its peak RSS is its own (os.wait4); a, b, d and update_many
-are the small functions below with docshift's own transform (engine.transform_one + transform.update_for), so
+are the small functions below with docshift's own transform (transform_one + transform.update_for), so
 the writes are identical; c is the real CLI against a real Prefect server. Each result is checked document by
 document against the expected documents (computed in memory), so the modes did equal work. With --budget, a mode
 at that size stops after that many seconds (c pauses at its maintenance window) and its time is extrapolated, as
@@ -45,8 +45,8 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo import UpdateOne
 
-from deployments.local_server import local_prefect_server
-from docshift import engine
+from docshift.deployments.local_server import local_prefect_server
+from docshift.engine.steps import make_step, transform_one
 from docshift.demo import seed_users
 from docshift.ledger import Ledger
 from docshift.loader import ScriptDirectory
@@ -66,8 +66,8 @@ VOLATILE = ("updated_at",)
 def transformer(version: int):
     """The update docshift would write for one document at the step to `version` (same functions, same diff)."""
     scripts = ScriptDirectory.load(ROOT / "migrations")
-    migration, step = scripts.get(version).migration, engine.make_step(scripts, version, "up")
-    return lambda doc: update_for(doc, engine.transform_one(migration, step, doc, None), step.to_version)
+    migration, step = scripts.get(version).migration, make_step(scripts, version, "up")
+    return lambda doc: update_for(doc, transform_one(migration, step, doc, None), step.to_version)
 
 
 def per_document(coll, version: int, budget: float) -> dict:

@@ -1,7 +1,9 @@
 """The `docshift` command line: parses arguments and calls docshift.command."""
 
+import enum
 import os
 import sys
+import traceback as tb
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,21 +14,27 @@ from . import command
 from .db import redact
 from .errors import DocshiftError
 from .settings import configure
+from .spec import PHASES
 
 app = typer.Typer(help="MongoDB schema migrations as Prefect flows.", no_args_is_help=True, add_completion=False)
 
 
 @app.callback()
 def options(
+    traceback: Annotated[bool, typer.Option("--traceback", help="On an error, print the whole traceback (env DOCSHIFT_DEBUG=1).")] = False,
     uri: Annotated[Optional[str], typer.Option("--uri", help="MongoDB URI (env DOCSHIFT_MONGODB_URI)")] = None,
     database: Annotated[Optional[str], typer.Option("--database", "-d", help="Database (env DOCSHIFT_DATABASE)")] = None,
     migrations_dir: Annotated[Optional[Path], typer.Option("--migrations-dir", help="(env DOCSHIFT_MIGRATIONS_DIR)")] = None,
 ) -> None:
     configure(mongodb_uri=uri, database=database, migrations_dir=migrations_dir)
+    if traceback:
+        os.environ["DOCSHIFT_DEBUG"] = "1"
 
 
 WindowMinutes = Annotated[Optional[float], typer.Option(
     min=0, help="Maintenance window length: pause at a checkpoint when it ends; the next run resumes.")]
+PhaseName = enum.Enum("PhaseName", {p: p for p in PHASES}, type=str)
+"""The expand-contract phases as the command line's choices."""
 Target = Annotated[Optional[int], typer.Argument(help="Schema version to go to (default: the latest).")]
 
 
@@ -58,7 +66,7 @@ def migrate(
 
 @app.command()
 def phase(
-    name: Annotated[str, typer.Argument(help="expand, backfill, contract or cleanup.")],
+    name: Annotated[PhaseName, typer.Argument(help="The phase to run.")],
     version: Annotated[int, typer.Argument(help="The migration with expand-contract phases.")],
     approve: Annotated[bool, typer.Option("--approve", help="Approve cleanup now instead of in the Prefect UI.")] = False,
     approval_timeout: Annotated[int, typer.Option(min=1, help="Seconds cleanup waits for approval.")] = 3600,
@@ -66,7 +74,7 @@ def phase(
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Documents per batch.")] = None,
 ) -> None:
     """Run one expand-contract phase of a migration (each waits for the one before it)."""
-    command.phase(name, version, approve, window_minutes, batch_size, approval_timeout)
+    command.phase(name.value, version, approve, window_minutes, batch_size, approval_timeout)
 
 
 @app.command()
@@ -153,9 +161,16 @@ def main() -> None:
     try:
         app()
     except DocshiftError as exc:
-        print(f"docshift: error: {redact(str(exc))}", file=sys.stderr)
-        sys.exit(1)
+        fail(exc, redact(str(exc)))
     except PyMongoError as exc:  # the server went away mid-run, after the start-up checks and every retry
-        print(f"docshift: error: the database failed during the command ({type(exc).__name__}: {redact(str(exc))}); "
-              f"a migration keeps its checkpoint: run it again to resume", file=sys.stderr)
-        sys.exit(1)
+        fail(exc, f"the database failed during the command ({type(exc).__name__}: {redact(str(exc))}); "
+                  f"a migration keeps its checkpoint: run it again to resume")
+
+
+def fail(exc: BaseException, message: str) -> None:
+    """One plain line on stderr and exit status 1; with --traceback (DOCSHIFT_DEBUG) the chained traceback first,
+    passwords redacted, as Alembic's --raiseerr shows it."""
+    if os.environ.get("DOCSHIFT_DEBUG", "") not in ("", "0"):
+        print(redact("".join(tb.format_exception(exc))), file=sys.stderr, end="")
+    print(f"docshift: error: {message}", file=sys.stderr)
+    sys.exit(1)

@@ -10,14 +10,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import engine, progress
-from .db import connect, redact
+from . import progress
+from .context import RunContext
+from .db import redact
+from .engine.backups import backup_catalog, check_backup_room, restore_backup
+from .engine.planning import Plan, check_checksums, current_plan, plan_report, sample_plan
+from .engine.quarantine import quarantined
+from .engine.rollback import rollback_target
+from .engine.runs import check_pre_images
+from .engine.steps import make_step
+from .engine.verify import verify_step
 from .errors import AlertSetupError, TransformError
 from .ledger import LeaseLock, Ledger
 from .loader import ScriptDirectory
 from .phases import check_ready
 from .settings import get_settings
-from .spec import PHASES
+from .spec import INITIAL_VERSION, PHASES, Phase
 from .transform import update_for
 
 console = Console(soft_wrap=True)  # lines stay whole when piped or logged
@@ -44,14 +52,14 @@ migration = docshift.Migration(
 '''
 
 
-def _context():
-    settings = get_settings()
-    return settings, ScriptDirectory.load(settings.migrations_dir), connect(settings)
+def _context() -> RunContext:
+    return RunContext.open(get_settings())
 
 
 def status() -> dict:
     """Where the database is: current and latest version, pending migrations, an unfinished run, the lock."""
-    settings, scripts, db = _context()
+    ctx = _context()
+    settings, scripts, db = ctx.settings, ctx.scripts, ctx.db
     ledger = Ledger(db)
     current, checkpoint, lock = ledger.current_version(), ledger.checkpoint(), ledger.lock_holder()
     console.print(f"database        {settings.database} at {redact(settings.mongodb_uri.get_secret_value())}")
@@ -76,36 +84,36 @@ def status() -> dict:
     return {"current": current, "head": scripts.head, "pending": pending, "checkpoint": checkpoint, "lock": lock}
 
 
-def plan(target: int | None) -> dict:
+def plan(target: int | None) -> Plan:
     """What `migrate TARGET` would do, with document counts and sample diffs; writes nothing."""
-    _, scripts, db = _context()
-    report = engine.plan_report(db, scripts, scripts.check_target(scripts.head if target is None else target))
+    ctx = _context()
+    report = plan_report(ctx, ctx.scripts.check_target(ctx.scripts.head if target is None else target))
     print_plan(report)
     return report
 
 
-def print_plan(report: dict) -> None:
-    console.print(f"from version {report['current']} to {report['target']}")
-    if not report["steps"]:
+def print_plan(report: Plan) -> None:
+    console.print(f"from version {report.current} to {report.target}")
+    if not report.steps:
         console.print("nothing to do: already at the target version")
-    for step in report["steps"]:
-        console.print(f"  {step['direction']:4} {step['version']} {step['collection']}: {step['description']} "
-                      f"({step['kind']}, {step['documents']:,} documents)")
-        for before, after in step["samples"]:
+    for step in report.steps:
+        console.print(f"  {step.direction:4} {step.version} {step.collection}: {step.description} "
+                      f"({step.kind}, {step.documents:,} documents)")
+        for before, after in step.samples:
             change = update_for(before, after, after.get("schema_version", 1))
             console.print(f"      _id {before['_id']}: {change}", markup=False, highlight=False)
 
 
 def migrate(target: int | None, batch_size: int | None, dry_run: bool, allow_changed: bool, max_failures: int = 0,
-            window_minutes: float | None = None, partitions: int | None = None) -> dict:
+            window_minutes: float | None = None, partitions: int | None = None):
     """Run the `migrate` Prefect flow to TARGET (default: latest), showing a progress bar and the report."""
-    from flows.migrate import migrate as migrate_flow
+    from .flows.migrate import migrate as migrate_flow
 
     preflight(target, allow_changed, dry_run)
     report = with_progress_bars(migrate_flow, target_version=target, batch_size=batch_size, dry_run=dry_run,
                                 allow_changed=allow_changed, max_failures=max_failures, window_minutes=window_minutes,
                                 partitions=partitions)
-    if report["dry_run"]:
+    if dry_run:
         print_plan(report)
     else:
         print_report(report)
@@ -131,16 +139,17 @@ def with_progress_bars(run, **parameters):
         stop()
 
 
-def phase(name: str, version: int, approve: bool = False, window_minutes: float | None = None,
-          batch_size: int | None = None, approval_timeout_seconds: int = 3600) -> dict:
+def phase(name: Phase, version: int, approve: bool = False, window_minutes: float | None = None,
+          batch_size: int | None = None, approval_timeout_seconds: int = 3600):
     """Run one expand-contract phase of migration VERSION through its Prefect flow.
 
     cleanup pauses for approval in the Prefect UI unless --approve is given.
     """
-    from flows import phases as phase_flows
+    from .flows import phases as phase_flows
 
-    settings, scripts, db = _context()
-    check_ready(db, scripts, version, name, settings.soak_seconds)
+    ctx = _context()
+    db = ctx.db
+    check_ready(db, ctx.scripts, version, name, ctx.settings.soak_seconds)
     Ledger(db).check_lock_free()
     parameters = {"version": version}
     if name in ("backfill", "cleanup"):
@@ -151,12 +160,12 @@ def phase(name: str, version: int, approve: bool = False, window_minutes: float 
             console.print(f"cleanup waits up to {approval_timeout_seconds} s for approval in the Prefect UI "
                           f"(the flow run's page: Resume)")
     result = with_progress_bars(getattr(phase_flows, name), **parameters)
-    if result.get("paused"):
-        console.print(f"{name} of migration {version} paused at the window's end: {result['verification']} documents "
-                      f"(run {result['run_id']}); the next {name} run continues from the checkpoint")
-    elif "run_id" in result:
-        console.print(f"{name} of migration {version} completed: {result['documents']:,} documents, {result['changed']:,} "
-                      f"changed, verification {result['verification']}, backup {result['backup']}")
+    if getattr(result, "paused", False):
+        console.print(f"{name} of migration {version} paused at the window's end: {result.verification} documents "
+                      f"(run {result.run_id}); the next {name} run continues from the checkpoint")
+    elif hasattr(result, "run_id"):
+        console.print(f"{name} of migration {version} completed: {result.documents:,} documents, {result.changed:,} "
+                      f"changed, verification {result.verification}, backup {result.backup}")
     else:
         console.print(f"{name} of migration {version} completed")
     done = Ledger(db).phases(version)
@@ -166,65 +175,65 @@ def phase(name: str, version: int, approve: bool = False, window_minutes: float 
 
 def preflight(target: int | None, allow_changed: bool, dry_run: bool = False) -> None:
     """Refuse what would fail anyway before a flow run starts: bad files, target, connection, edits, lock, backup room."""
-    settings, scripts, db = _context()
-    target = scripts.check_target(scripts.head if target is None else target)
-    current, steps = engine.current_plan(db, scripts, target)
-    ledger = Ledger(db)
-    engine.check_checksums(scripts, ledger, current, allow_changed)
-    ledger.check_lock_free()
+    ctx = _context()
+    target = ctx.scripts.check_target(ctx.scripts.head if target is None else target)
+    current, steps = current_plan(ctx, target)
+    check_checksums(ctx, current, allow_changed)
+    check_pre_images(ctx, steps)
+    Ledger(ctx.db).check_lock_free()
     try:
-        engine.sample_plan(db, scripts, steps, size=1)  # a function returning unusable documents is refused here
+        sample_plan(ctx, steps, size=1)  # a function returning unusable documents is refused here
     except TransformError:
         pass  # it raised on that document: the run quarantines it (or stops, past --max-failures)
     if not dry_run:
-        engine.check_backup_room(db, steps, settings.backup_dir)
+        check_backup_room(ctx.db, steps, ctx.settings.backup_dir)
 
 
-def rollback(run_id: str) -> dict:
+def rollback(run_id: str):
     """Restore a run's pre-images through the Prefect `rollback` flow: its unfinished run or the latest finished one."""
-    from flows.rollback import rollback as rollback_flow
+    from .flows.rollback import rollback as rollback_flow
 
-    _, scripts, db = _context()
-    engine.rollback_target(db, scripts, run_id)
-    Ledger(db).check_lock_free()
+    ctx = _context()
+    rollback_target(ctx, run_id)
+    Ledger(ctx.db).check_lock_free()
     result = rollback_flow(run_id=run_id)
-    console.print(f"run {run_id} rolled back: {result['restored']:,} documents restored from its backup, "
-                  f"{result['undone_by_function']:,} written since undone by the migration's function; "
-                  f"database is at version {result['version']}")
+    console.print(f"run {run_id} rolled back: {result.restored:,} documents restored from its backup, "
+                  f"{result.undone_by_function:,} written since undone by the migration's function; "
+                  f"database is at version {result.version}")
     return result
 
 
-def print_report(report: dict) -> None:
-    table = Table(title=f"docshift: {report['database']} from version {report['current']} to {report['target']}")
+def print_report(report) -> None:
+    """The migrate flow's MigrationReport as a table, then where the database is now."""
+    table = Table(title=f"docshift: {report.database} from version {report.current} to {report.target}")
     for column in ("migration", "direction", "documents", "changed", "quarantined", "seconds", "docs/s", "backup", "verification"):
         table.add_column(column)
-    for s in report["steps"]:
-        table.add_row(str(s["version"]), s["direction"], f"{s['documents']:,}", f"{s['changed']:,}", str(s["quarantined"]),
-                      f"{s['duration_s']:.1f}", f"{s['docs_per_s']:,.0f}", s["backup"], s["verification"])
-    console.print(table if report["steps"] else "already at the target version: nothing to do")
-    if any(s["quarantined"] for s in report["steps"]):
+    for s in report.steps:
+        table.add_row(str(s.version), s.direction, f"{s.documents:,}", f"{s.changed:,}", str(s.quarantined),
+                      f"{s.duration_s:.1f}", f"{s.docs_per_s:,.0f}", s.backup, s.verification)
+    console.print(table if report.steps else "already at the target version: nothing to do")
+    if any(s.quarantined for s in report.steps):
         console.print("some documents were quarantined and left unchanged: see `docshift quarantine`; "
                       "fix the migration and run `docshift migrate --allow-changed` to retry them")
-    console.print(f"database is now at version {report['version']}")
+    console.print(f"database is now at version {report.version}")
 
 
-def rehearse(target: int | None, sample: int | None, batch_size: int | None, max_failures: int = 0) -> dict:
+def rehearse(target: int | None, sample: int | None, batch_size: int | None, max_failures: int = 0):
     """Run the migration on a scratch copy (or a sample) of the data and report; the source is not touched."""
-    from flows.rehearse import rehearse as rehearse_flow
+    from .flows.rehearse import rehearse as rehearse_flow
 
-    _, scripts, _ = _context()
+    scripts = _context().scripts
     scripts.check_target(scripts.head if target is None else target)
-    report = rehearse_flow(target_version=target, sample=sample, batch_size=batch_size, max_failures=max_failures)
-    console.print(f"rehearsal on a copy of {report['database']} ({', '.join(f'{n}: {c:,}' for n, c in report['copied'].items())} "
+    rehearsal = rehearse_flow(target_version=target, sample=sample, batch_size=batch_size, max_failures=max_failures)
+    console.print(f"rehearsal on a copy of {rehearsal.database} ({', '.join(f'{n}: {c:,}' for n, c in rehearsal.copied.items())} "
                   f"documents), dropped afterwards:")
-    print_report(report)
-    return report
+    print_report(rehearsal.report)
+    return rehearsal
 
 
 def history() -> list[dict]:
     """Every applied, reverted, rolled-back or unfinished run, oldest first."""
-    _, _, db = _context()
-    entries = Ledger(db).history()
+    entries = Ledger(_context().db).history()
     table = Table(title="docshift history")
     for column in ("run", "migration", "direction", "outcome", "started", "seconds", "documents", "changed", "checksum", "flow run"):
         table.add_column(column)
@@ -250,22 +259,21 @@ def new(description: str, collection: str) -> Path:
 
 def verify(version: int | None) -> bool:
     """Run the verification checks of an applied migration (default: the current version) now."""
-    _, scripts, db = _context()
-    version = Ledger(db).current_version() if version is None else scripts.check_target(version)
-    if version == 1:
+    ctx = _context()
+    version = Ledger(ctx.db).current_version() if version is None else ctx.scripts.check_target(version)
+    if version == INITIAL_VERSION:
         console.print("version 1 is the initial schema: nothing to verify")
         return True
-    step = engine.make_step(scripts, version, "up")
-    result = engine.verify_step(db, scripts.get(version).migration, step, count_before=None)
+    step = make_step(ctx.scripts, version, "up")
+    result = verify_step(ctx.db, ctx.scripts.get(version).migration, step, count_before=None)
     for c in result.checks:
-        console.print(f"{'pass' if c['passed'] else 'FAIL'}  {c['check']}: expected {c['expected']}, found {c['found']}")
+        console.print(f"{'pass' if c.passed else 'FAIL'}  {c.check}: expected {c.expected}, found {c.found}")
     return result.passed
 
 
 def quarantine() -> list[dict]:
     """Documents whose migration function raised, left unchanged, with the error: the next migrate retries them."""
-    _, _, db = _context()
-    entries = list(db[engine.QUARANTINE].find().sort([("version", 1), ("at", 1)]))
+    entries = quarantined(_context().db)
     console.print(f"docshift quarantine ({len(entries)} documents)")
     for e in entries:
         console.print(f"  migration {e['version']} {e['direction']} {e['collection']} _id={e['doc_id']!r}: {e['error']} "
@@ -275,8 +283,7 @@ def quarantine() -> list[dict]:
 
 def backups() -> list[dict]:
     """Every run's backup file (mongodump format): run, collection, documents, bytes, sha256, where."""
-    _, _, db = _context()
-    entries = list(db[engine.BACKUPS].find().sort("created", 1))
+    entries = backup_catalog(_context().db)
     table = Table(title="docshift backups")
     for column in ("backup id", "migration", "direction", "collection", "documents", "bytes", "sha256", "created", "file"):
         table.add_column(column)
@@ -289,9 +296,9 @@ def backups() -> list[dict]:
 
 def restore(backup_id: str) -> int:
     """Put a backup's documents back exactly (by `_id`), after checking the file's sha256; holds the lock meanwhile."""
-    settings, _, db = _context()
-    with LeaseLock(db, settings.lock_lease_seconds, f"restore {backup_id}"):
-        restored = engine.restore_backup(db, backup_id)
+    ctx = _context()
+    with LeaseLock(ctx.db, ctx.settings.lock_lease_seconds, f"restore {backup_id}"):
+        restored = restore_backup(ctx.db, backup_id)
     console.print(f"restored {restored:,} documents from backup {backup_id}; the recorded version is unchanged "
                   f"(use `docshift rollback` to undo a run and its version)")
     return restored
@@ -303,7 +310,7 @@ def alerts_setup() -> list[str]:
     if settings.alert_url is None and not settings.alert_secret:
         raise AlertSetupError("no alert URL: set DOCSHIFT_ALERT_URL to it, or DOCSHIFT_ALERT_SECRET to the name of a "
                               "Prefect Secret block holding it")
-    from deployments.alerts import setup
+    from .deployments.alerts import setup
 
     done = setup(settings)
     for line in done:
@@ -313,7 +320,6 @@ def alerts_setup() -> list[str]:
 
 def unlock() -> dict | None:
     """Break the migration lock on purpose (after a crash, before its lease runs out)."""
-    _, _, db = _context()
-    held = Ledger(db).break_lock()
+    held = Ledger(_context().db).break_lock()
     console.print(f"lock broken (was held by {held['owner']})" if held else "lock was free")
     return held

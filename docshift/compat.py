@@ -7,7 +7,7 @@ write both), plus upgrade-on-read: the MongoDB schema-versioning pattern, using 
 from collections.abc import Mapping
 from typing import Any
 
-from .engine import make_step, transform_one
+from .engine.steps import make_step, transform_one
 from .loader import ScriptDirectory
 from .spec import INITIAL_VERSION
 from .transform import VERSION_FIELD

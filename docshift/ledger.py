@@ -11,8 +11,8 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from .errors import LockHeldError, LockLostError
 from .spec import INITIAL_VERSION
+from .storage import LEDGER
 
-LEDGER = "_migrations"
 CURRENT, LOCK, CHECKPOINT = "current", "lock", "checkpoint"
 
 
@@ -69,14 +69,20 @@ class Ledger:
                 checksums[entry["version"]] = entry["checksum"]
         return checksums
 
-    def pre_image_run(self, version: int) -> str | None:
-        """The run whose backup holds the pre-images for reverting `version`: an interrupted `up` of it, else its last applied `up`."""
-        checkpoint = self.checkpoint()
-        if checkpoint and (checkpoint["version"], checkpoint["direction"]) == (version, "up"):
-            return checkpoint["run_id"]
-        runs = [e["_id"] for e in self.history() if e["version"] == version and e["direction"] == "up"
-                and e["outcome"] == "applied" and e.get("phase") != "cleanup"]  # cleanup's pre-images are already at `version`
-        return runs[-1] if runs else None
+    def pre_image_runs(self, version: int) -> list[str]:
+        """The runs whose backups hold the pre-images for reverting `version`, oldest first: every `up` of it since it
+        was last reverted that was not rolled back (the first run, its quarantine retries, resumed, paused and
+        partitioned runs alike), and an interrupted one. Each document's pre-image is in the newest of them that read it.
+        """
+        runs: list[str] = []
+        for e in self.history():
+            if e["version"] != version:
+                continue
+            if e["direction"] == "down" and e["outcome"] == "reverted":
+                runs.clear()
+            elif e["direction"] == "up" and e["outcome"] != "rolled_back" and e.get("phase") != "cleanup":
+                runs.append(e["_id"])  # cleanup's pre-images are already at `version`
+        return runs
 
     def phases(self, version: int) -> dict:
         """Which phases of migration `version`'s expand-contract change completed: phase -> {completed_at, verified, …}."""

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from pymongo.database import Database
 
-from .engine import make_step
+from .engine.steps import make_step
 from .errors import PhaseError, TargetError
 from .ledger import Ledger, as_utc, now
 from .loader import ScriptDirectory

@@ -21,9 +21,9 @@ class Settings(BaseSettings):
     backup_dir: Path = Field(Path("backups"), description="Where backup files (mongodump format) of every run go.")
     backup_gzip: bool = Field(False, description="Gzip backup files, as `mongodump --gzip` does.")
     batch_size: int | None = Field(
-        None, gt=0, le=100_000, description="Documents per batch, fixed; unset: sized to chunk_time_seconds."
+        None, gt=0, le=100_000, description="Documents per batch, fixed; unset: sized to batch_time_seconds."
     )
-    chunk_time_seconds: float = Field(0.5, gt=0, description="Target time per batch when the batch size adapts.")
+    batch_time_seconds: float = Field(0.5, gt=0, description="Target time per batch when the batch size adapts.")
     batch_pause_seconds: float = Field(0.0, ge=0, description="Pause between batches, to leave the server room.")
     max_replication_lag_seconds: float | None = Field(
         10.0, gt=0, description="On a replica set, wait between batches while secondaries lag more than this."

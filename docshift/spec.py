@@ -10,7 +10,9 @@ INITIAL_VERSION = 1
 """A document without `schema_version` is at its collection's initial schema, version 1."""
 
 Kind = Literal["additive", "transformative", "destructive"]
-PHASES = ("expand", "backfill", "contract", "cleanup")
+Direction = Literal["up", "down"]
+Phase = Literal["expand", "backfill", "contract", "cleanup"]
+PHASES: tuple[Phase, ...] = ("expand", "backfill", "contract", "cleanup")
 """The expand-contract phases, in the order each waits for the one before it."""
 
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 from pydantic import BaseModel, ValidationError
 
-from .engine import make_step, transform_one
+from .engine.steps import make_step, transform_one
 from .loader import Script, ScriptDirectory
 from .spec import INITIAL_VERSION, Migration
 from .transform import VERSION_FIELD

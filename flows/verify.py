@@ -2,26 +2,25 @@
 
 from prefect import flow
 
-from docshift import engine
-from docshift.db import connect
+from docshift.context import RunContext
+from docshift.engine.steps import make_step
+from docshift.engine.verify import Verification
 from docshift.errors import VerificationFailed
 from docshift.ledger import Ledger
-from docshift.loader import ScriptDirectory
 from docshift.settings import get_settings
-from tasks.verify import verify as verify_task
+from docshift.spec import INITIAL_VERSION
+from docshift.tasks.verify import verify as verify_task
 
 
 @flow(name="verify", description="Check an applied migration (default: the current version) against the data now.")
-def verify(version: int | None = None, database: str | None = None) -> dict:
+def verify(version: int | None = None, database: str | None = None) -> Verification:
     """Run the checks and show them as a table artifact; a failed check fails the run (and alerts)."""
-    settings = get_settings(database)
-    scripts = ScriptDirectory.load(settings.migrations_dir)
-    db = connect(settings)
-    version = Ledger(db).current_version() if version is None else scripts.check_target(version)
-    if version == 1:
-        return {"version": 1, "passed": True, "checks": []}
-    step = engine.make_step(scripts, version, "up")
-    result = verify_task(db, scripts.get(version).migration, step, None)
+    ctx = RunContext.open(get_settings(database))
+    version = Ledger(ctx.db).current_version() if version is None else ctx.scripts.check_target(version)
+    if version == INITIAL_VERSION:
+        return Verification()
+    step = make_step(ctx.scripts, version, "up")
+    result = verify_task(ctx.db, ctx.scripts.get(version).migration, step, None)
     if not result.passed:
         raise VerificationFailed(f"migration {version} does not verify: {result.summary()}")
-    return {"version": version, "passed": True, "checks": result.checks}
+    return result

@@ -6,45 +6,38 @@ import socket
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from docshift import engine
-from docshift.db import connect
-from docshift.ledger import Ledger, LockWatch
-from docshift.loader import ScriptDirectory
-from docshift.pacing import BatchSizer, Throttle
-from docshift.settings import get_settings
+from docshift.context import RunContext
+from docshift.engine.batches import migrate_batches
+from docshift.engine.partitions import resume_partition
+from docshift.engine.runs import open_step_run
+from docshift.engine.state import RunOptions
+from docshift.engine.steps import Step
+from docshift.ledger import Ledger, LockWatch, now
+from docshift.settings import Settings
 
 from .retry import transient
 
 
-def run_partition(database: str, version: int, direction: str, phase: str | None, run_id: str, index: int,
-                      lock_owner: str, batch_size: int | None = None, max_failures: int = 0, deadline=None) -> bool:
+def run_partition(settings: Settings, step: Step, run_id: str, index: int, lock_owner: str, options: RunOptions) -> bool:
     """Migrate the partition from its checkpoint to its end (or the window's end); True when it is done.
 
-    Only plain values come in, so that any process can run it: it opens its own connection and reads its own
-    checkpoint, and a retry, or another worker after this one died, resumes from there.
+    Only values that pickle come in (the settings in force, with the command line's flags), so that any process can
+    run it: it opens its own connection and reads its own checkpoint, and a retry, or another worker after this one
+    died, resumes from there.
     """
-    settings = get_settings(database)
-    scripts = ScriptDirectory.load(settings.migrations_dir)
-    db = connect(settings)
-    migration = scripts.get(version).migration
-    step = engine.make_step(scripts, version, direction, phase)
-    part, selector = engine.resume_partition(db, step, run_id, index)
+    ctx = RunContext.open(settings)
+    part, selector = resume_partition(ctx.db, step, run_id, index)
     if part.finished:
         return True
-    ledger = Ledger(db)
+    ledger = Ledger(ctx.db)
     ledger.save_checkpoint({"worker": f"{socket.gethostname()}:{os.getpid()}"}, part.checkpoint_id)  # who runs it now
     if part.started:
         part.resumed += 1
         ledger.save_checkpoint({"resumed": part.resumed}, part.checkpoint_id)
-    source_run = ledger.pre_image_run(version) if direction == "down" and migration.down_uses_pre_image else None
-    pre_images = engine.BackupReader(db[engine.BACKUP_PREFIX + source_run]) if source_run else None
-    cursor = engine.BatchCursor(db[step.collection], selector, part.last_id, part.started)
-    sizer = BatchSizer.for_server(db, batch_size, settings.chunk_time_seconds)
-    throttle = Throttle.for_server(db, settings.batch_pause_seconds, settings.max_replication_lag_seconds,
-                                   settings.throttle_max_wait_seconds)
-    while not engine.migrate_chunk(db, migration, step, part, cursor, LockWatch(db, lock_owner), sizer,
-                                   settings.batches_per_task, pre_images, max_failures, deadline, throttle):
-        if deadline and engine.now() >= deadline:
+    run = open_step_run(ctx, step, part, LockWatch(ctx.db, lock_owner), options, selector)
+    cursor = run.cursor()
+    while not migrate_batches(run, cursor, settings.batches_per_task):
+        if options.deadline and now() >= options.deadline:
             return False
     ledger.save_checkpoint({"finished": True}, part.checkpoint_id)
     return True

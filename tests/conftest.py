@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.local_server import local_prefect_server
+from docshift.deployments.local_server import local_prefect_server
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -8,7 +8,7 @@ from pathlib import Path
 import bson
 from bson.raw_bson import RawBSONDocument
 
-from docshift import engine
+from docshift.engine.steps import make_step, transform_one
 from docshift.dump import RAW
 from docshift.loader import ScriptDirectory
 from docshift.testing import as_bson, canonical
@@ -44,7 +44,7 @@ def expected_after_all_ups(docs: Iterable, migrations: Path, to_version: int | N
     for doc in docs:
         doc = bson.decode(doc.raw) if isinstance(doc, RawBSONDocument) else dict(doc)
         for version in scripts.versions[: None if to_version is None else scripts.versions.index(to_version) + 1]:
-            doc = engine.transform_one(scripts.get(version).migration, engine.make_step(scripts, version, "up"), doc, None)
+            doc = transform_one(scripts.get(version).migration, make_step(scripts, version, "up"), doc, None)
         doc.pop("updated_at")
         result.append(doc)
     return result

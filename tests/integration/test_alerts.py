@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from deployments.alerts import BLOCK, DESTRUCTIVE_PHASE, ROLLED_BACK, RUN_FAILED, ZOMBIES
+from docshift.deployments.alerts import BLOCK, DESTRUCTIVE_PHASE, ROLLED_BACK, RUN_FAILED, ZOMBIES
 from docshift.demo import seed_users
 from tests.conftest import BIN, ROOT
 from tests.integration.test_commands import api_post
@@ -129,7 +129,7 @@ def test_a_failed_migration_notifies_failure_and_rollback(env, receiver, alerts)
 
 def test_a_destructive_phase_notifies_and_a_harmless_one_does_not(env, receiver, alerts):
     code = ("from prefect import flow\n"
-            "from tasks.notify import announce\n"
+            "from docshift.tasks.notify import announce\n"
             "@flow\n"
             "def phases(db: str):\n"
             "    announce('phase.completed', db, 5, 'expand')\n"

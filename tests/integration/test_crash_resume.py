@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from docshift import engine
+from docshift.ledger import now
 from docshift.demo import seed_users
 from docshift.ledger import as_utc, now
 from tests.helpers import collection_fingerprint, expected_after_all_ups, fingerprint
@@ -70,8 +70,8 @@ def test_a_second_migrate_is_refused_while_one_runs(env):
 
 def test_unlock_breaks_a_dead_runs_lock(env):
     seed_users(env.db, 300, seed=1)
-    env.ledger.insert_one({"_id": "lock", "owner": "ghost-host:4242:flow-run x", "acquired_at": engine.now(),
-                           "expires_at": engine.now().replace(year=2099)})
+    env.ledger.insert_one({"_id": "lock", "owner": "ghost-host:4242:flow-run x", "acquired_at": now(),
+                           "expires_at": now().replace(year=2099)})
     refused = env.run("migrate")
     assert refused.returncode == 1 and "ghost-host:4242" in refused.stderr
     assert env.db.users.count_documents({"schema_version": {"$exists": True}}) == 0

@@ -19,7 +19,7 @@ def test_batches_grow_to_the_target_time_unless_the_size_is_given(env):
     assert fixed.returncode == 0, fixed.stderr
     assert env.ledger.find_one({"kind": "history", "version": 2})["batches"] == math.ceil(3000 / 100)
 
-    adaptive = env.run("migrate", "3", extra={"DOCSHIFT_CHUNK_TIME_SECONDS": "2"})
+    adaptive = env.run("migrate", "3", extra={"DOCSHIFT_BATCH_TIME_SECONDS": "2"})
 
     assert adaptive.returncode == 0, adaptive.stderr
     entry = env.ledger.find_one({"kind": "history", "version": 3})
@@ -29,7 +29,7 @@ def test_batches_grow_to_the_target_time_unless_the_size_is_given(env):
 
 def test_the_collection_count_is_the_servers_own_and_exact(env):
     """Verification's "no document gone" reads FerretDB's kept count ($collStats), not a scan: it must be exact."""
-    from docshift.engine import collection_count
+    from docshift.engine.cursor import collection_count
 
     seed_users(env.db, 500, seed=32)
     env.db.users.delete_many({"user_id": {"$in": ["user_1", "user_2"]}})

@@ -11,10 +11,20 @@ import pytest
 import docshift.ledger
 from tests.helpers import as_bson
 from docshift import Migration, demo
-from docshift.engine import (BACKUP_PREFIX, BatchCursor, BackupReader, Step, check_checksums, finish, make_step, migrate_chunk, open_backup,
-                             plan_report, plan_steps, rollback, save_by_id, start_or_resume, verify_step)
+from docshift.context import RunContext
+from docshift.engine.backups import BackupReader, PreImages, open_backup, save_by_id
+from docshift.engine.batches import migrate_batches
+from docshift.engine.cursor import BatchCursor
+from docshift.engine.planning import check_checksums, plan_report, plan_steps
+from docshift.engine.rollback import RollbackResult, rollback
+from docshift.engine.runs import StepRun, record_finished, start_or_resume
+from docshift.engine.state import RunOptions
+from docshift.engine.steps import Step, make_step
+from docshift.engine.verify import verify_step
+from docshift.settings import Settings
+from docshift.storage import BACKUP_PREFIX
 from docshift.errors import BackupError, ChangedMigrationError, LockHeldError, LockLostError, RollbackPendingError
-from docshift.pacing import BatchSizer
+from docshift.pacing import BatchSizer, Throttle
 from docshift.ledger import LEDGER, LOCK, LeaseLock, Ledger, now
 from docshift.transform import version_filter
 
@@ -23,7 +33,7 @@ BATCH = 4
 
 
 def steps_of(steps):
-    return [(s.version, s.direction, s.from_version, s.to_version, s.ledger_after) for s in steps]
+    return [(s.version, s.direction, s.from_version, s.to_version, s.recorded_after) for s in steps]
 
 
 # --- plan_steps ----------------------------------------------------------------------------------------------
@@ -93,27 +103,27 @@ def test_changed_applied_migration_is_refused(mock_db, seed_scripts):
         record_applied(mock_db, v, seed_scripts.get(v).checksum, t + timedelta(seconds=v))
     record_applied(mock_db, 4, "0" * 64, t + timedelta(seconds=4))
     with pytest.raises(ChangedMigrationError) as info:
-        check_checksums(seed_scripts, Ledger(mock_db), 4, allow_changed=False)
+        check_checksums(context(mock_db, seed_scripts), 4, allow_changed=False)
     message = str(info.value)
     assert "0004_remove_deprecated_field.py" in message and "000000000000" in message
     assert "0002_" not in message and "0003_" not in message
-    check_checksums(seed_scripts, Ledger(mock_db), 4, allow_changed=True)  # allowed: no error
+    check_checksums(context(mock_db, seed_scripts), 4, allow_changed=True)  # allowed: no error
 
 
 def test_matching_checksums_and_versions_above_current_pass(mock_db, seed_scripts):
     t = now()
     record_applied(mock_db, 2, seed_scripts.get(2).checksum, t)
     record_applied(mock_db, 3, "f" * 64, t + timedelta(seconds=1))  # applied once, since reverted: current is 2
-    check_checksums(seed_scripts, Ledger(mock_db), 2, allow_changed=False)
+    check_checksums(context(mock_db, seed_scripts), 2, allow_changed=False)
     with pytest.raises(ChangedMigrationError):
-        check_checksums(seed_scripts, Ledger(mock_db), 3, allow_changed=False)
+        check_checksums(context(mock_db, seed_scripts), 3, allow_changed=False)
 
 
 def test_latest_application_counts(mock_db, seed_scripts):
     t = now()
     record_applied(mock_db, 2, "e" * 64, t)
     record_applied(mock_db, 2, seed_scripts.get(2).checksum, t + timedelta(seconds=1))
-    check_checksums(seed_scripts, Ledger(mock_db), 5, allow_changed=False)
+    check_checksums(context(mock_db, seed_scripts), 5, allow_changed=False)
 
 
 # --- batched migration ---------------------------------------------------------------------------------------
@@ -131,49 +141,55 @@ def snapshot(db):
     return {d["_id"]: bson.encode(d) for d in db.users.find()}
 
 
-def begin(db, scripts, version, direction):
+def context(db, scripts):
+    return RunContext(Settings(), scripts, db)
+
+
+def begin(db, scripts, version, direction, pre_images=None, lock=None):
+    """A step run as the flow opens it, with a fixed batch size (mongomock answers no `hello`) and no throttle."""
     step = make_step(scripts, version, direction)
-    state = start_or_resume(db, scripts, step, None)
-    cursor = BatchCursor(db[step.collection], step.selector, state.last_id, state.started)
-    return step, state, cursor
+    state = start_or_resume(context(db, scripts), step, None)
+    run = StepRun(db, scripts.get(version).migration, step, state, step.selector, lock, BatchSizer(BATCH), Throttle(),
+                  pre_images, RunOptions(BATCH))
+    return run, run.cursor()
 
 
-def migrate_all(db, scripts, step, state, cursor, pre_images=None):
-    migration = scripts.get(step.version).migration
-    while not migrate_chunk(db, migration, step, state, cursor, None, BatchSizer(BATCH), 2, pre_images):
+def migrate_all(run, cursor):
+    while not migrate_batches(run, cursor, 2):
         pass
 
 
 def run_step(db, scripts, version, direction, pre_images=None):
-    step, state, cursor = begin(db, scripts, version, direction)
-    migrate_all(db, scripts, step, state, cursor, pre_images)
-    verification = verify_step(db, scripts.get(version).migration, step, state.count_before)
+    run, cursor = begin(db, scripts, version, direction, pre_images)
+    migrate_all(run, cursor)
+    verification = verify_step(db, scripts.get(version).migration, run.step, run.state.count_before)
     assert verification.passed, verification.summary()
-    return state, finish(db, step, state, verification)
+    return run.state, record_finished(run, verification)
 
 
-def test_migrate_chunk_checkpoints_every_batch_and_reaches_the_target(mock_db, seed_scripts, users):
+def test_migrate_batches_checkpoints_every_batch_and_reaches_the_target(mock_db, seed_scripts, users):
     ids = [u["_id"] for u in users]
-    step, state, cursor = begin(mock_db, seed_scripts, 2, "up")
+    run, cursor = begin(mock_db, seed_scripts, 2, "up")
+    step, state = run.step, run.state
     ledger = Ledger(mock_db)
     assert ledger.checkpoint()["run_id"] == state.run_id and ledger.checkpoint()["done"] == 0
     assert state.total == N and state.count_before == N
 
     migration = seed_scripts.get(2).migration
     for k, done in enumerate([4, 8, 10], start=1):
-        finished = migrate_chunk(mock_db, migration, step, state, cursor, None, BatchSizer(BATCH), 1)
+        finished = migrate_batches(run, cursor, 1)
         assert not finished and state.done == done
         checkpoint = ledger.checkpoint()
         assert (checkpoint["done"], checkpoint["batches"], checkpoint["last_id"], checkpoint["started"]) == (done, k, ids[done - 1], True)
         assert mock_db.users.count_documents({"schema_version": 2}) == done
         assert mock_db.users.count_documents(version_filter(1)) == N - done
         assert mock_db[state.backup].count_documents({}) == done
-    assert migrate_chunk(mock_db, migration, step, state, cursor, None, BatchSizer(BATCH), 1)
+    assert migrate_batches(run, cursor, 1)
 
     verification = verify_step(mock_db, migration, step, state.count_before)
     assert verification.passed, verification.summary()
-    summary = finish(mock_db, step, state, verification)
-    assert summary["outcome"] == "applied" and summary["documents"] == N and summary["changed"] == N
+    summary = record_finished(run, verification)
+    assert summary.outcome == "applied" and summary.documents == N and summary.changed == N
     assert ledger.current_version() == 2 and ledger.checkpoint() is None
     entry = ledger.history()[-1]
     assert (entry["_id"], entry["outcome"], entry["checksum"]) == (state.run_id, "applied", seed_scripts.get(2).checksum)
@@ -181,19 +197,20 @@ def test_migrate_chunk_checkpoints_every_batch_and_reaches_the_target(mock_db, s
         assert doc["schema_version"] == 2 and doc["preferences"] == {"theme": "light", "notifications": True, "language": "en"}
 
     before = snapshot(mock_db)
-    again = migrate_chunk(mock_db, migration, step, state, BatchCursor(mock_db.users, version_filter(1), None, False), None, BatchSizer(BATCH), 5)
+    again = migrate_batches(run, BatchCursor(mock_db.users, version_filter(1), None, False), 5)
     assert again and (state.done, state.changed) == (N, N)
     assert snapshot(mock_db) == before
     assert ledger.checkpoint() is None
 
 
 def test_a_batch_read_again_changes_nothing_twice(mock_db, seed_scripts, users):
-    step, state, cursor = begin(mock_db, seed_scripts, 2, "up")
+    run, cursor = begin(mock_db, seed_scripts, 2, "up")
+    step, state = run.step, run.state
     migration = seed_scripts.get(2).migration
-    migrate_chunk(mock_db, migration, step, state, cursor, None, BatchSizer(BATCH), 1)
+    migrate_batches(run, cursor, 1)
     first = snapshot(mock_db)
     cursor.reopen(None, False)  # as if the checkpoint of the first batch had not been saved
-    migrate_all(mock_db, seed_scripts, step, state, cursor)
+    migrate_all(run, cursor)
     after = snapshot(mock_db)
     assert all(after[u["_id"]] == first[u["_id"]] for u in users[:BATCH])
     assert state.changed == N and state.matched == N
@@ -201,40 +218,45 @@ def test_a_batch_read_again_changes_nothing_twice(mock_db, seed_scripts, users):
 
 
 def test_start_or_resume_resumes_the_checkpointed_run(mock_db, seed_scripts, users):
-    step, state, cursor = begin(mock_db, seed_scripts, 2, "up")
-    migrate_chunk(mock_db, seed_scripts.get(2).migration, step, state, cursor, None, BatchSizer(BATCH), 1)
+    run, cursor = begin(mock_db, seed_scripts, 2, "up")
+    step, state = run.step, run.state
+    migrate_batches(run, cursor, 1)
 
-    resumed = start_or_resume(mock_db, seed_scripts, step, None)  # a new process after a crash
+    resumed = start_or_resume(context(mock_db, seed_scripts), step, None)  # a new process after a crash
     assert resumed.run_id == state.run_id and resumed.resumed == 1
     assert (resumed.done, resumed.last_id, resumed.started) == (BATCH, users[BATCH - 1]["_id"], True)
-    cursor = BatchCursor(mock_db.users, step.selector, resumed.last_id, resumed.started)
-    migrate_all(mock_db, seed_scripts, step, resumed, cursor)
+    run.state = resumed
+    migrate_all(run, run.cursor())
     assert resumed.done == N and resumed.changed == N
-    finish(mock_db, step, resumed, verify_step(mock_db, seed_scripts.get(2).migration, step, resumed.count_before))
+    record_finished(run, verify_step(mock_db, seed_scripts.get(2).migration, step, resumed.count_before))
     entry = Ledger(mock_db).history()[-1]
     assert (entry["outcome"], entry["resumed"], entry["documents"]) == ("applied", 1, N)
     assert len(Ledger(mock_db).history()) == 1
 
 
 def test_the_opposite_step_abandons_the_interrupted_run(mock_db, seed_scripts, users):
-    step, state, cursor = begin(mock_db, seed_scripts, 2, "up")
-    migrate_chunk(mock_db, seed_scripts.get(2).migration, step, state, cursor, None, BatchSizer(BATCH), 1)
-    down = start_or_resume(mock_db, seed_scripts, make_step(seed_scripts, 2, "down"), None)
-    assert down.run_id != state.run_id and down.from_version == 2 and down.to_version == 1
+    run, cursor = begin(mock_db, seed_scripts, 2, "up")
+    step, state = run.step, run.state
+    migrate_batches(run, cursor, 1)
+    down_step = make_step(seed_scripts, 2, "down")
+    down = start_or_resume(context(mock_db, seed_scripts), down_step, None)
+    assert down.run_id != state.run_id and (down_step.from_version, down_step.to_version) == (2, 1)
+    checkpoint = Ledger(mock_db).checkpoint()
+    assert (checkpoint["version"], checkpoint["direction"], checkpoint["collection"]) == (2, "down", "users")
     outcomes = {e["_id"]: e["outcome"] for e in Ledger(mock_db).history()}
     assert outcomes == {state.run_id: "abandoned", down.run_id: "running"}
     assert Ledger(mock_db).checkpoint()["run_id"] == down.run_id
 
 
-def test_lost_lock_stops_the_chunk_before_it_writes(mock_db, seed_scripts, users):
+def test_lost_lock_stops_the_batches_before_they_write(mock_db, seed_scripts, users):
     lock = LeaseLock(mock_db, 0.3, "chunk")
     lock.acquire()
     try:
         Ledger(mock_db).break_lock()
         assert lock.lost.wait(3), "the renewer did not notice the broken lock"
-        step, state, cursor = begin(mock_db, seed_scripts, 2, "up")
+        run, cursor = begin(mock_db, seed_scripts, 2, "up", lock=lock)
         with pytest.raises(LockLostError):
-            migrate_chunk(mock_db, seed_scripts.get(2).migration, step, state, cursor, lock, BatchSizer(BATCH), 1)
+            migrate_batches(run, cursor, 1)
         assert mock_db.users.count_documents({"schema_version": 2}) == 0
     finally:
         lock.release()
@@ -248,31 +270,33 @@ def test_rollback_restores_pre_images_byte_identically(mock_db, seed_scripts, us
     for v in range(2, version):
         run_step(mock_db, seed_scripts, v, "up")
     before = snapshot(mock_db)
-    step, state, cursor = begin(mock_db, seed_scripts, version, "up")
-    migrate_all(mock_db, seed_scripts, step, state, cursor)
+    run, cursor = begin(mock_db, seed_scripts, version, "up")
+    step, state = run.step, run.state
+    migrate_all(run, cursor)
     assert snapshot(mock_db) != before
 
     migration = seed_scripts.get(version).migration
     undone = rollback(mock_db, migration, step, state.run_id, "verification failed")
-    assert undone == {"restored": N, "undone_by_function": 0}
+    assert undone == RollbackResult(restored=N, undone_by_function=0)
     assert snapshot(mock_db) == before
     entry = next(e for e in Ledger(mock_db).history() if e["_id"] == state.run_id)
     assert (entry["outcome"], entry["restored"], entry["error"]) == ("rolled_back", N, "verification failed")
     assert Ledger(mock_db).checkpoint() is None
-    assert rollback(mock_db, migration, step, state.run_id, "again") == {"restored": 0, "undone_by_function": 0}
+    assert rollback(mock_db, migration, step, state.run_id, "again") == RollbackResult(restored=0, undone_by_function=0)
     assert snapshot(mock_db) == before
 
 
 def test_rollback_only_touches_documents_still_at_the_runs_target_version(mock_db, seed_scripts, users):
     before = snapshot(mock_db)
-    step, state, cursor = begin(mock_db, seed_scripts, 2, "up")
-    migrate_all(mock_db, seed_scripts, step, state, cursor)
+    run, cursor = begin(mock_db, seed_scripts, 2, "up")
+    step, state = run.step, run.state
+    migrate_all(run, cursor)
     moved_on = users[3]["_id"]
     mock_db.users.update_one({"_id": moved_on}, {"$set": {"schema_version": 3, "first_name": "X"}})
     moved_state = mock_db.users.find_one({"_id": moved_on})
 
     undone = rollback(mock_db, seed_scripts.get(2).migration, step, state.run_id, "failed")
-    assert undone == {"restored": N - 1, "undone_by_function": 0}
+    assert undone == RollbackResult(restored=N - 1, undone_by_function=0)
     after = snapshot(mock_db)
     assert after[moved_on] == bson.encode(moved_state)
     assert all(after[i] == before[i] for i in before if i != moved_on)
@@ -281,14 +305,15 @@ def test_rollback_only_touches_documents_still_at_the_runs_target_version(mock_d
 def test_rollback_never_erases_a_write_made_after_the_run(mock_db, seed_scripts, users):
     """Compare-and-swap: a document the application changed since the run gets `down` applied, keeping the change."""
     before = snapshot(mock_db)
-    step, state, cursor = begin(mock_db, seed_scripts, 2, "up")
-    migrate_all(mock_db, seed_scripts, step, state, cursor)
+    run, cursor = begin(mock_db, seed_scripts, 2, "up")
+    step, state = run.step, run.state
+    migrate_all(run, cursor)
     edited = users[5]["_id"]
     mock_db.users.update_one({"_id": edited}, {"$set": {"email": "new@example.com", "preferences.theme": "dark"}})
 
     undone = rollback(mock_db, seed_scripts.get(2).migration, step, state.run_id, "failed")
 
-    assert undone == {"restored": N - 1, "undone_by_function": 1}
+    assert undone == RollbackResult(restored=N - 1, undone_by_function=1)
     after = snapshot(mock_db)
     assert all(after[i] == before[i] for i in before if i != edited)
     doc = mock_db.users.find_one({"_id": edited})
@@ -301,7 +326,7 @@ def test_up_then_down_through_the_engine_with_pre_images_gives_back_the_users(mo
     backups = {}
     for v in (2, 3, 4, 5):
         state, summary = run_step(mock_db, seed_scripts, v, "up")
-        backups[v] = summary["backup"]
+        backups[v] = summary.backup
         assert backups[v] == BACKUP_PREFIX + state.run_id
     ledger = Ledger(mock_db)
     assert ledger.current_version() == 5
@@ -331,13 +356,13 @@ def test_pre_images_are_found_in_any_order(mock_db):
 
 def test_plan_report_counts_and_samples_without_writing(mock_db, seed_scripts, users):
     before = snapshot(mock_db)
-    report = plan_report(mock_db, seed_scripts, 3)
-    assert (report["current"], report["target"]) == (1, 3)
-    assert [(s["version"], s["direction"], s["documents"]) for s in report["steps"]] == [(2, "up", N), (3, "up", N)]
-    for step in report["steps"]:
-        assert len(step["samples"]) == 2
-        for before_doc, after_doc in step["samples"]:
-            assert after_doc["schema_version"] == step["version"]
+    report = plan_report(context(mock_db, seed_scripts), 3)
+    assert (report.current, report.target) == (1, 3)
+    assert [(s.version, s.direction, s.documents) for s in report.steps] == [(2, "up", N), (3, "up", N)]
+    for step in report.steps:
+        assert len(step.samples) == 2
+        for before_doc, after_doc in step.samples:
+            assert after_doc["schema_version"] == step.version
     assert snapshot(mock_db) == before
     assert mock_db[LEDGER].count_documents({}) == 0
 
@@ -422,10 +447,10 @@ def test_break_lock_frees_it(mock_db, locks):
 def test_backup_is_opened_before_any_change_and_reopening_is_harmless(mock_db, seed_scripts, tmp_path):
     step = make_step(seed_scripts, 2, "up")
     mock_db.users.insert_one({"_id": 1, "name": "Ada"})
-    state = start_or_resume(mock_db, seed_scripts, step, None)
+    state = start_or_resume(context(mock_db, seed_scripts), step, None)
 
-    assert open_backup(mock_db, state, tmp_path) == state.backup
-    assert open_backup(mock_db, state, tmp_path) == state.backup
+    assert open_backup(mock_db, step, state, tmp_path) == state.backup
+    assert open_backup(mock_db, step, state, tmp_path) == state.backup
     assert state.backup in mock_db.list_collection_names()
     assert mock_db[state.backup].count_documents({}) == 0
     data = tmp_path / state.run_id / mock_db.name / "users.bson"
@@ -438,12 +463,12 @@ def test_backup_is_opened_before_any_change_and_reopening_is_harmless(mock_db, s
 def test_an_unwritable_backup_folder_stops_the_run_before_any_change(mock_db, seed_scripts, tmp_path):
     step = make_step(seed_scripts, 2, "up")
     mock_db.users.insert_one({"_id": 1, "name": "Ada"})
-    state = start_or_resume(mock_db, seed_scripts, step, None)
+    state = start_or_resume(context(mock_db, seed_scripts), step, None)
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the backup folder should be")
 
     with pytest.raises(BackupError, match="cannot write the backup under .*nothing was changed"):
-        open_backup(mock_db, state, blocker)
+        open_backup(mock_db, step, state, blocker)
     assert mock_db.users.find_one({"_id": 1}) == {"_id": 1, "name": "Ada"}
 
 
@@ -468,13 +493,13 @@ def test_target_model_verification_covers_all_documents_or_the_declared_rate(moc
 
     check = verify_step(mock_db, migration, step, None).checks[-1]
 
-    assert f"{checked} checked" in check["check"]
-    assert (check["passed"], check["found"] if not found else int(str(check["found"]).split()[0])) == (not found, found)
+    assert f"{checked} checked" in check.check
+    assert (check.passed, check.found if not found else int(str(check.found).split()[0])) == (not found, found)
 
 
 def test_partition_bounds_split_by_quantiles_and_size_each_range_without_counting_again(mock_db):
     """mongomock has no $bucketAuto: the quantile fallback, whose sizes must equal what each range really holds."""
-    from docshift.engine import partition_bounds, partition_range
+    from docshift.engine.partitions import partition_bounds, partition_range
 
     mock_db.items.insert_many([{"_id": i, "schema_version": 1} for i in range(10)] + [{"_id": 100, "schema_version": 2}])
     selector = version_filter(1)
@@ -485,7 +510,7 @@ def test_partition_bounds_split_by_quantiles_and_size_each_range_without_countin
 
 
 def test_collection_count_falls_back_to_counting_where_the_server_keeps_no_count(mock_db):
-    from docshift.engine import collection_count
+    from docshift.engine.cursor import collection_count
 
     mock_db.items.insert_many([{"n": i} for i in range(7)])
     mock_db.items.delete_one({"n": 3})

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from docshift.engine import make_step, transform_one
+from docshift.engine.steps import make_step, transform_one
 from docshift.errors import PhaseError, TargetError
 from docshift.ledger import Ledger, now
 from docshift.phases import check_ready, cleanup_summary
@@ -30,7 +30,7 @@ def test_cleanup_selects_documents_still_holding_the_old_field(seed_scripts, moc
                                {"_id": 3, "schema_version": 4, "email": "z"}])
     step = make_step(seed_scripts, 5, "up", "cleanup")
     assert [d["_id"] for d in mock_db.users.find(step.selector)] == [1]
-    assert (step.from_version, step.to_version, step.ledger_before, step.ledger_after) == (5, 5, 5, 5)
+    assert (step.from_version, step.to_version, step.recorded_before, step.recorded_after) == (5, 5, 5, 5)
     assert cleanup_summary(mock_db, seed_scripts, 5) == {"fields": ["email"], "collection": "users", "database": "t",
                                                          "documents": 1, "at_version": 2}
 
@@ -90,7 +90,7 @@ def test_phase_of_the_wrong_migration_or_name_is_refused(seed_scripts, mock_db, 
 
 
 def test_an_unfinished_phase_run_is_not_resumed_by_migrate(seed_scripts):
-    from docshift.engine import plan_steps
+    from docshift.engine.planning import plan_steps
 
     checkpoint = {"version": 5, "direction": "up", "phase": "backfill", "run_id": "v5-up-x", "done": 10, "total": 40}
     with pytest.raises(PhaseError, match="the backfill phase of migration 5 is unfinished .* 10 of 40 documents"):

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from docshift import demo
-from docshift.engine import make_step, transform_one
+from docshift.engine.steps import make_step, transform_one
 from docshift.loader import ScriptDirectory
 from tests.helpers import as_bson
 

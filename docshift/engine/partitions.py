@@ -1,0 +1,84 @@
+"""Parallel partitions of a step: `_id` ranges of about equal size, each with its own checkpoint."""
+
+from dataclasses import asdict, replace
+from typing import Any
+
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from ..errors import DatabaseError
+from ..ledger import CHECKPOINT, Ledger
+from .cursor import UNSUPPORTED
+from .state import RunState
+from .steps import Step
+
+
+def partition_bounds(coll: Collection, selector: dict, partitions: int, total: int) -> tuple[list[Any], list[int]]:
+    """`partitions - 1` `_id` values that split the step's `total` documents into ranges of about equal size, and
+    about how many documents each range holds (for its progress; nothing is counted again).
+
+    `$bucketAuto` where the server has it; else the `_id`s at the quantiles, read by skipping along the `_id` order.
+    """
+    try:
+        buckets = list(coll.aggregate([{"$match": selector}, {"$bucketAuto": {"groupBy": "$_id", "buckets": partitions}}]))
+        return [b["_id"]["max"] for b in buckets[:-1]], [b["count"] for b in buckets] or [total]
+    except UNSUPPORTED:
+        cuts = [total * i // partitions for i in range(1, partitions)]
+        found = [(cut, doc["_id"]) for cut in cuts for doc in coll.find(selector, {"_id": 1}).sort("_id", 1).skip(cut).limit(1)]
+        edges = [0, *(cut for cut, _ in found), total]
+        return [bound for _, bound in found], [b - a for a, b in zip(edges, edges[1:])]
+
+
+def partition_range(bounds: list[Any], index: int) -> dict:
+    """The `_id` condition of partition `index`: from the bound before it (included) to the bound after it (excluded)."""
+    condition = {}
+    if index > 0:
+        condition["$gte"] = bounds[index - 1]
+    if index < len(bounds):
+        condition["$lt"] = bounds[index]
+    return {"_id": condition} if condition else {}
+
+
+def start_partitions(db: Database, step: Step, state: RunState, partitions: int) -> list[RunState]:
+    """The partitions of a run, each a state with its own checkpoint (its `_id` range's bounds kept with it).
+
+    Resumed from their checkpoints, or split anew. Documents outside every range (another `_id` type, or written
+    behind a cursor) are left to the run's own cursor afterwards.
+    """
+    ledger = Ledger(db)
+    saved = [p for p in ledger.partition_checkpoints() if p["run_id"] == state.run_id]
+    if saved:
+        return [RunState.from_checkpoint(p) for p in saved]
+    bounds, sizes = partition_bounds(db[step.collection], step.selector, partitions, state.total)
+    parts = []
+    for index, size in enumerate(sizes):
+        part = replace(state, partition=index, last_id=None, started=False, done=0, matched=0, changed=0, batches=0,
+                       resumed=0, quarantined=[], total=size)
+        ledger.save_checkpoint({**asdict(part), "kind": "partition", "index": index, "bounds": bounds}, part.checkpoint_id)
+        parts.append(part)
+    return parts
+
+
+def resume_partition(db: Database, step: Step, run_id: str, index: int) -> tuple[RunState, dict]:
+    """One partition's state and selector, read back from its checkpoint by whichever process runs it."""
+    saved = Ledger(db).coll.find_one({"_id": f"{CHECKPOINT}.{index}", "run_id": run_id})
+    if saved is None:
+        raise DatabaseError(f"partition {index} of run {run_id} has no checkpoint")
+    return RunState.from_checkpoint(saved), {**step.selector, **partition_range(saved["bounds"], index)}
+
+
+def merge_partitions(db: Database, state: RunState) -> None:
+    """Add the finished partitions' counts to the run; its own cursor then sweeps the whole step once from the start."""
+    summary = []
+    for part in Ledger(db).partition_checkpoints():
+        if part["run_id"] == state.run_id:
+            summary.append({"index": part["index"], "documents": part["done"], "resumed": part["resumed"]})
+            state.done += part["done"]
+            state.matched += part["matched"]
+            state.changed += part["changed"]
+            state.batches += part["batches"]
+            state.quarantined += part["quarantined"]
+    Ledger(db).update_entry(state.run_id, {"partitions": summary})
+    state.partitioned, state.last_id, state.started = True, None, False
+    Ledger(db).save_checkpoint({k: getattr(state, k) for k in ("partitioned", "last_id", "started", "done", "matched",
+                                                               "changed", "batches", "quarantined")})

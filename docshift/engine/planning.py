@@ -1,0 +1,144 @@
+"""What a migration to a target will do: the steps from the recorded version, their counts, sample diffs."""
+
+from dataclasses import dataclass, replace
+
+from pymongo.database import Database
+
+from ..context import RunContext
+from ..errors import ChangedMigrationError, MigrationFileError, PhaseError, RollbackPendingError, TransformError
+from ..ledger import Ledger
+from ..loader import ScriptDirectory
+from ..spec import INITIAL_VERSION
+from ..transform import versions_filter
+from .quarantine import quarantined_versions
+from .runs import pre_images_for
+from .steps import Step, make_step, transform_one
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    version: int
+    direction: str
+    collection: str
+    kind: str
+    description: str
+    documents: int
+    samples: list[tuple[dict, dict]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    current: int
+    target: int
+    steps: list[PlannedStep]
+
+
+def plan_steps(scripts: ScriptDirectory, current: int, target: int, checkpoint: dict | None,
+               retry_from: dict[str, int] | None = None) -> list[Step]:
+    """The steps from `current` to `target`: ups ascending or downs descending, as in the original runner.
+
+    An interrupted step (a checkpoint) is resumed when the path contains it; when the path goes the
+    other way, the partial step is undone first so that no document is left half-way. Going up, quarantined
+    documents (`retry_from`: collection -> lowest migration they failed) are first carried up to `current` again.
+    """
+    if checkpoint and checkpoint.get("rolling_back"):
+        raise RollbackPendingError(
+            f"run {checkpoint['run_id']} is being rolled back; finish it first: docshift rollback --run {checkpoint['run_id']}")
+    if checkpoint and checkpoint.get("phase"):
+        raise PhaseError(
+            f"the {checkpoint['phase']} phase of migration {checkpoint['version']} is unfinished (run {checkpoint['run_id']}, "
+            f"{checkpoint.get('done', 0):,} of {checkpoint.get('total', 0):,} documents): run that phase again to continue it, "
+            f"or `docshift rollback --run {checkpoint['run_id']}`")
+    if target >= current:
+        steps = [make_step(scripts, v, "up") for v in scripts.versions if current < v <= target]
+    else:
+        steps = [make_step(scripts, v, "down") for v in reversed(scripts.versions) if target < v <= current]
+    if target >= current and retry_from:
+        retries = [replace(make_step(scripts, v, "up"), recorded_before=current, recorded_after=current)
+                   for v in scripts.versions
+                   if v <= current and retry_from.get(scripts.get(v).migration.collection, v + 1) <= v]
+        steps = retries + steps
+    if checkpoint and checkpoint["version"] in scripts.scripts:
+        pending = (checkpoint["version"], checkpoint["direction"])
+        if pending not in {(s.version, s.direction) for s in steps}:
+            opposite = "down" if pending[1] == "up" else "up"
+            steps.insert(0, make_step(scripts, pending[0], opposite))
+    return steps
+
+
+def check_checksums(ctx: RunContext, current: int, allow_changed: bool) -> None:
+    """Refuse to run while an applied migration's file differs from what was applied (unless allowed)."""
+    scripts = ctx.scripts
+    changed = [
+        f"{scripts.get(v).path.name} (applied as {checksum[:12]}, now {scripts.get(v).checksum[:12]})"
+        for v, checksum in Ledger(ctx.db).applied_checksums(current).items()
+        if v in scripts.scripts and scripts.get(v).checksum != checksum
+    ]
+    if changed and not allow_changed:
+        raise ChangedMigrationError(
+            "applied migration files were edited since they ran: " + ", ".join(changed)
+            + "; restore them, or pass --allow-changed if the edit is intended"
+        )
+
+
+def migrated_versions(steps: list[Step], index: int) -> list[int]:
+    """Schema versions whose documents step `index` will handle: its own source and those earlier steps feed it."""
+    step = steps[index]
+    return sorted({s.from_version for s in steps[: index + 1] if s.collection == step.collection})
+
+
+def count_plan(db: Database, steps: list[Step]) -> list[int]:
+    """How many documents each step will touch, counted on the data as it is now."""
+    return [db[s.collection].count_documents(versions_filter(migrated_versions(steps, i))) for i, s in enumerate(steps)]
+
+
+def sample_plan(ctx: RunContext, steps: list[Step], size: int = 2) -> list[list[tuple[dict, dict]]]:
+    """Before/after pairs per step from real documents run through the real functions in memory, a `down` with the
+    pre-images the real run gives it; writes nothing.
+
+    A function that returns something unusable (not a document, `_id` dropped, a field name with a dot) is refused
+    here, naming its file; one that raises on a document raises its TransformError (a run quarantines it)."""
+    samples, pre_images = [], [pre_images_for(ctx, s) for s in steps]
+    for i, step in enumerate(steps):
+        pairs = []
+        chain = [(s, pre) for s, pre in zip(steps[: i + 1], pre_images) if s.collection == step.collection]
+        for doc in ctx.db[step.collection].find(versions_filter(migrated_versions(steps, i))).limit(size):
+            version = doc.get("schema_version") or INITIAL_VERSION
+            for s, pre in chain:
+                if s.from_version == version:
+                    script = ctx.scripts.get(s.version)
+                    try:
+                        after = transform_one(script.migration, s, doc, pre.get(doc["_id"]) if pre else None)
+                    except TransformError as exc:
+                        if exc.__cause__ is None:  # no exception inside the function: what it returned is unusable
+                            raise MigrationFileError(script.path, str(exc)) from exc
+                        raise
+                    if s is step:
+                        pairs.append((doc, after))
+                    doc, version = after, s.to_version
+        samples.append(pairs)
+    return samples
+
+
+def current_plan(ctx: RunContext, target: int) -> tuple[int, list[Step]]:
+    """The database's recorded version and the steps to `target` from there, as the ledger and quarantine stand."""
+    ledger = Ledger(ctx.db)
+    current = ledger.current_version()
+    steps = plan_steps(ctx.scripts, current, target, ledger.checkpoint(), quarantined_versions(ctx.db, current))
+    for step in steps:
+        started = ledger.phases(step.version)
+        if step.direction == "up" and started and "cleanup" not in started:
+            raise PhaseError(f"migration {step.version} is being applied in expand-contract phases "
+                             f"({', '.join(sorted(started))} done): continue with its phases, not `migrate`")
+    return current, steps
+
+
+def plan_report(ctx: RunContext, target: int) -> Plan:
+    """What migrating to `target` would do: the steps, the documents each touches, sample diffs. Writes nothing."""
+    current, steps = current_plan(ctx, target)
+    counts, samples = count_plan(ctx.db, steps), sample_plan(ctx, steps)
+    return Plan(current, target, [
+        PlannedStep(s.version, s.direction, s.collection, ctx.scripts.get(s.version).migration.kind,
+                    ctx.scripts.get(s.version).migration.description, n, pairs)
+        for s, n, pairs in zip(steps, counts, samples)
+    ])

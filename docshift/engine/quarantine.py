@@ -1,0 +1,49 @@
+"""Documents whose migration function raised: recorded with the error and left unchanged; the next run retries them."""
+
+import traceback
+from typing import Any
+
+import bson
+from pymongo.database import Database
+
+from .. import storage
+from ..errors import TransformError
+from ..ledger import now
+from .state import RunState
+from .steps import Step
+
+
+def quarantine(db: Database, step: Step, state: RunState, doc_id: Any, exc: TransformError, max_failures: int) -> None:
+    """Record a document whose function raised and leave it unchanged; over `max_failures` the run fails."""
+    cause = exc.__cause__ or exc
+    frames = traceback.extract_tb(cause.__traceback__)[-3:]
+    db[storage.QUARANTINE].replace_one(
+        {"_id": f"{step.version}:{step.direction}:{bson.encode({'': doc_id}).hex()}"},
+        {"collection": step.collection, "version": step.version, "direction": step.direction, "doc_id": doc_id,
+         "run_id": state.run_id, "error": str(exc), "traceback": [f"{f.filename}:{f.lineno} in {f.name}" for f in frames],
+         "at": now()},
+        upsert=True,
+    )
+    state.quarantined.append(doc_id)
+    if len(state.quarantined) > max_failures:
+        raise TransformError(f"{len(state.quarantined)} document(s) failed, more than --max-failures {max_failures}; "
+                             f"first: {exc}; see `docshift quarantine`") from exc
+
+
+def clear_quarantine(db: Database, step: Step) -> None:
+    """A new run of the step retries its quarantined documents."""
+    db[storage.QUARANTINE].delete_many({"version": step.version, "direction": step.direction})
+
+
+def quarantined_versions(db: Database, current: int) -> dict[str, int]:
+    """Per collection, the lowest applied migration with quarantined documents: `migrate` retries from there."""
+    lowest: dict[str, int] = {}
+    for entry in db[storage.QUARANTINE].find({"direction": "up", "version": {"$lte": current}}):
+        lowest[entry["collection"]] = min(lowest.get(entry["collection"], entry["version"]), entry["version"])
+    return lowest
+
+
+def quarantined(db: Database) -> list[dict]:
+    """Every quarantined document's entry, by migration and time."""
+    return list(db[storage.QUARANTINE].find().sort([("version", 1), ("at", 1)]))
+

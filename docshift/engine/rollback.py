@@ -1,0 +1,107 @@
+"""Undoing a run from its backup: compare-and-swap of each document the run wrote, newer writes kept."""
+
+import itertools
+from dataclasses import dataclass, replace
+
+import bson
+from pymongo import ReplaceOne
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from .. import storage
+from ..context import RunContext
+from ..dump import RAW
+from ..errors import TargetError
+from ..ledger import Ledger, now
+from ..spec import Migration
+from ..transform import update_for, version_filter
+from .backups import BackupReader, seal_backup, written_filter
+from .faults import fault_point
+from .steps import Step, make_step, transform_one
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    restored: int
+    undone_by_function: int
+
+
+def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason: str, rewind: bool = False) -> RollbackResult:
+    """Undo the run: each changed document gets its pre-image back if it is still exactly as the run left it
+    (compare-and-swap on the whole document); one written since gets the opposite function applied instead,
+    so that a rollback never erases a newer write.
+
+    The checkpoint says `rolling_back` first, so that an interrupted rollback is finished by running it again
+    rather than resumed forward. Idempotent: an undone document is no longer at the run's target version.
+    With `rewind` (the run had finished), the recorded version goes back to what it was before the run.
+    """
+    ledger = Ledger(db)
+    pending = ledger.checkpoint()
+    if pending and pending["run_id"] == run_id and pending.get("rolling_back"):
+        reason = pending["reason"]  # finishing an interrupted rollback: keep why it started
+    ledger.save_checkpoint({"run_id": run_id, "version": step.version, "direction": step.direction,
+                            "rolling_back": True, "reason": reason})
+    coll, guard = db[step.collection], version_filter(step.to_version)
+    undo = replace(step, direction="down" if step.direction == "up" else "up",
+                   from_version=step.to_version, to_version=step.from_version)
+    changes = BackupReader(storage.changes(db, run_id))
+    restored = by_function = 0
+    docs = storage.pre_images(db, run_id).with_options(codec_options=RAW).find().sort("_id", 1).batch_size(1000)
+    while batch := list(itertools.islice(docs, 1000)):
+        written = [(raw, bson.decode(raw.raw), change) for raw in batch if (change := changes.get(raw["_id"]))]
+        if not written:
+            continue
+        result = coll.bulk_write([ReplaceOne({"_id": pre["_id"], **guard, **written_filter(pre, change)}, raw)
+                                  for raw, pre, change in written], ordered=False)
+        restored += result.modified_count
+        if result.matched_count < len(written):
+            by_function += undo_newer_writes(coll, migration, undo, guard, written)
+        fault_point("rollback-batch")
+    entry = ledger.entry(run_id) or {}
+    ledger.update_entry(run_id, {"outcome": "rolled_back", "finished_at": now(), "error": reason,
+                                 "restored": entry.get("restored", 0) + restored,
+                                 "undone_by_function": entry.get("undone_by_function", 0) + by_function})
+    if step.phase:
+        ledger.reset_phase(step.version, step.phase)
+    if rewind:
+        ledger.set_current(step.recorded_before)
+    ledger.clear_checkpoint()
+    seal_backup(db, run_id)
+    return RollbackResult(restored, by_function)
+
+
+def undo_newer_writes(coll: Collection, migration: Migration, undo: Step, guard: dict, written: list) -> int:
+    """Apply the opposite function to documents still at the run's version but written since the run."""
+    count = 0
+    for _, pre, _ in written:
+        current = coll.find_one({"_id": pre["_id"], **guard})
+        if current is None:
+            continue  # restored (now or by an earlier attempt), or moved on to another version
+        update = update_for(current, transform_one(migration, undo, current, pre), undo.to_version)
+        if update and coll.update_one({"_id": pre["_id"], **guard}, update).modified_count:
+            count += 1
+    return count
+
+
+def rollback_target(ctx: RunContext, run_id: str) -> tuple[Step, bool]:
+    """The step of a run that may be rolled back by hand, and whether it had finished (then the version rewinds too).
+
+    Allowed: the unfinished run (crashed, failed, or half rolled back), or the latest finished run.
+    """
+    ledger = Ledger(ctx.db)
+    entry = ledger.entry(run_id)
+    if entry is None:
+        raise TargetError(f"no run {run_id!r} in this database's history (see `docshift history`)")
+    step = make_step(ctx.scripts, entry["version"], entry["direction"], entry.get("phase"))
+    checkpoint = ledger.checkpoint()
+    if checkpoint and checkpoint["run_id"] == run_id:
+        return step, False
+    if checkpoint:
+        raise TargetError(f"run {checkpoint['run_id']} is unfinished; roll that one back (or finish it) first")
+    finished = [e for e in ledger.history() if e["outcome"] in ("applied", "reverted")]
+    if entry["outcome"] in ("applied", "reverted"):
+        if finished[-1]["_id"] != run_id or ledger.current_version() != step.recorded_after:
+            raise TargetError(f"run {run_id} is not the latest change to the database; "
+                              f"migrate to version {step.recorded_before} instead")
+        return step, True
+    raise TargetError(f"run {run_id} is {entry['outcome']}: nothing to roll back")

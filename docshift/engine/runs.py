@@ -1,0 +1,173 @@
+"""A step's run: the one object its batches work with (StepRun), its start or resumption, and its outcome records."""
+
+import uuid
+from dataclasses import asdict, dataclass
+
+from pymongo.database import Database
+
+from .. import storage
+from ..context import RunContext
+from ..ledger import Ledger, LeaseLock, LockWatch, now
+from ..pacing import BatchSizer, Throttle
+from ..spec import Migration
+from .backups import PreImages, seal_backup
+from .cursor import BatchCursor, collection_count
+from .faults import fault_point
+from .quarantine import clear_quarantine
+from .state import RunOptions, RunState
+from .steps import Step, wants_pre_image
+from .verify import Verification
+
+
+@dataclass
+class StepRun:
+    """Everything a step's batches work with, built once by open_step_run: the run, a partition's too."""
+
+    db: Database
+    migration: Migration
+    step: Step
+    state: RunState
+    selector: dict
+    lock: LeaseLock | LockWatch | None
+    sizer: BatchSizer
+    throttle: Throttle
+    pre_images: PreImages | None
+    options: RunOptions
+
+    def cursor(self) -> BatchCursor:
+        return BatchCursor(self.db[self.step.collection], self.selector, self.state.last_id, self.state.started)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """How a step's run ended: applied, reverted, or paused at a maintenance window's end."""
+
+    run_id: str
+    version: int
+    direction: str
+    collection: str
+    phase: str | None
+    backup: str
+    outcome: str
+    documents: int
+    total: int
+    matched: int
+    changed: int
+    quarantined: int
+    duration_s: float
+    docs_per_s: float
+    verification: str
+
+    @property
+    def paused(self) -> bool:
+        return self.outcome == "paused"
+
+
+def start_or_resume(ctx: RunContext, step: Step, flow_run_id: str | None) -> RunState:
+    """Resume the checkpointed run of this step, or record a new one (checkpoint, then history entry).
+
+    Safe to retry after a database error at any point: the checkpoint names the run first, and a run whose history
+    entry was never written is started again under the same id rather than counted as resumed.
+    """
+    ledger = Ledger(ctx.db)
+    checkpoint = ledger.checkpoint()
+    if checkpoint and (checkpoint["version"], checkpoint["direction"], checkpoint.get("phase")) == (step.version, step.direction, step.phase):
+        state = RunState.from_checkpoint(checkpoint)
+        if ledger.entry(state.run_id) is None:
+            _record_start(ctx, step, state)
+            return state
+        state.resumed += 1
+        ledger.update_entry(state.run_id, {"resumed": state.resumed, "outcome": "running"})
+        ledger.save_checkpoint({"resumed": state.resumed})
+        return state
+    if checkpoint:  # the opposite step of an interrupted one: it ends that run
+        ledger.update_entry(checkpoint["run_id"], {"outcome": "abandoned", "finished_at": now()})
+    coll = ctx.db[step.collection]
+    state = RunState(run_id=f"v{step.version}-{step.direction}-{uuid.uuid4().hex[:10]}",
+                     total=coll.count_documents(step.selector), count_before=collection_count(coll),
+                     started_at=now(), flow_run_id=flow_run_id)
+    ledger.save_checkpoint({**step.identity, **asdict(state)})
+    _record_start(ctx, step, state)
+    return state
+
+
+def _record_start(ctx: RunContext, step: Step, state: RunState) -> None:
+    """The run's history entry (written once, whatever retries), and its step's old quarantine cleared for retrying."""
+    script = ctx.scripts.get(step.version)
+    Ledger(ctx.db).start_entry({
+        "_id": state.run_id, "version": step.version, "direction": step.direction,
+        "description": script.migration.description, "collection": step.collection, "checksum": script.checksum,
+        "started_at": state.started_at, "finished_at": None, "outcome": "running", "matched": 0, "changed": 0,
+        "flow_run_id": state.flow_run_id, "backup": state.backup, "resumed": 0, "phase": step.phase,
+    })
+    clear_quarantine(ctx.db, step)  # retried by this run
+
+
+def open_step_run(ctx: RunContext, step: Step, state: RunState, lock: LeaseLock | LockWatch | None,
+                  options: RunOptions, selector: dict | None = None) -> StepRun:
+    """The run's working parts: batch sizer, throttle, and the pre-images a `down` gives back."""
+    settings, migration = ctx.settings, ctx.scripts.get(step.version).migration
+    return StepRun(
+        db=ctx.db, migration=migration, step=step, state=state, selector=step.selector if selector is None else selector,
+        lock=lock, sizer=BatchSizer.for_server(ctx.db, options.batch_size, settings.batch_time_seconds),
+        throttle=Throttle.for_server(ctx.db, settings.batch_pause_seconds, settings.max_replication_lag_seconds,
+                                     settings.throttle_max_wait_seconds),
+        pre_images=pre_images_for(ctx, step), options=options)
+
+
+def pre_images_for(ctx: RunContext, step: Step) -> PreImages | None:
+    """For a `down` that gives documents their pre-images back, the backups of every run that applied the migration;
+    a missing one is refused before anything is written."""
+    if step.direction == "down" and wants_pre_image(ctx.scripts.get(step.version).migration, step):
+        return PreImages(ctx.db, Ledger(ctx.db).pre_image_runs(step.version))
+    return None
+
+
+def check_pre_images(ctx: RunContext, steps: list[Step]) -> None:
+    """Refuse a plan whose `down` steps could not give documents their pre-images back (a backup was dropped)."""
+    for step in steps:
+        pre_images_for(ctx, step)
+
+
+def _result(run: StepRun, outcome: str, verification: str) -> StepResult:
+    state, step = run.state, run.step
+    return StepResult(run_id=state.run_id, version=step.version, direction=step.direction, collection=step.collection,
+                      phase=step.phase, backup=state.backup, outcome=outcome, documents=state.done, total=state.total,
+                      matched=state.matched, changed=state.changed, quarantined=len(state.quarantined),
+                      duration_s=round(state.elapsed_s, 3), docs_per_s=round(state.rate, 1), verification=verification)
+
+
+def _entry_fields(result: StepResult) -> dict:
+    return {k: getattr(result, k) for k in ("outcome", "documents", "total", "matched", "changed", "quarantined",
+                                            "duration_s", "docs_per_s", "verification")}
+
+
+def record_finished(run: StepRun, verification: Verification) -> StepResult:
+    """Record success: history entry, recorded version, phase; the checkpoint goes and the backup is sealed."""
+    step, ledger = run.step, Ledger(run.db)
+    result = _result(run, "applied" if step.direction == "up" else "reverted",
+                     "passed" if verification.passed else verification.summary())
+    ledger.update_entry(run.state.run_id, {**_entry_fields(result), "finished_at": now(), "batches": run.state.batches})
+    fault_point("finish")
+    ledger.set_current(step.recorded_after)
+    if step.phase:
+        ledger.complete_phase(step.version, step.phase, {"run_id": run.state.run_id, "verified": verification.passed})
+    elif step.direction == "down":
+        ledger.clear_phases(step.version)  # reverted: a later expand-contract change of it starts over
+    ledger.clear_checkpoint()
+    seal_backup(run.db, run.state.run_id)
+    return result
+
+
+def record_paused(run: StepRun) -> StepResult:
+    """Record that the run stopped at a maintenance window's end; its checkpoint stays for the next window's run."""
+    result = _result(run, "paused", f"paused at {run.state.done:,} of {run.state.total:,}")
+    Ledger(run.db).update_entry(run.state.run_id, {**_entry_fields(result), "paused_at": now()})
+    return result
+
+
+def record_failed(run: StepRun, reason: str) -> None:
+    """Record a run that failed, with its counts, before it is rolled back; if the rollback cannot finish either, the
+    checkpoint stays so that a re-run resumes it."""
+    Ledger(run.db).update_entry(run.state.run_id, {"outcome": "failed", "error": reason, "finished_at": now(),
+                                                   "matched": run.state.matched, "changed": run.state.changed})

@@ -1,0 +1,70 @@
+"""A run's state and options: plain values that a checkpoint stores and any process can be given."""
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from .. import storage
+from ..ledger import CHECKPOINT, as_utc, now
+
+
+@dataclass
+class RunState:
+    """A run's progress as its checkpoint records it (beside its step's identity): enough for any process to resume it."""
+
+    run_id: str
+    total: int
+    count_before: int
+    last_id: Any = None
+    started: bool = False
+    done: int = 0
+    matched: int = 0
+    changed: int = 0
+    batches: int = 0
+    resumed: int = 0
+    quarantined: list = field(default_factory=list)
+    dump: str | None = None
+    started_at: Any = None
+    flow_run_id: str | None = None
+    partition: int | None = None
+    partitioned: bool = False
+    finished: bool = False
+
+    @classmethod
+    def from_checkpoint(cls, saved: dict) -> "RunState":
+        return cls(**{f.name: saved[f.name] for f in fields(cls) if f.name in saved})
+
+    @property
+    def checkpoint_id(self) -> str:
+        """Where this state's batches checkpoint: the run's own checkpoint, or its partition's."""
+        return CHECKPOINT if self.partition is None else f"{CHECKPOINT}.{self.partition}"
+
+    @property
+    def backup(self) -> str:
+        return storage.backup_name(self.run_id)
+
+    @property
+    def progress(self) -> dict:
+        """What every batch checkpoints."""
+        return {k: getattr(self, k) for k in ("last_id", "started", "done", "matched", "changed", "batches", "quarantined")}
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds since the run started (across resumes)."""
+        return (now() - as_utc(self.started_at)).total_seconds()
+
+    @property
+    def rate(self) -> float:
+        """Documents per second since the run started."""
+        elapsed = self.elapsed_s
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a step runs, in plain values that any process can be given (a Dask worker, a deployment's run)."""
+
+    batch_size: int | None = None
+    max_failures: int = 0
+    deadline: datetime | None = None
+    partitions: int = 1

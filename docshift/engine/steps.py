@@ -1,0 +1,88 @@
+"""What one migration step is, and what it makes of one document: the pure part, without I/O.
+
+docshift.compat, docshift.testing and docshift.phases import this module alone.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..loader import ScriptDirectory
+from ..spec import INITIAL_VERSION, Direction, Migration, Phase
+from ..transform import apply, version_filter
+
+
+@dataclass(frozen=True)
+class Step:
+    """Applying (`up`) or reverting (`down`) one migration: moves documents from one schema version to another.
+
+    `from_version`/`to_version` are the documents' schema versions; `recorded_before`/`recorded_after` the database's
+    recorded version (the ledger's) before and after the step.
+    """
+
+    version: int
+    direction: Direction
+    collection: str
+    from_version: int
+    to_version: int
+    recorded_before: int
+    recorded_after: int
+    phase: Phase | None = None
+    removes: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        action = self.phase or ("apply" if self.direction == "up" else "revert")
+        return f"{action} {self.version} on {self.collection}"
+
+    @property
+    def selector(self) -> dict:
+        """The documents this step still has to change; every write is guarded by it, so redoing one changes nothing."""
+        if self.phase == "cleanup":
+            return {**version_filter(self.to_version), "$or": [{name: {"$exists": True}} for name in self.removes]}
+        return version_filter(self.from_version)
+
+    @property
+    def identity(self) -> dict:
+        """What a checkpoint records of its step, so that a plan can tell whether to resume or undo it."""
+        return {"version": self.version, "direction": self.direction, "phase": self.phase, "collection": self.collection}
+
+
+def make_step(scripts: ScriptDirectory, version: int, direction: Direction, phase: Phase | None = None) -> Step:
+    """The step of `version` in `direction`; a `phase` of an expand-contract change (backfill, cleanup) is an `up`."""
+    migration = scripts.get(version).migration
+    before, recorded_before = scripts.collection_predecessor(version), scripts.global_predecessor(version)
+    if phase == "cleanup":
+        return Step(version=version, direction=direction, collection=migration.collection, from_version=version,
+                    to_version=version, recorded_before=version, recorded_after=version, phase=phase,
+                    removes=migration.expand_contract.removes)
+    if direction == "up":
+        return Step(version=version, direction="up", collection=migration.collection, from_version=before,
+                    to_version=version, recorded_before=recorded_before, recorded_after=version, phase=phase)
+    return Step(version=version, direction="down", collection=migration.collection, from_version=version,
+                to_version=before, recorded_before=version, recorded_after=recorded_before, phase=phase)
+
+
+def step_function(migration: Migration, step: Step) -> tuple[Callable, bool]:
+    """The function `step` applies to each document, and whether it takes the pre-image as well."""
+    if step.phase == "cleanup":
+        if step.direction == "up":
+            return (lambda doc: {k: v for k, v in doc.items() if k not in step.removes}), False
+        return (lambda doc, pre: {**doc, **{k: pre[k] for k in step.removes if pre and k in pre}}), True
+    if step.direction == "up":
+        return (migration.expand_contract.backfill if step.phase == "backfill" else migration.up), False
+    return migration.down, migration.down_uses_pre_image
+
+
+def wants_pre_image(migration: Migration, step: Step) -> bool:
+    return step_function(migration, step)[1]
+
+
+def transform_one(migration: Migration, step: Step, doc: dict, pre_image: dict | None) -> dict:
+    """The document `step` turns `doc` into, with `schema_version` set (or removed at the initial version)."""
+    fn, takes_pre_image = step_function(migration, step)
+    label = f"migration {step.version} {step.phase or step.direction}" + (" (undo)" if step.phase and step.direction == "down" else "")
+    new = apply(fn, doc, *((pre_image,) if takes_pre_image else ()), label=label)
+    new.pop("schema_version", None)
+    if step.to_version != INITIAL_VERSION:
+        new["schema_version"] = step.to_version
+    return new
