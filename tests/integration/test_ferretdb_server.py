@@ -1,0 +1,89 @@
+"""The embedded FerretDB as scripts/ferretdb builds it: what ferretdb-1.24.2-fixes.patch must keep and must not break.
+
+The patch serves every lookup by `_id` from the `_id` index (also when the filter has other keys) and closes each
+update statement's iterator before the next one. Its first version called `Has("_id")` on the filter the handler
+passes as nil for a `count` without a query, an `explain` of an update, delete or count, and an aggregation that does
+not start with `$match`, and `Get("_id")` on a filter holding `_id` twice: each panicked the handler (the client saw
+a closed connection); after the aggregation's panic an iterator left unclosed panicked in its finalizer at the next
+garbage collection and took the whole server down.
+"""
+
+import struct
+import uuid
+
+import pymongo
+import pytest
+from bson import ObjectId
+from bson.raw_bson import RawBSONDocument
+
+pytestmark = pytest.mark.ferretdb
+
+IDS = [f"u{i:03d}" for i in range(25)] + [ObjectId() for _ in range(5)]
+
+
+@pytest.fixture
+def coll(ferretdb_uri):
+    # no retries: a closed connection must fail the assertion, not be retried into a pass or another error
+    client = pymongo.MongoClient(ferretdb_uri, retryReads=False, retryWrites=False, socketTimeoutMS=30_000,
+                                 serverSelectionTimeoutMS=5_000)
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    collection = client[name]["users"]
+    collection.insert_many([{"_id": _id, "n": i} for i, _id in enumerate(IDS)])
+    yield collection
+    client.drop_database(name)
+    client.close()
+
+
+def plan(coll, filter_: dict) -> tuple[bool, str]:
+    """(filterPushdown, SQLite's query plan) of a find with this filter."""
+    explained = coll.database.command("explain", {"find": coll.name, "filter": filter_})
+    return explained["filterPushdown"], " ".join(explained["queryPlanner"]["Plan"])
+
+
+def test_a_lookup_by_id_is_served_by_the_id_index_also_beside_other_keys(coll):
+    # stock 1.24.2 reports filterPushdown but SCANs (its _id expression is not the indexed one), and pushes nothing
+    # down when the filter has a second key
+    for _id in ("u007", IDS[-1]):
+        for filter_ in ({"_id": _id}, {"_id": _id, "n": IDS.index(_id)}):
+            pushed, sqlite_plan = plan(coll, filter_)
+            assert pushed and "SEARCH" in sqlite_plan and "USING INDEX" in sqlite_plan, (filter_, sqlite_plan)
+    pushed, sqlite_plan = plan(coll, {"n": 3})
+    assert not pushed and "SCAN" in sqlite_plan
+
+    # the pushed-down _id only narrows what is read: the other keys still decide
+    assert coll.find_one({"_id": "u007", "n": 7}) == {"_id": "u007", "n": 7}
+    assert coll.find_one({"_id": "u007", "n": 8}) is None
+    assert coll.update_one({"_id": "u007", "n": 8}, {"$set": {"x": 1}}).matched_count == 0
+    assert coll.delete_many({"_id": "u007", "n": 8}).deleted_count == 0
+    assert coll.update_one({"_id": IDS[-1]}, {"$set": {"x": 1}}).modified_count == 1
+    assert coll.find_one({"_id": IDS[-1]}) == {"_id": IDS[-1], "n": len(IDS) - 1, "x": 1}
+
+
+def test_an_update_command_of_150_statements_completes(coll):
+    # stock 1.24.2 keeps every statement's iterator open until the command ends: 100+ deadlock its connection pool
+    result = coll.bulk_write([pymongo.UpdateOne({"_id": IDS[i % len(IDS)]}, {"$inc": {"k": 1}}) for i in range(150)],
+                             ordered=False)
+    assert result.modified_count == 150
+    assert sum(doc.get("k", 0) for doc in coll.find()) == 150
+
+
+def duplicated_id_filter(first: str, second: str) -> RawBSONDocument:
+    """{_id: first, _id: second}: BSON allows a key twice, a Python dict cannot hold it."""
+    body = b"".join(b"\x02_id\x00" + struct.pack("<i", len(v) + 1) + v.encode() + b"\x00" for v in (first, second))
+    return RawBSONDocument(struct.pack("<i", len(body) + 5) + body + b"\x00")
+
+
+def test_commands_whose_filter_is_nil_or_odd_answer_and_the_server_stays_up(coll):
+    db = coll.database
+
+    assert coll.estimated_document_count() == len(IDS)  # the count command without a query
+    assert db.command("count", coll.name)["n"] == len(IDS)
+    assert db.command("count", coll.name, query={"_id": "u003"})["n"] == 1
+    for update in ({"q": {"_id": "u001"}, "u": {"$set": {"x": 1}}}, {"q": {"n": 1}, "u": {"$set": {"x": 1}}}):
+        assert db.command("explain", {"update": coll.name, "updates": [update]})["ok"] == 1.0
+    assert db.command("explain", {"delete": coll.name, "deletes": [{"q": {"_id": "u001"}, "limit": 1}]})["ok"] == 1.0
+    assert list(coll.aggregate([{"$group": {"_id": None, "count": {"$sum": 1}}}])) == [{"_id": None, "count": len(IDS)}]
+    assert list(coll.find(duplicated_id_filter("u001", "u002"))) == []  # the old patch's Get panicked on it
+    assert coll.find_one({"_id": "u001"}) == {"_id": "u001", "n": 1}  # none of the above wrote anything
+
+    assert db.client.admin.command("ping")["ok"] == 1.0
