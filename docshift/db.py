@@ -7,7 +7,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyMongoError
 
-from .errors import DatabaseError
+from .errors import DatabaseError, SettingsError
 from .settings import Settings, get_settings
 
 _clients: dict[tuple, MongoClient] = {}
@@ -26,7 +26,10 @@ def password_of(uri: str) -> str | None:
 def redact(text: str, uri: str | None = None) -> str:
     """Text with the password of `uri` (default: the configured one) and of any URL in it replaced by ***."""
     if uri is None:
-        uri = get_settings().mongodb_uri.get_secret_value()
+        try:
+            uri = get_settings().mongodb_uri.get_secret_value()
+        except SettingsError:  # the settings are what failed: URLs in the text are still redacted below
+            uri = ""
     secret = password_of(uri)
     if secret:
         for form in sorted({secret, unquote(secret)}, key=len, reverse=True):

@@ -63,3 +63,15 @@ class MigrationFailed(DocshiftError):
 
 class AlertSetupError(DocshiftError):
     """Alerts cannot be set up: no alert URL configured, no such Secret block, or no Prefect server to hold them."""
+
+
+class SettingsError(DocshiftError):
+    """The settings cannot be used: an unreadable settings file, an unknown key in it, or an invalid value."""
+
+
+class ProjectError(DocshiftError):
+    """`docshift init` or `docshift new` would overwrite a file, or cannot write where it was told to."""
+
+
+class DeployError(DocshiftError):
+    """`docshift deploy` cannot make the deployments: no Prefect server, a bad schedule, a clash of names."""

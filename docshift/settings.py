@@ -1,10 +1,20 @@
-"""The one settings object, read from DOCSHIFT_* environment variables and overridden by CLI flags."""
+"""The one settings object: CLI flags over DOCSHIFT_* environment variables over the project's settings file
+(`docshift.toml`, or `[tool.docshift]` in `pyproject.toml`) over defaults."""
 
+import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from .errors import SettingsError
+from .spec import check_timezone
+
+SETTINGS_FILE = "docshift.toml"
+PYPROJECT = "pyproject.toml"
+PATH_SETTINGS = ("migrations_dir", "backup_dir")
+"""Folders, which a settings file gives relative to itself."""
 
 
 class Settings(BaseSettings):
@@ -55,10 +65,88 @@ class Settings(BaseSettings):
     alert_secret: str | None = Field(
         None, description="Name of a Prefect Secret block holding the alert URL, instead of `alert_url`."
     )
+    work_pool: str = Field("docshift", min_length=1, description="Prefect process work pool of `docshift deploy`'s deployments.")
+    timezone: str = Field("UTC", description="Timezone of deployment schedules that name none (IANA name).")
+    verify_schedule: str | None = Field(
+        "0 6 * * *", description="When the `verify` deployment re-checks the current version (cron); empty: never."
+    )
     fault: str | None = Field(
         None, pattern=r"^[a-z-]+:[1-9][0-9]*$",
         description="For the fault suite only: `POINT:N` kills the process at the N-th pass through engine point POINT.",
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        return check_timezone(name)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        """Flags (init arguments), then the environment, then the settings file."""
+        return init_settings, env_settings, SettingsFileSource(settings_cls, find_settings_file())
+
+
+class EnvironmentSettings(Settings):
+    """Flags and environment only: what `docshift init` writes into a new settings file."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        return init_settings, env_settings
+
+
+def find_settings_file(start: Path | None = None) -> Path | None:
+    """The settings file docshift reads: `docshift.toml`, or a `pyproject.toml` with a `[tool.docshift]` table, in
+    `start` (default: the working directory) or the nearest folder above it."""
+    folder = (start or Path.cwd()).resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / SETTINGS_FILE).is_file():
+            return candidate / SETTINGS_FILE
+        pyproject = candidate / PYPROJECT
+        if pyproject.is_file() and "docshift" in read_toml(pyproject).get("tool", {}):
+            return pyproject
+    return None
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read it as TOML: {exc}") from exc
+
+
+def read_toml_table(path: Path) -> dict:
+    """docshift's settings in a settings file: all of docshift.toml, or [tool.docshift] of pyproject.toml."""
+    data = read_toml(path)
+    return data.get("tool", {}).get("docshift", {}) if path.name == PYPROJECT else data
+
+
+class SettingsFileSource(PydanticBaseSettingsSource):
+    """The settings file through pydantic-settings' own TOML sources, with two additions: folders in it are relative
+    to the file (not to wherever docshift runs), and a key docshift does not know is an error, not silently ignored."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None):
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ returns the whole table at once
+
+    def __call__(self) -> dict[str, Any]:
+        if self.path is None:
+            return {}
+        read_toml(self.path)  # a syntax error becomes one plain message naming the file
+        # pydantic-settings' TOML source; its PyprojectTomlConfigSettingsSource would look only for pyproject.toml
+        header = ("tool", "docshift") if self.path.name == PYPROJECT else ()
+        source = TomlConfigSettingsSource(self.settings_cls, self.path, toml_table_header=header)
+        unknown = sorted(set(source.toml_data) - set(self.settings_cls.model_fields))
+        if unknown:
+            raise SettingsError(f"{self.path}: unknown setting(s) {', '.join(unknown)}; known: "
+                                f"{', '.join(self.settings_cls.model_fields)}")
+        values = source()
+        for key in PATH_SETTINGS:
+            if key in values:
+                values[key] = self.path.parent / Path(values[key]).expanduser()
+        return values
 
 
 _overrides: dict = {}
@@ -70,8 +158,14 @@ def configure(**overrides) -> None:
     _overrides.update({k: v for k, v in overrides.items() if v is not None})
 
 
-def get_settings(database: str | None = None) -> Settings:
-    """The settings in force: CLI flags over DOCSHIFT_* environment over defaults; a run's `database` parameter
-    (one deployment, several databases; rehearsals) over all."""
-    settings = Settings(**_overrides)
+def get_settings(database: str | None = None, read_file: bool = True) -> Settings:
+    """The settings in force: CLI flags over DOCSHIFT_* environment over the settings file over defaults; a run's
+    `database` parameter (one deployment, several databases; rehearsals) over all. `read_file=False` skips the file."""
+    try:
+        settings = (Settings if read_file else EnvironmentSettings)(**_overrides)
+    except ValidationError as exc:
+        where = find_settings_file() if read_file else None
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"invalid settings: {problems} (from the command-line flags, DOCSHIFT_* environment "
+                            f"variables{f' or {where}' if where else ''})") from exc
     return settings.model_copy(update={"database": database}) if database else settings

@@ -1,8 +1,10 @@
 """What a migration is: a plain, Prefect-free definition that application code can import too."""
 
 import inspect
+import re
 from collections.abc import Callable
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
@@ -23,12 +25,58 @@ class ExpandContract(BaseModel):
     backfill: `backfill(doc)` brings each document to this version with the old fields kept, so old readers still work.
     contract: nothing written; every document must be backfilled; the application stops using the old fields.
     cleanup: `removes` are deleted (destructive: a soak time after contract and a human's approval first).
+
+    `docshift deploy` makes each phase a Prefect deployment, `PHASE/NAME`, scheduled as declared here (cron, or an
+    RRULE such as `FREQ=WEEKLY;BYDAY=TU,WE,TH;BYHOUR=1`; None: run by hand only). Schedules ship paused. The defaults
+    spread one change over a week: expand Monday 21:00, backfill Tuesday to Thursday 01:00, contract Friday 03:30,
+    cleanup Saturday 02:00 (after the soak time), backfill and cleanup stopping at a checkpoint after `window_minutes`.
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
 
     backfill: Callable
     removes: tuple[str, ...] = Field(min_length=1, description="Old fields the cleanup phase deletes.")
+    name: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="Name of the four phase deployments; default `<collection>-<slug of the file name>`.",
+    )
+    timezone: str | None = Field(None, description="Timezone of the schedules (IANA name); default the `timezone` setting.")
+    window_minutes: float | None = Field(
+        120, gt=0, description="Maintenance window of scheduled backfill and cleanup runs: they pause when it ends.",
+    )
+    expand_schedule: str | None = "0 21 * * 1"
+    backfill_schedule: str | None = "0 1 * * 2-4"
+    contract_schedule: str | None = "30 3 * * 5"
+    cleanup_schedule: str | None = "0 2 * * 6"
+
+    @field_validator("expand_schedule", "backfill_schedule", "contract_schedule", "cleanup_schedule")
+    @classmethod
+    def _cron_or_rrule(cls, when: str | None) -> str | None:
+        if when is not None and not (RRULE.match(when) or len(when.split()) in (5, 6)):
+            raise ValueError(f"{when!r} is neither a cron expression (five fields) nor an RRULE (FREQ=...)")
+        return when
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str | None) -> str | None:
+        return name if name is None else check_timezone(name)
+
+    def schedule(self, phase: Phase) -> str | None:
+        """When `phase` is scheduled: a cron expression, an RRULE, or None."""
+        return getattr(self, f"{phase}_schedule")
+
+
+def check_timezone(name: str) -> str:
+    """`name` if it is a timezone this machine knows, else a ValueError saying what is wanted."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {name!r} (an IANA name such as Europe/Berlin or UTC)") from exc
+    return name
+
+
+RRULE = re.compile(r"^(DTSTART|RRULE:|FREQ=)", re.IGNORECASE)
+"""An iCalendar recurrence rule, as Prefect's RRuleSchedule takes it."""
 
 
 class Migration(BaseModel):

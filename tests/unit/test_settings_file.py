@@ -1,0 +1,61 @@
+"""The project's settings file: docshift.toml or [tool.docshift] of pyproject.toml, below the environment and flags."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from docshift.errors import SettingsError
+from docshift.settings import configure, find_settings_file, get_settings
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """An empty project folder as the working directory, with no DOCSHIFT_* variable and no flag in force."""
+    for name in [n for n in os.environ if n.startswith("DOCSHIFT_")]:
+        monkeypatch.delenv(name)
+    configure()
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    configure()
+
+
+def test_docshift_toml_is_read_and_its_folders_are_relative_to_it(project, monkeypatch):
+    (project / "docshift.toml").write_text('database = "app"\nmigrations_dir = "db/migrations"\ntimezone = "Europe/Berlin"\n')
+    (project / "src").mkdir()
+    monkeypatch.chdir(project / "src")  # found in the nearest folder above, as git finds .git
+    settings = get_settings()
+    assert (settings.database, settings.timezone) == ("app", "Europe/Berlin")
+    assert settings.migrations_dir == project / "db" / "migrations"
+    assert settings.backup_dir == Path("backups")  # not in the file: the default, relative to where docshift runs
+
+
+def test_pyproject_table_is_read_and_environment_and_flags_win(project, monkeypatch):
+    (project / "pyproject.toml").write_text('[project]\nname = "svc"\n\n[tool.docshift]\ndatabase = "app"\n'
+                                            'work_pool = "migrations"\n')
+    assert find_settings_file() == project / "pyproject.toml"
+    assert (get_settings().database, get_settings().work_pool) == ("app", "migrations")
+    monkeypatch.setenv("DOCSHIFT_DATABASE", "from_env")
+    assert get_settings().database == "from_env"
+    configure(database="from_flag")
+    assert get_settings().database == "from_flag"
+    assert get_settings(read_file=False).work_pool == "docshift"  # what `docshift init` starts from
+
+
+def test_a_pyproject_without_a_docshift_table_is_not_a_settings_file(project):
+    (project / "pyproject.toml").write_text('[project]\nname = "svc"\n')
+    assert find_settings_file() is None
+    assert get_settings().database == "docshift_demo"
+
+
+@pytest.mark.parametrize("text, message", [
+    ('databse = "app"\n', "unknown setting(s) databse"),
+    ("database = \n", "cannot read it as TOML"),
+    ("batch_size = -1\n", "invalid settings: batch_size"),
+    ('timezone = "Mars/Olympus"\n', "unknown timezone 'Mars/Olympus'"),
+])
+def test_a_bad_settings_file_is_one_plain_error_naming_it(project, text, message):
+    (project / "docshift.toml").write_text(text)
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
+        get_settings()
+    assert str(project / "docshift.toml") in str(caught.value)
