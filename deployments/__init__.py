@@ -1,1 +1,1 @@
-"""Entry points that run docshift's flows as Prefect deployments (see also prefect.yaml)."""
+"""Entry points that run docshift's flows as Prefect deployments: `docshift deploy` (deploy.py), alerts, serve."""

@@ -5,7 +5,7 @@ import os
 import sys
 import traceback as tb
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, get_args
 
 import typer
 from pymongo.errors import PyMongoError
@@ -14,7 +14,7 @@ from . import command
 from .db import redact
 from .errors import DocshiftError
 from .settings import configure
-from .spec import PHASES
+from .spec import PHASES, Kind
 
 app = typer.Typer(help="MongoDB schema migrations as Prefect flows.", no_args_is_help=True, add_completion=False)
 
@@ -100,13 +100,35 @@ def history() -> None:
     command.history()
 
 
+KindName = enum.Enum("KindName", {k: k for k in get_args(Kind)}, type=str)
+
+
 @app.command()
 def new(
     description: str,
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection the migration changes.")],
+    kind: Annotated[KindName, typer.Option("--kind", "-k", help="What the change does to documents.")] = KindName.transformative,
 ) -> None:
-    """Write the next-numbered migration file from a template."""
-    command.new(description, collection)
+    """Write the next-numbered migration file from the template of its kind (creates the folder when missing)."""
+    command.new(description, collection, kind.value)
+
+
+@app.command()
+def init(folder: Annotated[Path, typer.Argument(help="The project folder (created when missing).")] = Path(".")) -> None:
+    """Start docshift in a project: settings (docshift.toml, or a tool.docshift table in pyproject.toml), the
+    migrations folder and a README for the team, from the flags and DOCSHIFT_* environment in force. Overwrites nothing."""
+    command.init(folder)
+
+
+@app.command()
+def deploy(
+    prune: Annotated[bool, typer.Option("--prune", help="Delete this project's deployments no migration declares any more.")] = False,
+    prefect_yaml: Annotated[Optional[Path], typer.Option(
+        "--prefect-yaml", help="Write the deployments to this file for `prefect deploy --all` instead.")] = None,
+) -> None:
+    """Create or update the Prefect deployments of migrate, rollback, verify and every expand-contract phase, on the
+    server of PREFECT_API_URL (process work pool `work_pool`, created if missing; schedules paused)."""
+    command.deploy(prune, prefect_yaml)
 
 
 @app.command()

@@ -3,7 +3,6 @@
 Commands that run a migration import the Prefect flow when they need it, so that `status` stays quick.
 """
 
-import re
 from pathlib import Path
 
 from rich.console import Console
@@ -24,33 +23,12 @@ from .errors import AlertSetupError, TransformError
 from .ledger import LeaseLock, Ledger
 from .loader import ScriptDirectory
 from .phases import check_ready
-from .settings import get_settings
-from .spec import INITIAL_VERSION, PHASES, Phase
+from .project import Layout, init_project, new_migration
+from .settings import find_settings_file, get_settings, read_toml_table
+from .spec import INITIAL_VERSION, PHASES, Kind, Phase
 from .transform import update_for
 
 console = Console(soft_wrap=True)  # lines stay whole when piped or logged
-
-TEMPLATE = '''"""Version {version}: {description}."""
-
-import docshift
-
-
-def up(doc: dict) -> dict:
-    """Return `doc` at version {version}; docshift writes the difference and sets schema_version."""
-    return doc
-
-
-def down(doc: dict, pre_image: dict | None) -> dict:
-    """Return `doc` as it was before version {version}; `pre_image` is its backup from before `up`, if kept."""
-    return doc
-
-
-migration = docshift.Migration(
-    version={version}, description={description!r}, collection={collection!r}, kind="transformative",
-    up=up, down=down,
-)
-'''
-
 
 def _context() -> RunContext:
     return RunContext.open(get_settings())
@@ -245,16 +223,24 @@ def history() -> list[dict]:
     return entries
 
 
-def new(description: str, collection: str) -> Path:
-    """Write the next-numbered migration file from the template and return its path."""
-    settings = get_settings()
-    scripts = ScriptDirectory.load(settings.migrations_dir)
-    version = scripts.head + 1
-    slug = re.sub(r"[^a-z0-9]+", "_", description.lower()).strip("_")[:40] or "migration"
-    path = Path(settings.migrations_dir) / f"{version:04d}_{slug}.py"
-    path.write_text(TEMPLATE.format(version=version, description=description, collection=collection))
-    console.print(f"created {path}")
+def new(description: str, collection: str, kind: Kind = "transformative") -> Path:
+    """Write the next-numbered migration file of `kind` from its template (the folder is created when missing)."""
+    path = new_migration(get_settings().migrations_dir, description, collection, kind)
+    console.print(f"created {path}: fill in up, down and {'the fields' if kind != 'transformative' else 'the changes'} "
+                  f"it names, and its target_model")
     return path
+
+
+def init(folder: Path) -> Layout:
+    """Start docshift in a project folder: a settings file, the migrations folder and a README for the team.
+
+    The settings written are the flags and DOCSHIFT_* environment in force (a URI with a password is left out).
+    """
+    layout = init_project(folder, get_settings(read_file=False))
+    for path in (layout.settings_file, layout.migrations, layout.readme):
+        console.print(f"wrote   {path}")
+    console.print(f"next:   docshift new \"first change\" --collection NAME  (in {folder})")
+    return layout
 
 
 def verify(version: int | None) -> bool:
@@ -316,6 +302,34 @@ def alerts_setup() -> list[str]:
     for line in done:
         console.print(line, markup=False, highlight=False)
     return done
+
+
+def deploy(prune: bool = False, prefect_yaml: Path | None = None):
+    """Create or update the project's Prefect deployments (see deployments/deploy.py), or write them as a prefect.yaml."""
+    from .deployments.deploy import deploy as apply, render_prefect_yaml, wanted_deployments
+
+    settings = get_settings()
+    wanted = wanted_deployments(ScriptDirectory.load(settings.migrations_dir), settings)
+    if prefect_yaml is not None:
+        prefect_yaml.write_text(render_prefect_yaml(wanted, settings.work_pool))
+        console.print(f"wrote {prefect_yaml}: {len(wanted)} deployments for `prefect deploy --all`")
+        return wanted
+    settings_file = find_settings_file()
+    report = apply(wanted, settings, settings_file.parent if settings_file else Path.cwd(), prune)
+    console.print(f"work pool {report.pool}{' (created, process type)' if report.pool_created else ''}")
+    for action in ("created", "updated", "unchanged", "deleted"):
+        for name in getattr(report, action):
+            console.print(f"{action:9} {name}", markup=False, highlight=False)
+    for name in (n for n in report.stale if n not in report.deleted):
+        console.print(f"stale     {name}: no migration declares it any more; `docshift deploy --prune` deletes it",
+                      markup=False, highlight=False)
+    if report.created:
+        console.print("new schedules are paused: `prefect deployment schedule ls NAME`, then "
+                      "`prefect deployment schedule resume NAME SCHEDULE_ID` when the change starts")
+    console.print(f"runs need a worker: `prefect worker start --pool {report.pool}` with docshift installed"
+                  + ("" if settings_file and "mongodb_uri" in read_toml_table(settings_file) else
+                     " and DOCSHIFT_MONGODB_URI in its environment (the URI is not stored in the deployments)"))
+    return report
 
 
 def unlock() -> dict | None:

@@ -1,4 +1,4 @@
-"""The four phases of an expand-contract change as flows, each deployed and scheduled on its own (prefect.yaml).
+"""The four phases of an expand-contract change as flows, each deployed and scheduled on its own (`docshift deploy`).
 
 expand and contract write no document: they record that the application may now dual-write, or may now stop using the
 old fields. backfill and cleanup move documents with the same backed-up, checkpointed, verified machinery as

@@ -1,0 +1,286 @@
+"""`docshift deploy`: a project's Prefect deployments, made from its settings and migration files.
+
+`migrate`, `rollback` and `verify`, and for every migration that declares `ExpandContract` its four phases
+(`expand/NAME` … `cleanup/NAME`, scheduled as the migration file says). Entrypoints are module paths inside the
+installed package (`docshift.flows.phases.backfill`), so a worker needs docshift installed, not its checkout.
+
+Where a run works is part of the deployment, as job variables of the process work pool: `working_dir` is the
+project folder (where the settings file is) and `env` holds DOCSHIFT_DATABASE, DOCSHIFT_MIGRATIONS_DIR and
+DOCSHIFT_BACKUP_DIR as `docshift deploy` resolved them (absolute). The MongoDB URI is not: it may hold a password,
+and job variables are shown in the UI; workers get it from their environment or the project's settings file.
+
+Applying is idempotent: a deployment whose every managed field already matches is not written at all, so running
+it twice changes nothing. Schedules carry a slug and are created paused; one a person has resumed stays resumed.
+Deployments tagged as this project's (`docshift`, `db:DATABASE`) that no longer match a migration are reported as
+stale, and deleted with `prune`.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect import Flow, get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+from prefect.client.schemas.responses import DeploymentResponse
+from prefect.client.schemas.schedules import CronSchedule, RRuleSchedule
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_API_URL
+from prefect.workers.process import ProcessWorker
+
+from docshift.errors import DeployError
+from docshift.flows import phases
+from docshift.flows.migrate import migrate
+from docshift.flows.rollback import rollback
+from docshift.flows.verify import verify
+from docshift.loader import Script, ScriptDirectory
+from docshift.settings import Settings
+from docshift.spec import PHASES, RRULE
+
+TAG = "docshift"
+SLUG = "docshift"
+"""The slug of the one schedule docshift keeps on a deployment: updates find it by slug and leave `active` alone."""
+
+
+@dataclass(frozen=True)
+class WantedSchedule:
+    when: str
+    timezone: str
+    parameters: dict = field(default_factory=dict)
+
+    def prefect(self) -> CronSchedule | RRuleSchedule:
+        if RRULE.match(self.when):
+            return RRuleSchedule(rrule=self.when, timezone=self.timezone)
+        return CronSchedule(cron=self.when, timezone=self.timezone)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One deployment as the project's files declare it; `source` says which file, for messages."""
+
+    flow: Flow
+    name: str
+    description: str
+    parameters: dict
+    schedule: WantedSchedule | None
+    source: str
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.flow.name}/{self.name}"
+
+
+@dataclass
+class DeployReport:
+    """What `deploy` did, deployment by deployment (full names `flow/name`)."""
+
+    pool: str
+    pool_created: bool = False
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+
+def entrypoint(flow: Flow) -> str:
+    """The flow's module path inside the installed package, as a worker imports it."""
+    return f"{flow.fn.__module__}.{flow.fn.__name__}"
+
+
+def phase_deployment_name(script: Script) -> str:
+    """`ExpandContract.name`, else `<collection>-<slug of the file name>` (`users-rename-email` for 0005_rename_email)."""
+    if script.migration.expand_contract.name:
+        return script.migration.expand_contract.name
+    slug = script.path.stem.split("_", 1)[-1]
+    return "-".join(w for w in "".join(c if c.isalnum() else " " for c in f"{script.migration.collection} {slug}".lower()).split())
+
+
+def wanted_deployments(scripts: ScriptDirectory, settings: Settings) -> list[Wanted]:
+    """Every deployment the project declares: migrate, rollback, verify, and the phases of each expand-contract change."""
+    verify_at = WantedSchedule(settings.verify_schedule, settings.timezone) if settings.verify_schedule else None
+    wanted = [
+        Wanted(migrate, "migrate", "Migrate the database to target_version (default latest), up or down; dry_run plans only.",
+               dict(target_version=None, batch_size=None, dry_run=False, window_minutes=None, partitions=None), None, "docshift"),
+        Wanted(rollback, "rollback", "Restore the pre-images of run_id (an unfinished run after a crash, or the latest "
+               "finished run); run it with --param run_id=RUN_ID.", {}, None, "docshift"),
+        Wanted(verify, "verify", "Re-check an applied migration (default the current version) against the data as it is now.",
+               dict(version=None), verify_at, "settings: verify_schedule"),
+    ]
+    for version in scripts.versions:
+        script = scripts.get(version)
+        if script.migration.expand_contract:
+            wanted.extend(phase_deployments(script, settings.timezone))
+    seen: dict[str, str] = {}
+    for w in wanted:
+        if w.full_name in seen:
+            raise DeployError(f"{w.source} and {seen[w.full_name]} both make the deployment {w.full_name}: give one "
+                              f"of them another ExpandContract(name=...)")
+        seen[w.full_name] = w.source
+    return wanted
+
+
+PHASE_TEXT = {
+    "expand": "the application now writes both the old and the new fields",
+    "backfill": "the new fields on every document, the old ones kept; pauses at the window's end",
+    "contract": "every document is backfilled; the application stops using the old fields",
+    "cleanup": "removes {removes} after the soak time, once a person approves in the UI",
+}
+
+
+def phase_deployments(script: Script, default_timezone: str) -> list[Wanted]:
+    """The four phase deployments of one expand-contract migration, with the schedules its file declares."""
+    migration, plan = script.migration, script.migration.expand_contract
+    name, timezone = phase_deployment_name(script), plan.timezone or default_timezone
+    window = {"window_minutes": plan.window_minutes} if plan.window_minutes else {}
+    extra = {"cleanup": dict(approved=False, approval_timeout_seconds=3600)}
+    wanted = []
+    for number, phase in enumerate(PHASES, 1):
+        when = plan.schedule(phase)
+        windowed = phase in ("backfill", "cleanup")
+        schedule = WantedSchedule(when, timezone, dict(window) if windowed else {}) if when else None
+        text = PHASE_TEXT[phase].format(removes=", ".join(plan.removes))
+        wanted.append(Wanted(getattr(phases, phase), name,
+                             f"{phase.capitalize()} (phase {number} of migration {migration.version}, "
+                             f"{migration.description}): {text}.",
+                             {"version": migration.version, **extra.get(phase, {})}, schedule, script.path.name))
+    return wanted
+
+
+def job_variables(settings: Settings, project_dir: Path) -> dict[str, Any]:
+    """Where a run works: the project folder, and the database and folders `docshift deploy` resolved."""
+    return {"working_dir": str(project_dir), "env": {
+        "DOCSHIFT_DATABASE": settings.database,
+        "DOCSHIFT_MIGRATIONS_DIR": str(Path(settings.migrations_dir).resolve()),
+        "DOCSHIFT_BACKUP_DIR": str(Path(settings.backup_dir).resolve()),
+    }}
+
+
+def runner_deployment(w: Wanted, settings: Settings, variables: dict) -> RunnerDeployment:
+    try:
+        if w.schedule:
+            w.schedule.prefect()
+    except ValueError as exc:
+        raise DeployError(f"{w.source}: the schedule {w.schedule.when!r} of {w.full_name} is not valid: {exc}") from exc
+    d = w.flow.to_deployment(name=w.name, description=w.description, parameters=w.parameters, concurrency_limit=1,
+                             tags=[TAG, f"db:{settings.database}"], work_pool_name=settings.work_pool,
+                             job_variables=variables, entrypoint_type=EntrypointType.MODULE_PATH)
+    d.entrypoint = entrypoint(w.flow)
+    return d
+
+
+def _schedules(w: Wanted, active: dict[str, bool]) -> list[dict] | None:
+    """The schedule as RunnerDeployment.apply takes it: slugged; paused unless it exists and someone resumed it."""
+    if w.schedule is None:
+        return None
+    return [{"schedule": w.schedule.prefect(), "slug": SLUG, "parameters": w.schedule.parameters,
+             "active": active.get(SLUG, False)}]
+
+
+def _managed(d: RunnerDeployment | DeploymentResponse, schedules: list[dict]) -> dict:
+    """The fields docshift manages, comparable between what it wants and what the server has."""
+    if isinstance(d, RunnerDeployment):
+        schema = d._parameter_openapi_schema.model_dump(exclude_unset=True)
+        limit, pool, pull = d.concurrency_limit, d.work_pool_name, []
+    else:
+        schema, pool, pull = d.parameter_openapi_schema, d.work_pool_name, d.pull_steps or []
+        limit = d.global_concurrency_limit.limit if d.global_concurrency_limit else d.concurrency_limit
+    return dict(description=d.description, entrypoint=d.entrypoint, parameters=d.parameters, tags=sorted(d.tags),
+                job_variables=d.job_variables, pool=pool, limit=limit, schema=schema, pull=pull,
+                enforce=d.enforce_parameter_schema,
+                schedules=sorted((s["slug"], _comparable(s["schedule"]), s["parameters"]) for s in schedules))
+
+
+def _comparable(schedule) -> dict:
+    """A schedule as JSON; an RRULE as Prefect expands it (the server stores it with a DTSTART added)."""
+    if isinstance(schedule, RRuleSchedule):
+        return {"rrule": str(schedule.to_rrule()), "timezone": schedule.timezone}
+    return schedule.model_dump(mode="json")
+
+
+def _existing_schedules(d: DeploymentResponse) -> list[dict]:
+    return [{"slug": s.slug, "schedule": s.schedule, "parameters": s.parameters} for s in d.schedules]
+
+
+def apply_one(client, w: Wanted, settings: Settings, variables: dict) -> str:
+    """Create or update one deployment; `created`, `updated` or `unchanged`."""
+    wanted = runner_deployment(w, settings, variables)
+    try:
+        existing = client.read_deployment_by_name(w.full_name)
+    except ObjectNotFound:
+        wanted.apply(schedules=_schedules(w, {}), work_pool_name=settings.work_pool)
+        return "created"
+    schedules = _schedules(w, {s.slug: s.active for s in existing.schedules if s.slug})
+    if _managed(wanted, schedules or []) == _managed(existing, _existing_schedules(existing)):
+        return "unchanged"
+    wanted.apply(schedules=schedules, work_pool_name=settings.work_pool)
+    for stray in client.read_deployment(existing.id).schedules:
+        if stray.slug != SLUG or schedules is None:  # a schedule docshift does not declare (any more)
+            client.delete_deployment_schedule(existing.id, stray.id)
+    return "updated"
+
+
+def ensure_pool(client, name: str) -> bool:
+    """Create the process work pool `name` if it is missing (True); refuse a pool of another type."""
+    try:
+        pool = client.read_work_pool(name)
+    except ObjectNotFound:
+        client.create_work_pool(WorkPoolCreate(name=name, type="process",
+                                               base_job_template=ProcessWorker.get_default_base_job_template()))
+        return True
+    if pool.type != "process":
+        raise DeployError(f"the work pool {name!r} is of type {pool.type!r}; docshift's deployments need a process "
+                          f"pool: set work_pool (DOCSHIFT_WORK_POOL) to another name")
+    return False
+
+
+def deploy(wanted: list[Wanted], settings: Settings, project_dir: Path, prune: bool = False) -> DeployReport:
+    """Create or update every wanted deployment on the Prefect server of PREFECT_API_URL; report stale ones."""
+    if not PREFECT_API_URL.value():
+        raise DeployError("deployments live on a Prefect server: set PREFECT_API_URL to it")
+    report = DeployReport(settings.work_pool)
+    variables = job_variables(settings, project_dir)
+    try:
+        with get_client(sync_client=True) as client:
+            report.pool_created = ensure_pool(client, settings.work_pool)
+            for w in wanted:
+                getattr(report, apply_one(client, w, settings, variables)).append(w.full_name)
+            names = {w.full_name for w in wanted}
+            ours = DeploymentFilter(tags=DeploymentFilterTags(all_=[TAG, f"db:{settings.database}"]))
+            for d in client.read_deployments(deployment_filter=ours):
+                full_name = f"{client.read_flow(d.flow_id).name}/{d.name}"
+                if full_name not in names:
+                    report.stale.append(full_name)
+                    if prune:
+                        client.delete_deployment(d.id)
+                        report.deleted.append(full_name)
+    except DeployError:
+        raise
+    except Exception as exc:  # httpx errors, refused requests: one line naming the server
+        raise DeployError(f"the Prefect server at {PREFECT_API_URL.value()} failed: {type(exc).__name__}: {exc}") from exc
+    return report
+
+
+def render_prefect_yaml(wanted: list[Wanted], pool: str) -> str:
+    """The same deployments as a prefect.yaml for `prefect deploy --all`. There the worker's environment says where
+    (DOCSHIFT_DATABASE, …) and the pull step enters DOCSHIFT_PROJECT_DIR, instead of job variables."""
+    deployments = []
+    for w in wanted:
+        entry: dict[str, Any] = {"name": w.name, "description": w.description, "entrypoint": entrypoint(w.flow)}
+        if w.parameters:
+            entry["parameters"] = w.parameters
+        entry.update(tags=[TAG], work_pool={"name": pool}, concurrency_limit=1)
+        if w.schedule:
+            kind = "rrule" if RRULE.match(w.schedule.when) else "cron"
+            entry["schedules"] = [{kind: w.schedule.when, "timezone": w.schedule.timezone, "slug": SLUG, "active": False,
+                                   **({"parameters": dict(w.schedule.parameters)} if w.schedule.parameters else {})}]
+        deployments.append(entry)
+    document = {"name": "docshift",
+                "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $DOCSHIFT_PROJECT_DIR }}"}}],
+                "deployments": deployments}
+    return (f"# Generated by `docshift deploy --prefect-yaml`: edit the migration files and settings, not this file.\n"
+            f"# `DOCSHIFT_PROJECT_DIR=$PWD prefect deploy --all` makes what `docshift deploy` makes, except that a worker's\n"
+            f"# environment says where (DOCSHIFT_MONGODB_URI, DOCSHIFT_DATABASE, DOCSHIFT_MIGRATIONS_DIR). Schedules ship paused.\n"
+            + yaml.safe_dump(document, sort_keys=False, width=120, allow_unicode=True))

@@ -1,0 +1,62 @@
+"""What `docshift deploy` declares, without a server: names, entrypoints in the installed package, schedules, and the
+checkout's prefect.yaml, which is `docshift deploy --prefect-yaml` of the seed migrations."""
+
+import shutil
+
+import pytest
+
+from docshift.deployments.deploy import render_prefect_yaml, runner_deployment, wanted_deployments
+from docshift.errors import DeployError
+from docshift.loader import ScriptDirectory
+from docshift.settings import Settings
+from tests.unit.conftest import ROOT, SEED_MIGRATIONS
+
+SETTINGS = Settings(_env_file=None, database="app", timezone="UTC")
+
+
+def by_name(wanted):
+    return {w.full_name: w for w in wanted}
+
+
+def test_the_seed_migrations_make_migrate_rollback_verify_and_four_phases():
+    wanted = by_name(wanted_deployments(ScriptDirectory.load(SEED_MIGRATIONS), SETTINGS))
+    assert sorted(wanted) == sorted(["migrate/migrate", "rollback/rollback", "verify/verify",
+                                     *(f"{p}/users-email-address" for p in ("expand", "backfill", "contract", "cleanup"))])
+    backfill = wanted["backfill/users-email-address"]
+    assert backfill.parameters == {"version": 5}
+    assert (backfill.schedule.when, backfill.schedule.timezone) == ("FREQ=WEEKLY;BYDAY=TU,WE,TH;BYHOUR=1;BYMINUTE=0",
+                                                                    "Europe/Berlin")
+    assert backfill.schedule.parameters == {"window_minutes": 120}  # the window belongs to the scheduled runs
+    assert wanted["verify/verify"].schedule.timezone == "UTC"
+    d = runner_deployment(backfill, SETTINGS, {})
+    assert d.entrypoint == "docshift.flows.phases.backfill" and d.concurrency_limit == 1
+    assert set(d.tags) == {"docshift", "db:app"}
+
+
+def test_phase_deployments_are_named_after_the_migration_file_unless_it_names_them(tmp_path):
+    folder = tmp_path / "migrations"
+    shutil.copytree(SEED_MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    source = (folder / "0005_rename_email.py").read_text().replace('name="users-email-address", ', "")
+    (folder / "0005_rename_email.py").write_text(source)
+    wanted = by_name(wanted_deployments(ScriptDirectory.load(folder), SETTINGS))
+    assert "cleanup/users-rename-email" in wanted
+    (folder / "0006_rename_email.py").write_text(source.replace("version=5", "version=6"))
+    with pytest.raises(DeployError, match="0006_rename_email.py and 0005_rename_email.py both make the deployment "
+                                          "expand/users-rename-email"):
+        wanted_deployments(ScriptDirectory.load(folder), SETTINGS)
+
+
+def test_a_schedule_prefect_refuses_is_one_error_naming_the_file(tmp_path):
+    folder = tmp_path / "migrations"
+    shutil.copytree(SEED_MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    path = folder / "0005_rename_email.py"
+    path.write_text(path.read_text().replace('contract_schedule="30 3 * * 5"', 'contract_schedule="30 27 * * 5"'))
+    contract = by_name(wanted_deployments(ScriptDirectory.load(folder), SETTINGS))["contract/users-email-address"]
+    with pytest.raises(DeployError, match="0005_rename_email.py: the schedule '30 27 \\* \\* 5' of contract/users-email-address"):
+        runner_deployment(contract, SETTINGS, {})
+
+
+def test_the_checkouts_prefect_yaml_is_what_docshift_deploy_writes_for_the_seed_migrations():
+    wanted = wanted_deployments(ScriptDirectory.load(SEED_MIGRATIONS), Settings(_env_file=None))
+    assert (ROOT / "prefect.yaml").read_text() == render_prefect_yaml(wanted, "docshift"), \
+        "regenerate it: .venv/bin/docshift deploy --prefect-yaml prefect.yaml"
