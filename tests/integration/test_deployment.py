@@ -1,5 +1,5 @@
-"""prefect.yaml's deployments on a process work pool, run by a real worker: `prefect deployment run`, a schedule
-firing a phase, the whole expand-contract change, rollback and verify."""
+"""`docshift deploy`'s deployments on a process work pool, run by a real worker: `prefect deployment run`, a schedule
+firing a phase, the whole expand-contract change, rollback and verify; deploying again changes nothing."""
 
 import json
 import subprocess
@@ -27,12 +27,13 @@ def run_deployment(env, name, *params):
 
 @pytest.fixture
 def worker(env):
-    """`prefect deploy --all` from prefect.yaml, then a process worker that polls every 2 s."""
-    env.vars.update(DOCSHIFT_PROJECT_DIR=str(ROOT), DOCSHIFT_SOAK_SECONDS="0", PREFECT_WORKER_QUERY_SECONDS="2")
-    pool = prefect(env, "work-pool", "create", "docshift", "--type", "process", "--overwrite")
-    assert pool.returncode == 0, pool.stdout + pool.stderr
-    deployed = prefect(env, "--no-prompt", "deploy", "--all")
+    """`docshift deploy` of the test's migrations and database, then a process worker that polls every 2 s."""
+    env.vars.update(DOCSHIFT_SOAK_SECONDS="0", PREFECT_WORKER_QUERY_SECONDS="2")
+    deployed = env.run("deploy")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    again = env.run("deploy")  # idempotent: nothing is written the second time
+    assert again.returncode == 0 and "unchanged migrate/migrate" in again.stdout, again.stdout + again.stderr
+    assert not any(line.startswith(("created", "updated")) for line in again.stdout.splitlines()), again.stdout
     process = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "docshift"], env=env.vars, cwd="/",
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     yield process
