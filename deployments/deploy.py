@@ -48,7 +48,6 @@ SLUG = "docshift"
 class WantedSchedule:
     when: str
     timezone: str
-    parameters: dict = field(default_factory=dict)
 
     def prefect(self) -> CronSchedule | RRuleSchedule:
         if RRULE.match(self.when):
@@ -135,17 +134,18 @@ def phase_deployments(script: Script, default_timezone: str) -> list[Wanted]:
     migration, plan = script.migration, script.migration.expand_contract
     name, timezone = phase_deployment_name(script), plan.timezone or default_timezone
     window = {"window_minutes": plan.window_minutes} if plan.window_minutes else {}
-    extra = {"cleanup": dict(approved=False, approval_timeout_seconds=3600)}
+    # The window is a parameter of the deployment, not of its schedule: Prefect 3.9.1 empties a schedule's parameters
+    # when it is paused or resumed (`prefect deployment schedule resume`), which would lift the window silently.
+    extra = {"backfill": window, "cleanup": dict(approved=False, approval_timeout_seconds=3600, **window)}
     wanted = []
     for number, phase in enumerate(PHASES, 1):
         when = plan.schedule(phase)
-        windowed = phase in ("backfill", "cleanup")
-        schedule = WantedSchedule(when, timezone, dict(window) if windowed else {}) if when else None
         text = PHASE_TEXT[phase].format(removes=", ".join(plan.removes))
         wanted.append(Wanted(getattr(phases, phase), name,
                              f"{phase.capitalize()} (phase {number} of migration {migration.version}, "
                              f"{migration.description}): {text}.",
-                             {"version": migration.version, **extra.get(phase, {})}, schedule, script.path.name))
+                             {"version": migration.version, **extra.get(phase, {})},
+                             WantedSchedule(when, timezone) if when else None, script.path.name))
     return wanted
 
 
@@ -175,8 +175,7 @@ def _schedules(w: Wanted, active: dict[str, bool]) -> list[dict] | None:
     """The schedule as RunnerDeployment.apply takes it: slugged; paused unless it exists and someone resumed it."""
     if w.schedule is None:
         return None
-    return [{"schedule": w.schedule.prefect(), "slug": SLUG, "parameters": w.schedule.parameters,
-             "active": active.get(SLUG, False)}]
+    return [{"schedule": w.schedule.prefect(), "slug": SLUG, "parameters": {}, "active": active.get(SLUG, False)}]
 
 
 def _managed(d: RunnerDeployment | DeploymentResponse, schedules: list[dict]) -> dict:
@@ -274,8 +273,7 @@ def render_prefect_yaml(wanted: list[Wanted], pool: str) -> str:
         entry.update(tags=[TAG], work_pool={"name": pool}, concurrency_limit=1)
         if w.schedule:
             kind = "rrule" if RRULE.match(w.schedule.when) else "cron"
-            entry["schedules"] = [{kind: w.schedule.when, "timezone": w.schedule.timezone, "slug": SLUG, "active": False,
-                                   **({"parameters": dict(w.schedule.parameters)} if w.schedule.parameters else {})}]
+            entry["schedules"] = [{kind: w.schedule.when, "timezone": w.schedule.timezone, "slug": SLUG, "active": False}]
         deployments.append(entry)
     document = {"name": "docshift",
                 "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $DOCSHIFT_PROJECT_DIR }}"}}],

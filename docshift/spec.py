@@ -29,7 +29,8 @@ class ExpandContract(BaseModel):
     `docshift deploy` makes each phase a Prefect deployment, `PHASE/NAME`, scheduled as declared here (cron, or an
     RRULE such as `FREQ=WEEKLY;BYDAY=TU,WE,TH;BYHOUR=1`; None: run by hand only). Schedules ship paused. The defaults
     spread one change over a week: expand Monday 21:00, backfill Tuesday to Thursday 01:00, contract Friday 03:30,
-    cleanup Saturday 02:00 (after the soak time), backfill and cleanup stopping at a checkpoint after `window_minutes`.
+    cleanup Saturday 02:00 (after the soak time); backfill and cleanup runs stop at a checkpoint after
+    `window_minutes` (None: they run to the end).
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
@@ -42,7 +43,7 @@ class ExpandContract(BaseModel):
     )
     timezone: str | None = Field(None, description="Timezone of the schedules (IANA name); default the `timezone` setting.")
     window_minutes: float | None = Field(
-        120, gt=0, description="Maintenance window of scheduled backfill and cleanup runs: they pause when it ends.",
+        120, gt=0, description="Maintenance window of backfill and cleanup deployment runs: they pause when it ends.",
     )
     expand_schedule: str | None = "0 21 * * 1"
     backfill_schedule: str | None = "0 1 * * 2-4"

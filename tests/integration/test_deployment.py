@@ -62,7 +62,8 @@ def test_expand_contract_change_through_deployments_with_a_schedule_firing_expan
         backfill = json.load(response)
     [window] = backfill["schedules"]
     assert "FREQ=WEEKLY;BYDAY=TU,WE,TH;BYHOUR=1" in window["schedule"]["rrule"] and window["schedule"]["timezone"] == "Europe/Berlin"
-    assert window["parameters"] == {"window_minutes": 120} and window["active"] is False  # resumed when the change starts
+    assert backfill["parameters"] == {"version": 5, "window_minutes": 120} and window["parameters"] == {}
+    assert window["active"] is False  # resumed when the change starts
     assert backfill["concurrency_limit"] == 1 or backfill["global_concurrency_limit"]["limit"] == 1
     run_deployment(env, "migrate/migrate", "target_version=4")
     with_email = env.db.users.count_documents({"email": {"$exists": True}})

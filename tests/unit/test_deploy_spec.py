@@ -23,10 +23,9 @@ def test_the_seed_migrations_make_migrate_rollback_verify_and_four_phases():
     assert sorted(wanted) == sorted(["migrate/migrate", "rollback/rollback", "verify/verify",
                                      *(f"{p}/users-email-address" for p in ("expand", "backfill", "contract", "cleanup"))])
     backfill = wanted["backfill/users-email-address"]
-    assert backfill.parameters == {"version": 5}
+    assert backfill.parameters == {"version": 5, "window_minutes": 120}  # not on the schedule: see phase_deployments
     assert (backfill.schedule.when, backfill.schedule.timezone) == ("FREQ=WEEKLY;BYDAY=TU,WE,TH;BYHOUR=1;BYMINUTE=0",
                                                                     "Europe/Berlin")
-    assert backfill.schedule.parameters == {"window_minutes": 120}  # the window belongs to the scheduled runs
     assert wanted["verify/verify"].schedule.timezone == "UTC"
     d = runner_deployment(backfill, SETTINGS, {})
     assert d.entrypoint == "docshift.flows.phases.backfill" and d.concurrency_limit == 1
