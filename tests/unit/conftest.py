@@ -142,3 +142,18 @@ def mock_db(mongomock_bulk_sort_shim, mongomock_raw_bson_shim):
 def seed_scripts() -> ScriptDirectory:
     """The project's seed migrations (0002..0005 on `users`), loaded once."""
     return ScriptDirectory.load(SEED_MIGRATIONS)
+
+
+@pytest.fixture
+def empty_project(tmp_path, monkeypatch):
+    """An empty folder as the working directory, with no DOCSHIFT_* variable and no command-line flag in force."""
+    import os
+
+    from docshift.settings import configure
+
+    for name in [n for n in os.environ if n.startswith("DOCSHIFT_")]:
+        monkeypatch.delenv(name)
+    configure()
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    configure()

@@ -1,7 +1,6 @@
 """A user's own project: `docshift init`, the templates of `docshift new --kind`, and the schedules an
 expand-contract migration declares for `docshift deploy`."""
 
-import os
 import tomllib
 
 import pytest
@@ -11,54 +10,45 @@ import docshift
 from docshift.errors import ProjectError
 from docshift.loader import ScriptDirectory
 from docshift.project import init_project, new_migration
-from docshift.settings import EnvironmentSettings, configure, get_settings
+from docshift.settings import EnvironmentSettings, get_settings
 from tests.unit.conftest import SEED_MIGRATIONS
 
 
-@pytest.fixture
-def clean_env(tmp_path, monkeypatch):
-    for name in [n for n in os.environ if n.startswith("DOCSHIFT_")]:
-        monkeypatch.delenv(name)
-    configure()
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def test_init_writes_settings_that_docshift_then_reads(clean_env, monkeypatch):
+def test_init_writes_settings_that_docshift_then_reads(empty_project, monkeypatch):
     monkeypatch.setenv("DOCSHIFT_DATABASE", "shop")
     monkeypatch.setenv("DOCSHIFT_MONGODB_URI", "mongodb://db.internal:27017/")
-    layout = init_project(clean_env / "svc", EnvironmentSettings())
-    assert layout.settings_file == clean_env / "svc" / "docshift.toml"
+    layout = init_project(empty_project / "svc", EnvironmentSettings())
+    assert layout.settings_file == empty_project / "svc" / "docshift.toml"
     assert layout.migrations.is_dir() and "docshift new" in layout.readme.read_text()
     for name in ("DOCSHIFT_DATABASE", "DOCSHIFT_MONGODB_URI"):
         monkeypatch.delenv(name)
-    monkeypatch.chdir(clean_env / "svc")
+    monkeypatch.chdir(empty_project / "svc")
     settings = get_settings()
     assert (settings.database, settings.mongodb_uri.get_secret_value()) == ("shop", "mongodb://db.internal:27017/")
-    assert settings.migrations_dir == clean_env / "svc" / "migrations"
+    assert settings.migrations_dir == empty_project / "svc" / "migrations"
 
 
-def test_init_puts_its_table_into_an_existing_pyproject_and_keeps_a_password_out(clean_env):
-    (clean_env / "pyproject.toml").write_text('[project]\nname = "svc"\nversion = "1"')
-    init_project(clean_env, EnvironmentSettings(mongodb_uri="mongodb://app:s3cret@db:27017/", database="shop"))
-    text = (clean_env / "pyproject.toml").read_text()
+def test_init_puts_its_table_into_an_existing_pyproject_and_keeps_a_password_out(empty_project):
+    (empty_project / "pyproject.toml").write_text('[project]\nname = "svc"\nversion = "1"')
+    init_project(empty_project, EnvironmentSettings(mongodb_uri="mongodb://app:s3cret@db:27017/", database="shop"))
+    text = (empty_project / "pyproject.toml").read_text()
     table = tomllib.loads(text)["tool"]["docshift"]
     assert table["database"] == "shop" and "mongodb_uri" not in table
     assert text.startswith('[project]\nname = "svc"\nversion = "1"\n') and "s3cret" not in text
 
 
-def test_init_refuses_to_overwrite_anything_and_names_every_file(clean_env):
-    (clean_env / "migrations").mkdir()
-    (clean_env / "migrations" / "README.md").write_text("ours")
-    (clean_env / "docshift.toml").write_text("")
+def test_init_refuses_to_overwrite_anything_and_names_every_file(empty_project):
+    (empty_project / "migrations").mkdir()
+    (empty_project / "migrations" / "README.md").write_text("ours")
+    (empty_project / "docshift.toml").write_text("")
     with pytest.raises(ProjectError, match="would overwrite .*docshift.toml, .*README.md; nothing was written"):
-        init_project(clean_env, EnvironmentSettings())
-    assert (clean_env / "migrations" / "README.md").read_text() == "ours"
-    (clean_env / "docshift.toml").unlink()
-    (clean_env / "migrations" / "README.md").unlink()
-    (clean_env / "pyproject.toml").write_text("[tool.docshift]\n")
+        init_project(empty_project, EnvironmentSettings())
+    assert (empty_project / "migrations" / "README.md").read_text() == "ours"
+    (empty_project / "docshift.toml").unlink()
+    (empty_project / "migrations" / "README.md").unlink()
+    (empty_project / "pyproject.toml").write_text("[tool.docshift]\n")
     with pytest.raises(ProjectError, match=r"pyproject.toml \[tool.docshift\]"):
-        init_project(clean_env, EnvironmentSettings())
+        init_project(empty_project, EnvironmentSettings())
 
 
 @pytest.mark.parametrize("kind", ["additive", "transformative", "destructive"])

@@ -1,6 +1,5 @@
 """The project's settings file: docshift.toml or [tool.docshift] of pyproject.toml, below the environment and flags."""
 
-import os
 from pathlib import Path
 
 import pytest
@@ -9,31 +8,20 @@ from docshift.errors import SettingsError
 from docshift.settings import configure, find_settings_file, get_settings
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    """An empty project folder as the working directory, with no DOCSHIFT_* variable and no flag in force."""
-    for name in [n for n in os.environ if n.startswith("DOCSHIFT_")]:
-        monkeypatch.delenv(name)
-    configure()
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-    configure()
-
-
-def test_docshift_toml_is_read_and_its_folders_are_relative_to_it(project, monkeypatch):
-    (project / "docshift.toml").write_text('database = "app"\nmigrations_dir = "db/migrations"\ntimezone = "Europe/Berlin"\n')
-    (project / "src").mkdir()
-    monkeypatch.chdir(project / "src")  # found in the nearest folder above, as git finds .git
+def test_docshift_toml_is_read_and_its_folders_are_relative_to_it(empty_project, monkeypatch):
+    (empty_project / "docshift.toml").write_text('database = "app"\nmigrations_dir = "db/migrations"\ntimezone = "Europe/Berlin"\n')
+    (empty_project / "src").mkdir()
+    monkeypatch.chdir(empty_project / "src")  # found in the nearest folder above, as git finds .git
     settings = get_settings()
     assert (settings.database, settings.timezone) == ("app", "Europe/Berlin")
-    assert settings.migrations_dir == project / "db" / "migrations"
+    assert settings.migrations_dir == empty_project / "db" / "migrations"
     assert settings.backup_dir == Path("backups")  # not in the file: the default, relative to where docshift runs
 
 
-def test_pyproject_table_is_read_and_environment_and_flags_win(project, monkeypatch):
-    (project / "pyproject.toml").write_text('[project]\nname = "svc"\n\n[tool.docshift]\ndatabase = "app"\n'
+def test_pyproject_table_is_read_and_environment_and_flags_win(empty_project, monkeypatch):
+    (empty_project / "pyproject.toml").write_text('[project]\nname = "svc"\n\n[tool.docshift]\ndatabase = "app"\n'
                                             'work_pool = "migrations"\n')
-    assert find_settings_file() == project / "pyproject.toml"
+    assert find_settings_file() == empty_project / "pyproject.toml"
     assert (get_settings().database, get_settings().work_pool) == ("app", "migrations")
     monkeypatch.setenv("DOCSHIFT_DATABASE", "from_env")
     assert get_settings().database == "from_env"
@@ -42,8 +30,8 @@ def test_pyproject_table_is_read_and_environment_and_flags_win(project, monkeypa
     assert get_settings(read_file=False).work_pool == "docshift"  # what `docshift init` starts from
 
 
-def test_a_pyproject_without_a_docshift_table_is_not_a_settings_file(project):
-    (project / "pyproject.toml").write_text('[project]\nname = "svc"\n')
+def test_a_pyproject_without_a_docshift_table_is_not_a_settings_file(empty_project):
+    (empty_project / "pyproject.toml").write_text('[project]\nname = "svc"\n')
     assert find_settings_file() is None
     assert get_settings().database == "docshift_demo"
 
@@ -54,8 +42,8 @@ def test_a_pyproject_without_a_docshift_table_is_not_a_settings_file(project):
     ("batch_size = -1\n", "invalid settings: batch_size"),
     ('timezone = "Mars/Olympus"\n', "unknown timezone 'Mars/Olympus'"),
 ])
-def test_a_bad_settings_file_is_one_plain_error_naming_it(project, text, message):
-    (project / "docshift.toml").write_text(text)
+def test_a_bad_settings_file_is_one_plain_error_naming_it(empty_project, text, message):
+    (empty_project / "docshift.toml").write_text(text)
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
         get_settings()
-    assert str(project / "docshift.toml") in str(caught.value)
+    assert str(empty_project / "docshift.toml") in str(caught.value)
