@@ -30,6 +30,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 from prefect.workers.process import ProcessWorker
 
+from docshift.engine.state import MigrateOptions
 from docshift.errors import DeployError
 from docshift.flows import phases
 from docshift.flows.migrate import migrate
@@ -102,7 +103,7 @@ def wanted_deployments(scripts: ScriptDirectory, settings: Settings) -> list[Wan
     verify_at = WantedSchedule(settings.verify_schedule, settings.timezone) if settings.verify_schedule else None
     wanted = [
         Wanted(migrate, "migrate", "Migrate the database to target_version (default latest), up or down; dry_run plans only.",
-               dict(target_version=None, batch_size=None, dry_run=False, window_minutes=None, partitions=None), None, "docshift"),
+               dict(target_version=None, options=MigrateOptions().model_dump(mode="json"), dry_run=False), None, "docshift"),
         Wanted(rollback, "rollback", "Restore the pre-images of run_id (an unfinished run after a crash, or the latest "
                "finished run); run it with --param run_id=RUN_ID.", {}, None, "docshift"),
         Wanted(verify, "verify", "Re-check an applied migration (default the current version) against the data as it is now.",

@@ -14,6 +14,7 @@ from . import command
 from .db import redact
 from .errors import DocshiftError
 from .settings import configure
+from .engine.state import MigrateOptions
 from .spec import PHASES, Kind
 
 app = typer.Typer(help="MongoDB schema migrations as Prefect flows.", no_args_is_help=True, add_completion=False)
@@ -61,7 +62,9 @@ def migrate(
     partitions: Annotated[Optional[int], typer.Option(min=1, max=64, help="`_id` ranges migrated in parallel (env DOCSHIFT_PARTITIONS)")] = None,
 ) -> None:
     """Migrate up or down to TARGET through the Prefect `migrate` flow."""
-    command.migrate(target, batch_size, dry_run, allow_changed, max_failures, window_minutes, partitions)
+    options = MigrateOptions(batch_size=batch_size, max_failures=max_failures, window_minutes=window_minutes,
+                             partitions=partitions, allow_changed=allow_changed)
+    command.migrate(target, options, dry_run)
 
 
 @app.command()

@@ -17,6 +17,7 @@ from .engine.planning import Plan, check_checksums, current_plan, plan_report, s
 from .engine.quarantine import quarantined
 from .engine.rollback import rollback_target
 from .engine.runs import check_pre_images
+from .engine.state import MigrateOptions
 from .engine.steps import make_step
 from .engine.verify import verify_step
 from .errors import AlertSetupError, TransformError
@@ -82,15 +83,12 @@ def print_plan(report: Plan) -> None:
             console.print(f"      _id {before['_id']}: {change}", markup=False, highlight=False)
 
 
-def migrate(target: int | None, batch_size: int | None, dry_run: bool, allow_changed: bool, max_failures: int = 0,
-            window_minutes: float | None = None, partitions: int | None = None):
+def migrate(target: int | None, options: MigrateOptions, dry_run: bool = False):
     """Run the `migrate` Prefect flow to TARGET (default: latest), showing a progress bar and the report."""
     from .flows.migrate import migrate as migrate_flow
 
-    preflight(target, allow_changed, dry_run)
-    report = with_progress_bars(migrate_flow, target_version=target, batch_size=batch_size, dry_run=dry_run,
-                                allow_changed=allow_changed, max_failures=max_failures, window_minutes=window_minutes,
-                                partitions=partitions)
+    preflight(target, options.allow_changed, dry_run)
+    report = with_progress_bars(migrate_flow, target_version=target, options=options, dry_run=dry_run)
     if dry_run:
         print_plan(report)
     else:

@@ -21,7 +21,7 @@ def dump_path(backup_dir: Path, run_id: str, database: str, collection: str, gzi
     return Path(backup_dir).resolve() / run_id / database / f"{collection}.bson{'.gz' if gzipped else ''}"
 
 
-def _open(path: Path, mode: str):
+def _file(path: Path, mode: str):
     """A data or metadata file, through gzip when its name ends in .gz (appending adds a gzip member)."""
     return gzip.open(path, mode) if path.suffix == ".gz" else open(path, mode)
 
@@ -32,20 +32,20 @@ def open_dump(path: Path, coll: Collection) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         metadata = {"options": {}, "indexes": list(coll.list_indexes()), "collectionName": coll.name, "type": "collection"}
-        with _open(path.parent / f"{coll.name}.metadata.json{gz}", "wb") as out:
+        with _file(path.parent / f"{coll.name}.metadata.json{gz}", "wb") as out:
             out.write(json_util.dumps(metadata, json_options=json_util.CANONICAL_JSON_OPTIONS).encode())
         path.touch()
     except OSError as exc:
-        raise BackupError(f"cannot write the backup under {path.parent}, so nothing was changed: {exc.strerror or exc}") from None
+        raise BackupError(f"cannot write the backup under {path.parent}, so nothing was changed: {exc.strerror or exc}") from exc
 
 
 def append(path: Path, raws: list[RawBSONDocument]) -> None:
     """Add documents' exact bytes to the data file (a redone batch appends again; the last copy wins on restore)."""
     try:
-        with _open(path, "ab") as out:
+        with _file(path, "ab") as out:
             out.write(b"".join(raw.raw for raw in raws))
     except OSError as exc:
-        raise BackupError(f"cannot append to backup file {path}: {exc.strerror or exc}") from None
+        raise BackupError(f"cannot append to backup file {path}: {exc.strerror or exc}") from exc
 
 
 def file_sha256(path: Path) -> str:
@@ -60,7 +60,7 @@ def file_sha256(path: Path) -> str:
 def digest(path: Path) -> tuple[int, int, str]:
     """(documents, bytes of BSON, sha256 of the file as stored) of a data file."""
     documents, size = 0, 0
-    with _open(path, "rb") as data:
+    with _file(path, "rb") as data:
         while header := data.read(4):
             length = int.from_bytes(header, "little")
             data.read(length - 4)
@@ -70,5 +70,5 @@ def digest(path: Path) -> tuple[int, int, str]:
 
 def read(path: Path) -> Iterator[RawBSONDocument]:
     """The documents of a data file, streamed, with their exact bytes."""
-    with _open(path, "rb") as data:
+    with _file(path, "rb") as data:
         yield from bson.decode_file_iter(data, codec_options=RAW)

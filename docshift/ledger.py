@@ -166,8 +166,8 @@ class LeaseLock:
                 upsert=True,
                 return_document=ReturnDocument.AFTER,
             )
-        except DuplicateKeyError:
-            raise lock_held(self.coll.find_one({"_id": LOCK}) or {}) from None
+        except DuplicateKeyError as exc:
+            raise lock_held(self.coll.find_one({"_id": LOCK}) or {}) from exc
         self._renewer = threading.Thread(target=self._renew, name="docshift-lease", daemon=True)
         self._renewer.start()
 

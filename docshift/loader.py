@@ -91,11 +91,11 @@ def load_file(file: Path) -> Script:
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
-        raise MigrationFileError(file, f"syntax error at line {exc.lineno}: {exc.msg}") from None
+        raise MigrationFileError(file, f"syntax error at line {exc.lineno}: {exc.msg}") from exc
     except ValidationError as exc:
-        raise MigrationFileError(file, f"invalid migration: {_validation_summary(exc)}") from None
+        raise MigrationFileError(file, f"invalid migration: {_validation_summary(exc)}") from exc
     except Exception as exc:  # a user file can raise anything at import
-        raise MigrationFileError(file, f"cannot import: {type(exc).__name__}: {exc}") from None
+        raise MigrationFileError(file, f"cannot import: {type(exc).__name__}: {exc}") from exc
     finally:
         sys.modules.pop(module_name, None)
     migration = getattr(module, "migration", None)

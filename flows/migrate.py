@@ -17,7 +17,7 @@ from docshift.engine.backups import check_backup_room
 from docshift.engine.partitions import start_partitions
 from docshift.engine.planning import Plan, check_checksums, current_plan, plan_report
 from docshift.engine.runs import StepResult, StepRun, check_pre_images, open_step_run
-from docshift.engine.state import RunOptions, RunState
+from docshift.engine.state import MigrateOptions, RunOptions, RunState
 from docshift.engine.steps import make_step
 from docshift.errors import LockLostError, MigrationFailed, VerificationFailed
 from docshift.ledger import Ledger, LeaseLock, as_utc, now
@@ -50,14 +50,14 @@ class MigrationReport:
 
 
 @flow(name="migrate", description="Migrate the database to a schema version (default: the latest), up or down.")
-def migrate(target_version: int | None = None, batch_size: int | None = None, dry_run: bool = False,
-            allow_changed: bool = False, max_failures: int = 0, database: str | None = None,
-            window_minutes: float | None = None, partitions: int | None = None) -> MigrationReport | Plan:
+def migrate(target_version: int | None = None, options: MigrateOptions = MigrateOptions(), dry_run: bool = False,
+            database: str | None = None) -> MigrationReport | Plan:
     """Plan the path from the current version to `target_version` and run one subflow per migration on it.
 
     `database` overrides DOCSHIFT_DATABASE for this run (one deployment, several databases; rehearsals).
-    `window_minutes`: the maintenance window's length; at its end the run pauses at a checkpoint and the next run resumes.
-    `partitions`: `_id` ranges migrated in parallel (default DOCSHIFT_PARTITIONS). With `dry_run`, returns the plan.
+    `options.window_minutes`: the maintenance window's length; at its end the run pauses at a checkpoint and the next
+    run resumes. `options.partitions`: `_id` ranges migrated in parallel (default DOCSHIFT_PARTITIONS). With
+    `dry_run`, returns the plan.
     """
     ctx = RunContext.open(get_settings(database))
     settings = ctx.settings
@@ -65,16 +65,16 @@ def migrate(target_version: int | None = None, batch_size: int | None = None, dr
     target = ctx.scripts.check_target(ctx.scripts.head if target_version is None else target_version)
     if dry_run:
         return plan_report(ctx, target)
-    options = RunOptions(batch_size or settings.batch_size, max_failures, window_deadline(window_minutes),
-                         partitions or settings.partitions)
+    run_options = RunOptions(options.batch_size or settings.batch_size, options.max_failures,
+                             window_deadline(options.window_minutes), options.partitions or settings.partitions)
     check_backup_room(ctx.db, current_plan(ctx, target)[1], settings.backup_dir)
     with database_lock(ctx, "migrate"):
         current, steps = current_plan(ctx, target)
-        check_checksums(ctx, current, allow_changed)
+        check_checksums(ctx, current, options.allow_changed)
         check_pre_images(ctx, steps)
         results = []
         for s in steps:
-            results.append(applier(settings)(s.version, s.direction, options, recorded_after=s.recorded_after,
+            results.append(applier(settings)(s.version, s.direction, run_options, recorded_after=s.recorded_after,
                                              database=settings.database))
             if results[-1].paused:
                 break

@@ -12,6 +12,7 @@ from prefect import flow, get_run_logger
 from docshift.context import RunContext
 from docshift.dump import RAW
 from docshift.engine.backups import backup_catalog
+from docshift.engine.state import MigrateOptions
 from docshift.flows.migrate import MigrationReport, migrate
 from docshift.ledger import Ledger
 from docshift.settings import get_settings
@@ -47,8 +48,8 @@ def rehearse(target_version: int | None = None, sample: int | None = None, batch
                 copied[name] += len(batch)
         Ledger(scratch).set_current(Ledger(source).current_version())
         get_run_logger().info("rehearsing on %s: %s", scratch.name, copied)
-        report = migrate(target_version=target_version, batch_size=batch_size, max_failures=max_failures,
-                         database=scratch.name)
+        report = migrate(target_version=target_version, database=scratch.name,
+                         options=MigrateOptions(batch_size=batch_size, max_failures=max_failures))
     finally:
         for entry in backup_catalog(scratch):
             shutil.rmtree(Path(entry["path"]).parents[1], ignore_errors=True)

@@ -4,6 +4,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from .. import storage
 from ..ledger import CHECKPOINT, as_utc, now
 
@@ -58,6 +60,16 @@ class RunState:
         """Documents per second since the run started."""
         elapsed = self.elapsed_s
         return self.done / elapsed if elapsed > 0 else 0.0
+
+
+class MigrateOptions(BaseModel):
+    """A `migrate` run's options as a user gives them: command-line flags, or the `migrate` deployment's parameters."""
+
+    batch_size: int | None = Field(None, gt=0, description="Documents per batch; unset: sized to the batch time.")
+    max_failures: int = Field(0, ge=0, description="Documents that may fail and be quarantined before the run rolls back.")
+    window_minutes: float | None = Field(None, ge=0, description="Maintenance window: pause at a checkpoint when it ends.")
+    partitions: int | None = Field(None, ge=1, le=64, description="`_id` ranges migrated in parallel.")
+    allow_changed: bool = Field(False, description="Run although applied migration files were edited.")
 
 
 @dataclass(frozen=True)

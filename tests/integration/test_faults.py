@@ -229,7 +229,7 @@ def test_worker_killed_during_a_deployment_run_is_crashed_and_a_new_run_resumes(
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     worker = start_worker(env)
     try:
-        started = prefect(env, "deployment", "run", "migrate/migrate", "--param", "batch_size=100")
+        started = prefect(env, "deployment", "run", "migrate/migrate", "--param", 'options={"batch_size": 100}')
         assert started.returncode == 0, started.stdout + started.stderr
         flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", started.stdout).group(1)
         wait_for(env, env.db, 3, 1000, alive=lambda: worker.poll() is None)
@@ -247,7 +247,7 @@ def test_worker_killed_during_a_deployment_run_is_crashed_and_a_new_run_resumes(
 
     worker = start_worker(env)  # the crashed run freed the deployment's concurrency slot; its lock has expired by now
     try:
-        resumed = prefect(env, "deployment", "run", "migrate/migrate", "--param", "batch_size=100", "--watch",
+        resumed = prefect(env, "deployment", "run", "migrate/migrate", "--param", 'options={"batch_size": 100}', "--watch",
                           "--watch-timeout", "300", timeout=360)
     finally:
         worker.terminate()
