@@ -235,9 +235,9 @@ def init(folder: Path) -> Layout:
     The settings written are the flags and DOCSHIFT_* environment in force (a URI with a password is left out).
     """
     layout = init_project(folder, get_settings(read_file=False))
-    for path in (layout.settings_file, layout.migrations, layout.readme):
-        console.print(f"wrote   {path}")
-    console.print(f"next:   docshift new \"first change\" --collection NAME  (in {folder})")
+    console.print(f"wrote   {layout.settings_file}\nmade    {layout.migrations}/\nwrote   {layout.readme}")
+    go = "" if Path(folder).resolve() == Path.cwd() else f"cd {folder} && "
+    console.print(f"next:   {go}docshift new \"first change\" --collection NAME --kind additive|transformative|destructive")
     return layout
 
 

@@ -170,9 +170,11 @@ def settings_table(settings: Settings) -> str:
              f"backup_dir = {toml(str(settings.backup_dir))}",
              f"work_pool = {toml(settings.work_pool)}  # the Prefect work pool of `docshift deploy`",
              f"timezone = {toml(settings.timezone)}  # of schedules that name none",
-             "# Alerts (`docshift alerts setup`): a webhook URL, or the name of a Prefect Secret block holding it.",
-             '# alert_url = "https://hooks.slack.com/services/..."',
-             '# alert_secret = "docshift-alert-url"']
+             "# Alerts (`docshift alerts setup`): the name of a Prefect Secret block holding the webhook URL, or the",
+             "# URL itself (it may carry a token: DOCSHIFT_ALERT_URL in the environment keeps it out of this file).",
+             f"alert_secret = {toml(settings.alert_secret)}" if settings.alert_secret else
+             '# alert_secret = "docshift-alert-url"',
+             '# alert_url = "https://hooks.slack.com/services/..."']
     return "\n".join(lines) + "\n"
 
 

@@ -30,10 +30,12 @@ def test_init_writes_settings_that_docshift_then_reads(empty_project, monkeypatc
 
 def test_init_puts_its_table_into_an_existing_pyproject_and_keeps_a_password_out(empty_project):
     (empty_project / "pyproject.toml").write_text('[project]\nname = "svc"\nversion = "1"')
-    init_project(empty_project, EnvironmentSettings(mongodb_uri="mongodb://app:s3cret@db:27017/", database="shop"))
+    init_project(empty_project, EnvironmentSettings(mongodb_uri="mongodb://app:s3cret@db:27017/", database="shop",
+                                                    alert_url="https://hooks.example/T0K3N", alert_secret="shop-alerts"))
     text = (empty_project / "pyproject.toml").read_text()
     table = tomllib.loads(text)["tool"]["docshift"]
-    assert table["database"] == "shop" and "mongodb_uri" not in table
+    assert table["database"] == "shop" and table["alert_secret"] == "shop-alerts"
+    assert "mongodb_uri" not in table and "alert_url" not in table and "T0K3N" not in text
     assert text.startswith('[project]\nname = "svc"\nversion = "1"\n') and "s3cret" not in text
 
 
