@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks import run as bench
 
-pytestmark = pytest.mark.ferretdb
+pytestmark = pytest.mark.slow  # its own FerretDB and Prefect server, every mode in a child process
 
 
 def test_every_mode_leaves_the_same_documents_and_the_report_has_every_row(tmp_path):

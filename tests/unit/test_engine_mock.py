@@ -9,7 +9,7 @@ import bson
 import pytest
 
 import docshift.ledger
-from tests.helpers import as_bson
+from tests.support.fingerprints import as_bson
 from docshift import Migration, demo
 from docshift.engine import (BACKUP_PREFIX, BatchCursor, BackupReader, Step, check_checksums, finish, make_step, migrate_chunk, open_backup,
                              plan_report, plan_steps, rollback, save_by_id, start_or_resume, verify_step)
