@@ -37,12 +37,22 @@ KINDS = ("unit", "integration", "faults", "deployment", "ui")
 ONE_WORKER_MODULES = {"tests/deployment/test_deployment.py"}
 
 
+# The order tests start in: under pytest-xdist the long ones first (most of a `slow` test is waiting), the short
+# unit tests last, where they fill the workers' tails. Tests of one module with the same kind stay together.
+START_ORDER = ("slow", "deployment", "ui", "faults", "integration", "unit")
+
+
 def pytest_collection_modifyitems(items):
-    """Each test is marked with the kind of its folder: tests/<kind>/test_*.py."""
+    """Each test is marked with the kind of its folder (tests/<kind>/test_*.py), and they start in START_ORDER."""
     for item in items:
         parts = Path(str(item.path)).relative_to(ROOT / "tests").parts
         if parts[0] in KINDS:
             item.add_marker(getattr(pytest.mark, parts[0]))
+
+    def start(item) -> int:
+        return min((START_ORDER.index(m.name) for m in item.iter_markers() if m.name in START_ORDER), default=len(START_ORDER))
+
+    items.sort(key=start)  # stable: the collection order within each kind
 
 
 @pytest.hookimpl(optionalhook=True)
