@@ -1,19 +1,20 @@
-"""Every mistake a user can make ends in one plain message, a non-zero exit, and nothing written."""
+"""Every mistake a user can make ends in one plain message, a non-zero exit, and nothing written.
 
-import json
-import urllib.request
+The commands run in-process (Env.cli, through docshift.cli.main); test_cli_process.py runs one case of each kind
+again as a real `docshift` process, where Prefect's own console output would also reach stderr.
+"""
 
 import pytest
 
 from docshift.demo import seed_users
-from tests.helpers import collection_fingerprint, expected_after_all_ups, fingerprint
-from tests.integration.conftest import database_snapshot
+from tests.support.fingerprints import collection_fingerprint, database_snapshot, expected_after_all_ups, fingerprint
+from tests.support.prefect_api import prefect_logs
 
 
 @pytest.fixture
 def seeded(env):
     seed_users(env.db, 200, seed=4)
-    assert env.run("migrate", "2").returncode == 0
+    assert env.cli("migrate", "2").returncode == 0
     return env
 
 
@@ -48,7 +49,7 @@ def test_broken_migration_file_is_refused_naming_it(seeded, case):
     (seeded.migrations / name).write_text(source)
     before = database_snapshot(seeded.db)
 
-    result = seeded.run("migrate")
+    result = seeded.cli("migrate")
 
     assert result.returncode == 1
     assert name in result.stderr and message in result.stderr, result.stderr
@@ -61,14 +62,14 @@ def test_broken_migration_file_is_refused_naming_it(seeded, case):
                                           (["plan", "0"], "unknown target version 0")])
 def test_unknown_or_negative_target_is_refused(seeded, args, message):
     before = database_snapshot(seeded.db)
-    result = seeded.run(*args)
+    result = seeded.cli(*args)
     assert result.returncode == 1 and message in result.stderr and "known versions: 1, 2, 3, 4, 5" in result.stderr
     assert database_snapshot(seeded.db) == before
 
 
 def test_non_numeric_target_is_a_usage_error(seeded):
     before = database_snapshot(seeded.db)
-    result = seeded.run("migrate", "latest")
+    result = seeded.cli("migrate", "latest")
     words = " ".join(result.stderr.replace("│", " ").split())
     assert result.returncode == 2 and "Invalid value for 'target': Input should be a valid integer" in words
     assert database_snapshot(seeded.db) == before
@@ -91,20 +92,12 @@ CONNECTIONS = {  # {ferretdb}: the session's server; {http}: the Prefect server'
 def test_unusable_connection_is_one_line_without_the_password(env, case, args):
     hosts = {"ferretdb": env.uri.split("//")[1].rstrip("/"), "http": env.vars["PREFECT_API_URL"].split("//")[1].split("/")[0]}
     uri, message = (text.format(**hosts) for text in CONNECTIONS[case])
-    result = env.run(*args, extra={"DOCSHIFT_MONGODB_URI": uri, "DOCSHIFT_SERVER_TIMEOUT_MS": "500"})
+    result = env.cli(*args, extra={"DOCSHIFT_MONGODB_URI": uri, "DOCSHIFT_SERVER_TIMEOUT_MS": "500"})
     assert result.returncode == 1
     assert result.stderr.startswith("docshift: error: ") and message in result.stderr, result.stderr
     assert "s3cr3t" not in result.stdout + result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert "s3cr3t" not in prefect_logs(env)
-
-
-def prefect_logs(env) -> str:
-    """Every log line the Prefect server holds (flow and task runs of the whole session)."""
-    request = urllib.request.Request(f"{env.vars['PREFECT_API_URL']}/logs/filter", data=b'{"limit": 200}',
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return " ".join(entry["message"] for entry in json.load(response))
+    assert "s3cr3t" not in prefect_logs(env.vars["PREFECT_API_URL"])
 
 
 def test_edited_applied_migration_is_refused_unless_allowed(seeded):
@@ -112,11 +105,11 @@ def test_edited_applied_migration_is_refused_unless_allowed(seeded):
     applied.write_text(applied.read_text() + "\n# edited after it ran\n")
     before = database_snapshot(seeded.db)
 
-    refused = seeded.run("migrate")
+    refused = seeded.cli("migrate")
 
     assert refused.returncode == 1 and "0002_add_preferences.py" in refused.stderr and "--allow-changed" in refused.stderr
     assert database_snapshot(seeded.db) == before
-    allowed = seeded.run("migrate", "--allow-changed")
+    allowed = seeded.cli("migrate", "--allow-changed")
     assert allowed.returncode == 0, allowed.stderr
     assert seeded.db.users.count_documents({"schema_version": 5}) == 200
 
@@ -124,8 +117,8 @@ def test_edited_applied_migration_is_refused_unless_allowed(seeded):
 def test_plan_and_dry_run_write_nothing(seeded):
     before = database_snapshot(seeded.db)
 
-    plan = seeded.run("plan")
-    dry = seeded.run("migrate", "--dry-run")
+    plan = seeded.cli("plan")
+    dry = seeded.cli("migrate", "--dry-run")
 
     assert plan.returncode == 0 and dry.returncode == 0, plan.stderr + dry.stderr
     for output in (plan.stdout, dry.stdout):
@@ -152,12 +145,12 @@ def test_unusual_data_migrates_exactly_and_back(env, case):
     env.db.users.insert_one({"user_id": "special", "email": "special@example.com", **SPECIAL[case]})
     original = list(env.db.users.find())
 
-    up = env.run("migrate", "3")
+    up = env.cli("migrate", "3")
 
     assert up.returncode == 0, up.stdout + up.stderr
     assert collection_fingerprint(env.db.users, drop={"updated_at"}) == fingerprint(
         expected_after_all_ups(original, env.migrations, to_version=3))
-    down = env.run("migrate", "1")
+    down = env.cli("migrate", "1")
     assert down.returncode == 0, down.stdout + down.stderr
     assert collection_fingerprint(env.db.users, exact=False) == fingerprint(original)  # fields, values and types
 
@@ -165,13 +158,13 @@ def test_unusual_data_migrates_exactly_and_back(env, case):
 def test_up_making_a_nested_array_fails_plainly_and_is_rolled_back(seeded):
     """FerretDB stores no nested arrays (nor keys with dots: it refuses both at insert, so no collection holds one);
     a migration that writes one is refused by the server, and the run rolls back with that reason, not retried."""
-    assert seeded.run("migrate").returncode == 0
+    assert seeded.cli("migrate").returncode == 0
     (seeded.migrations / "0006_matrix.py").write_text(
         "import docshift\nmigration = docshift.Migration(version=6, description='d', collection='users', "
         "kind='additive', up=lambda d: {**d, 'matrix': [[1, 2], [3, 4]]}, down=lambda d: d)\n")
     before = collection_fingerprint(seeded.db.users)
 
-    result = seeded.run("migrate", "--batch-size", "50")
+    result = seeded.cli("migrate", "--batch-size", "50")
 
     assert result.returncode == 1
     [error] = result.stderr.strip().splitlines()  # Prefect's log of the failed task run goes to the server only
@@ -193,7 +186,7 @@ def test_a_migration_of_no_documents_succeeds_and_creates_nothing(env, case):
     if case == "empty collection":
         env.db.create_collection("ghosts")
 
-    result = env.run("migrate")
+    result = env.cli("migrate")
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert env.ledger.find_one({"_id": "current"})["version"] == 2

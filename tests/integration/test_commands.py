@@ -1,26 +1,18 @@
-"""status, history, new, verify, and what a run leaves in the Prefect server."""
+"""status, history, new, verify, and what a run leaves in the Prefect server (the commands run in-process)."""
 
 import json
-import urllib.request
 
 from docshift.demo import seed_users
-
-
-def api_post(api: str, path: str, body: dict):
-    request = urllib.request.Request(f"{api}{path}", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+from tests.support.prefect_api import api_get, api_post
 
 
 def test_runs_are_prefect_flow_runs_with_progress_and_report(env, prefect_api):
     seed_users(env.db, 600, seed=8)
-    assert env.run("migrate", "3", "--batch-size", "100").returncode == 0
+    assert env.cli("migrate", "3", "--batch-size", "100").returncode == 0
     api = prefect_api["PREFECT_API_URL"]
 
     entry = env.ledger.find_one({"kind": "history", "version": 3})
-    with urllib.request.urlopen(f"{api}/flow_runs/{entry['flow_run_id']}", timeout=10) as response:
-        subflow = json.loads(response.read())
+    subflow = api_get(api, f"/flow_runs/{entry['flow_run_id']}")
     assert subflow["name"] == "up-3" and subflow["state_type"] == "COMPLETED"
 
     artifacts = api_post(api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [entry["flow_run_id"]]}}})
@@ -36,11 +28,11 @@ def test_runs_are_prefect_flow_runs_with_progress_and_report(env, prefect_api):
 
 def test_status_and_history_describe_the_database(env):
     seed_users(env.db, 300, seed=6)
-    assert env.run("migrate", "4").returncode == 0
-    assert env.run("migrate", "3").returncode == 0
+    assert env.cli("migrate", "4").returncode == 0
+    assert env.cli("migrate", "3").returncode == 0
 
-    status = env.run("status")
-    history = env.run("history")
+    status = env.cli("status")
+    history = env.cli("history")
 
     assert status.returncode == 0 and "current version 3" in status.stdout and "latest version  5" in status.stdout
     assert "pending         4, 5" in status.stdout and "lock            free" in status.stdout
@@ -52,7 +44,7 @@ def test_status_and_history_describe_the_database(env):
 
 def test_new_writes_the_next_migration_which_then_runs(env):
     seed_users(env.db, 100, seed=2)
-    created = env.run("new", "Add loyalty points!", "--collection", "users")
+    created = env.cli("new", "Add loyalty points!", "--collection", "users")
     assert created.returncode == 0
     path = env.migrations / "0006_add_loyalty_points.py"
     assert path.exists() and "version=6" in path.read_text()
@@ -60,19 +52,19 @@ def test_new_writes_the_next_migration_which_then_runs(env):
     path.write_text(up.replace("    return doc\n", '    doc["points"] = 0\n    return doc\n')
                     + "def down" + down.replace("    return doc\n", '    doc.pop("points")\n    return doc\n'))
 
-    assert env.run("migrate").returncode == 0
+    assert env.cli("migrate").returncode == 0
     assert env.db.users.count_documents({"schema_version": 6, "points": 0}) == 100
-    assert env.run("migrate", "5").returncode == 0
+    assert env.cli("migrate", "5").returncode == 0
     assert env.db.users.count_documents({"points": {"$exists": True}}) == 0
 
 
 def test_verify_finds_documents_left_behind(env):
     seed_users(env.db, 200, seed=3)
-    assert env.run("migrate", "3").returncode == 0
-    assert env.run("verify").returncode == 0
+    assert env.cli("migrate", "3").returncode == 0
+    assert env.cli("verify").returncode == 0
 
     env.db.users.insert_one({"user_id": "late", "name": "Late Comer", "schema_version": 2})
-    late = env.run("verify", "3")
+    late = env.cli("verify", "3")
 
     assert late.returncode == 1
     assert "FAIL  documents left at version 2: expected 0, found 1" in late.stdout

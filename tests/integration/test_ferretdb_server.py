@@ -16,7 +16,6 @@ import pytest
 from bson import ObjectId
 from bson.raw_bson import RawBSONDocument
 
-pytestmark = pytest.mark.ferretdb
 
 IDS = [f"u{i:03d}" for i in range(25)] + [ObjectId() for _ in range(5)]
 

@@ -1,16 +1,14 @@
-"""The expand-contract phases of migration 5 from the command line: order, refusals, approval, windows, rollback."""
+"""The expand-contract phases of migration 5 from the command line: order, refusals, approval, windows, rollback.
 
-import json
-import subprocess
-import time
-import urllib.request
+The commands run in-process; a cleanup that waits for a person's approval runs as a `docshift` process while the
+test answers through the Prefect API, as the UI would.
+"""
 
-import bson
 import pytest
 
 from docshift.demo import seed_users
-from tests.helpers import canonical
-from tests.integration.conftest import database_snapshot, raw_snapshot
+from tests.support.fingerprints import by_user, database_snapshot, raw_snapshot
+from tests.support.prefect_api import paused_cleanup_run, resume
 
 NO_SOAK = {"DOCSHIFT_SOAK_SECONDS": "0"}
 
@@ -18,25 +16,20 @@ NO_SOAK = {"DOCSHIFT_SOAK_SECONDS": "0"}
 @pytest.fixture
 def at_4(env):
     seed_users(env.db, 600, seed=21)
-    assert env.run("migrate", "4").returncode == 0
+    assert env.cli("migrate", "4").returncode == 0
     return env
-
-
-def by_user(collection, drop=("_id", "updated_at")) -> dict:
-    """user_id -> canonical BSON of the document without the fields that differ between two equal runs."""
-    return {d["user_id"]: bson.encode(canonical({k: v for k, v in d.items() if k not in drop})) for d in collection.find()}
 
 
 def refused(env, *args, message, extra=None):
     before = database_snapshot(env.db)
-    result = env.run(*args, extra=extra)
+    result = env.cli(*args, extra=extra)
     assert result.returncode == 1 and message in result.stderr, result.stdout + result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert database_snapshot(env.db) == before
 
 
 def ok(env, *args, extra=None):
-    result = env.run(*args, extra=extra)
+    result = env.cli(*args, extra=extra)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
@@ -69,7 +62,7 @@ def test_phases_run_in_order_and_end_as_the_one_step_migration(at_4):
     assert "cleanup of migration 5 completed" in cleaned.stdout
     assert env.db.users.count_documents({"email": {"$exists": True}}) == 0
     assert env.db.users.count_documents({"email_address": {"$exists": True}}) == with_email + 1
-    assert env.run("verify", "5").returncode == 0
+    assert env.cli("verify", "5").returncode == 0
     cleanup_run = env.ledger.find_one({"kind": "history", "phase": "cleanup"})
     assert cleanup_run["outcome"] == "applied" and cleanup_run["changed"] == with_email + 1
 
@@ -129,29 +122,6 @@ def test_backfill_over_three_windows_equals_one_uninterrupted_run(env):
         env.db.client.drop_database(once.name)
 
 
-def paused_cleanup_run(api: str, timeout: float = 120) -> str:
-    """The id of the cleanup flow run now waiting for approval (read from the Prefect server's API)."""
-    deadline = time.monotonic() + timeout
-    query = {"flows": {"name": {"any_": ["cleanup"]}}, "flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}},
-             "sort": "EXPECTED_START_TIME_DESC", "limit": 1}
-    while time.monotonic() < deadline:
-        request = urllib.request.Request(f"{api}/flow_runs/filter", data=json.dumps(query).encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request) as response:
-            runs = json.load(response)
-        if runs:
-            return runs[0]["id"]
-        time.sleep(0.5)
-    raise AssertionError("no cleanup run paused for approval")
-
-
-def resume(api: str, run_id: str, run_input: dict) -> None:
-    request = urllib.request.Request(f"{api}/flow_runs/{run_id}/resume", data=json.dumps({"run_input": run_input}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        assert json.load(response)["status"] == "ACCEPT"
-
-
 @pytest.fixture
 def contracted(at_4):
     for phase in ("expand", "backfill", "contract"):
@@ -178,7 +148,7 @@ def test_cleanup_without_approval_times_out_and_removes_nothing(contracted):
     env = contracted
     before = database_snapshot(env.db)
 
-    result = env.run("phase", "cleanup", "5", "--approval-timeout", "3", extra=NO_SOAK)
+    result = env.cli("phase", "cleanup", "5", "--approval-timeout", "3", extra=NO_SOAK)
 
     assert result.returncode == 1
     assert "cleanup of migration 5 was not approved within 3 s" in result.stderr and "nothing was removed" in result.stderr

@@ -1,7 +1,7 @@
 """Every document a `down` reverts gets the pre-image of the run that changed it, whichever run that was."""
 
 from docshift.demo import seed_users
-from tests.integration.conftest import snapshot
+from tests.support.fingerprints import snapshot
 
 FAILING = ["user_10", "user_250", "user_777"]
 

@@ -1,22 +1,20 @@
-"""`docshift rehearse`: the real migration on a scratch copy; the source database is never touched."""
-
-import pymongo
+"""`docshift rehearse` (in-process): the real migration on a scratch copy; the source database is never touched."""
 
 from docshift.demo import seed_users
-from tests.integration.conftest import database_snapshot
+from tests.support.fingerprints import database_snapshot
 
 
 def scratch_databases(env):
-    return [name for name in pymongo.MongoClient(env.uri).list_database_names() if name.startswith(f"{env.database}_rehearsal_")]
+    return [name for name in env.client.list_database_names() if name.startswith(f"{env.database}_rehearsal_")]
 
 
 def test_rehearsal_migrates_a_sample_copy_and_leaves_the_source_alone(env):
     seed_users(env.db, 1000, seed=19)
-    assert env.run("migrate", "2").returncode == 0
+    assert env.cli("migrate", "2").returncode == 0
     before = database_snapshot(env.db)
     backups = sorted(p.name for p in (env.migrations.parent / "backups").iterdir())
 
-    result = env.run("rehearse", "--sample", "300", "--batch-size", "100")
+    result = env.cli("rehearse", "--sample", "300", "--batch-size", "100")
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "rehearsal on a copy of" in result.stdout and "users: 300" in result.stdout
@@ -33,7 +31,7 @@ def test_a_failing_rehearsal_reports_the_failure_and_still_cleans_up(env):
     before = database_snapshot(env.db)
     env.break_split_name(["user_100"], "rehearsal found")
 
-    result = env.run("rehearse")
+    result = env.cli("rehearse")
 
     assert result.returncode == 1
     assert "migration 3 (up) failed and was rolled back" in result.stderr and "rehearsal found user_100" in result.stderr

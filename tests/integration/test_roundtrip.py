@@ -1,11 +1,11 @@
-"""Migrate up and down through the CLI on FerretDB: every document comes back as it was."""
+"""Migrate up and down through the CLI (in-process) on FerretDB: every document comes back as it was."""
 
 import collections
 
 from docshift.demo import seed_users
-from tests.integration.conftest import raw_snapshot, snapshot
+from tests.support.fingerprints import raw_snapshot, snapshot
 
-N = 3000
+N = 1200  # formerly 3000: still three batches of 400 per migration, 12 migration steps in all
 
 
 def versions(coll):
@@ -16,7 +16,7 @@ def test_up_to_latest_down_to_initial_and_up_again(env):
     seed_users(env.db, N, seed=7)
     original = snapshot(env.db.users)
 
-    up = env.run("migrate", "--batch-size", "400")
+    up = env.cli("migrate", "--batch-size", "400")
     assert up.returncode == 0, up.stdout + up.stderr
     assert versions(env.db.users) == {5: N}
     doc = env.db.users.find_one({"name_source": {"$exists": False}, "first_name": {"$ne": None}})
@@ -25,12 +25,12 @@ def test_up_to_latest_down_to_initial_and_up_again(env):
     first_up = snapshot(env.db.users, drop={"updated_at"})
     assert env.ledger.find_one({"_id": "current"})["version"] == 5
 
-    down = env.run("migrate", "1")
+    down = env.cli("migrate", "1")
     assert down.returncode == 0, down.stdout + down.stderr
     assert snapshot(env.db.users) == original  # same fields, values and BSON types, deprecated_field included
     assert env.ledger.find_one({"_id": "current"})["version"] == 1
 
-    again = env.run("migrate")
+    again = env.cli("migrate")
     assert again.returncode == 0, again.stdout + again.stderr
     assert snapshot(env.db.users, drop={"updated_at"}) == first_up
 
@@ -43,23 +43,23 @@ def test_up_to_latest_down_to_initial_and_up_again(env):
 
 def test_migrate_down_runs_the_downs_in_reverse_and_stops_at_target(env):
     seed_users(env.db, 500, seed=3)
-    assert env.run("migrate").returncode == 0
-    result = env.run("migrate", "2")
+    assert env.cli("migrate").returncode == 0
+    result = env.cli("migrate", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     assert versions(env.db.users) == {2: 500}
     reverted = [e["version"] for e in env.ledger.find({"kind": "history", "direction": "down"}).sort("started_at")]
     assert reverted == [5, 4, 3]
-    status = env.run("status")
+    status = env.cli("status")
     assert "current version 2" in status.stdout and "pending         3, 4, 5" in status.stdout
 
 
 def test_a_failing_up_is_rolled_back_byte_for_byte(env):
     seed_users(env.db, 2000, seed=11)
-    assert env.run("migrate", "2").returncode == 0
+    assert env.cli("migrate", "2").returncode == 0
     before = raw_snapshot(env.db.users)
     env.break_split_name(["user_1500"], "boom")
 
-    result = env.run("migrate", "--batch-size", "200")
+    result = env.cli("migrate", "--batch-size", "200")
 
     assert result.returncode == 1
     assert "migration 3 (up) failed and was rolled back" in result.stderr and "boom" in result.stderr
@@ -77,7 +77,7 @@ def test_failed_verification_rolls_back(env):
                                                'doc.setdefault("preferences", {"theme": 1})'))
     before = raw_snapshot(env.db.users)
 
-    result = env.run("migrate", "2")
+    result = env.cli("migrate", "2")
 
     assert result.returncode == 1, result.stdout
     assert "verification failed" in result.stderr and "UserV2" in result.stderr

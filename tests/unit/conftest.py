@@ -4,7 +4,6 @@ Two gaps between mongomock 4.3.0 and what docshift's engine does on a real serve
 with `monkeypatch`, so that they are undone after every test and nothing outside tests/unit sees them.
 """
 
-from pathlib import Path
 
 import bson
 import mongomock
@@ -13,9 +12,7 @@ import pytest
 from bson.raw_bson import RawBSONDocument
 
 from docshift.loader import ScriptDirectory
-
-ROOT = Path(__file__).resolve().parents[2]
-SEED_MIGRATIONS = ROOT / "migrations"
+from tests.support.paths import SEED_MIGRATIONS
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ import pytest
 
 from docshift import compat
 from docshift.loader import ScriptDirectory
-from tests.helpers import as_bson
+from tests.support.fingerprints import as_bson
 
-from .conftest import SEED_MIGRATIONS
+from tests.support.paths import SEED_MIGRATIONS
 
 SCRIPTS = ScriptDirectory.load(SEED_MIGRATIONS)
 

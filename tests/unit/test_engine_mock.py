@@ -9,7 +9,7 @@ import bson
 import pytest
 
 import docshift.ledger
-from tests.helpers import as_bson
+from tests.support.fingerprints import as_bson
 from docshift import Migration, demo
 from docshift.context import RunContext
 from docshift.engine.backups import BackupReader, PreImages, open_backup, save_by_id

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from docshift import demo
 from docshift.engine.steps import make_step, transform_one
 from docshift.loader import ScriptDirectory
-from tests.helpers import as_bson
+from tests.support.fingerprints import as_bson
 
-from .conftest import SEED_MIGRATIONS
-from .strategies import ABSENT, OWN_PREFERENCES, users_v1
+from tests.support.paths import SEED_MIGRATIONS
+from tests.support.strategies import ABSENT, OWN_PREFERENCES, users_v1
 
 SCRIPTS = ScriptDirectory.load(SEED_MIGRATIONS)
 UP = [2, 3, 4, 5]

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-import tests.helpers
+import tests.support.fingerprints
 from docshift import Migration
 from docshift import testing
 from docshift.loader import ScriptDirectory
@@ -20,8 +20,8 @@ from docshift.testing import (
     as_bson, assert_round_trip, assert_up_validates, documents_from_model, first_difference, migrated, round_trip_test,
 )
 
-from .conftest import ROOT, SEED_MIGRATIONS
-from .strategies import OWN_PREFERENCES, users_v1
+from tests.support.paths import ROOT, SEED_MIGRATIONS
+from tests.support.strategies import OWN_PREFERENCES, users_v1
 
 SCRIPTS = ScriptDirectory.load(SEED_MIGRATIONS)
 M2, M3, M4, M5 = (SCRIPTS.get(v).migration for v in (2, 3, 4, 5))
@@ -303,8 +303,8 @@ def test_up_validates_the_document_as_verify_reads_it_back():
 
 
 def test_tests_helpers_are_the_kits_own():
-    assert tests.helpers.as_bson is testing.as_bson is as_bson
-    assert tests.helpers.canonical is testing.canonical
+    assert tests.support.fingerprints.as_bson is testing.as_bson is as_bson
+    assert tests.support.fingerprints.canonical is testing.canonical
 
 
 def test_importing_the_kit_does_not_import_prefect():

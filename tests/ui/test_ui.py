@@ -1,16 +1,14 @@
 """The Prefect UI as a person sees it: headless Debian chromium, driven by Playwright, on the session's Prefect server."""
 
-import json
 import re
 import shutil
 import struct
-import urllib.request
 
 from playwright.sync_api import expect, sync_playwright
 
 from docshift.demo import seed_users
-from tests.conftest import ROOT
-from tests.integration.test_commands import api_post
+from tests.support.paths import ROOT
+from tests.support.prefect_api import api_get, api_post
 
 SHOTS = ROOT / "test-output" / "ui"
 WAIT_MS = 60_000  # the machine is small and shared: the UI may take long to draw
@@ -50,7 +48,7 @@ def test_flow_run_artifacts_render_report_and_progress_in_chromium(env, prefect_
     """What an operator opens after a run: the report table on the migrate run, 100% progress on each subflow run."""
     shutil.rmtree(SHOTS, ignore_errors=True)  # the screenshots checked at the end must be this run's
     seed_users(env.db, 2000, seed=21)
-    migrated = env.run("migrate", "3", "--batch-size", "200")
+    migrated = env.cli("migrate", "3", "--batch-size", "200")
     assert migrated.returncode == 0, migrated.stderr
     api = prefect_api["PREFECT_API_URL"]
     ui = api.removesuffix("/api")
@@ -58,8 +56,7 @@ def test_flow_run_artifacts_render_report_and_progress_in_chromium(env, prefect_
                if f"docshift: {env.database} " in r["data"]]
     assert len(reports) == 1
     parent_id = reports[0]["flow_run_id"]
-    with urllib.request.urlopen(f"{api}/flow_runs/{parent_id}", timeout=10) as response:
-        assert json.loads(response.read())["state_type"] == "COMPLETED"
+    assert api_get(api, f"/flow_runs/{parent_id}")["state_type"] == "COMPLETED"
     history = {e["version"]: e for e in env.ledger.find({"kind": "history"})}
     assert sorted(history) == [2, 3]
 

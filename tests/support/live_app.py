@@ -1,7 +1,7 @@
-"""The application during a live migration (test_live_traffic.py): inserts users at the old and the new version,
+"""The application during a live migration (tests/faults/test_live_traffic.py): inserts users at the old and the new version,
 updates them with `docshift.compat.dual_write`, reads each back through `upgrade` + `read_field`.
 
-    python tests/live_app.py URI DATABASE MIGRATIONS_DIR FOLDER
+    python tests/support/live_app.py URI DATABASE MIGRATIONS_DIR FOLDER
 
 Runs until FOLDER/stop exists; inserts at version 4 (an old instance) until FOLDER/new-only exists. Every acknowledged
 write goes into FOLDER/writes.json (`_id` hex -> the last e-mail written); any error or unreadable document is

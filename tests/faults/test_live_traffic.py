@@ -1,5 +1,6 @@
-"""Zero downtime: the application (tests/live_app.py, a second process) writes and reads users through
-docshift.compat while migration 5 (the expand-contract rename of `email`) runs; nothing it wrote is lost."""
+"""Zero downtime: the application (tests/support/live_app.py, a process) writes and reads users through
+docshift.compat while migration 5 (the expand-contract rename of `email`) runs in a `docshift` process; nothing it
+wrote is lost."""
 
 import json
 import subprocess
@@ -11,21 +12,21 @@ from bson import ObjectId
 from docshift.compat import read_field, upgrade
 from docshift.demo import seed_users
 from docshift.loader import ScriptDirectory
-from tests.conftest import ROOT
-from tests.integration.test_crash_resume import wait_for_checkpoint
+from tests.support.paths import ROOT
+from tests.support.waiting import process_alive, wait_for_checkpoint
 
 N = 3000
 
 
 def test_every_acknowledged_application_write_survives_a_live_migration(env, tmp_path):
     seed_users(env.db, N, seed=40)
-    assert env.run("migrate", "4").returncode == 0
-    app = subprocess.Popen([sys.executable, str(ROOT / "tests" / "live_app.py"), env.uri, env.database,
+    assert env.cli("migrate", "4").returncode == 0
+    app = subprocess.Popen([sys.executable, str(ROOT / "tests" / "support" / "live_app.py"), env.uri, env.database,
                             str(env.migrations), str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         time.sleep(1)  # the application is writing
         run = env.start("migrate", "--batch-size", "100")
-        wait_for_checkpoint(env, run, 5, N // 2)
+        wait_for_checkpoint(env.db, 5, N // 2, alive=lambda: process_alive(run))
         (tmp_path / "new-only").touch()  # the old instances are replaced half-way: new users at version 5 from now on
         assert run.wait(timeout=600) == 0, run.stdout.read()
         time.sleep(1)  # and it keeps going after the run

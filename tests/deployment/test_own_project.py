@@ -25,9 +25,9 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
-pytestmark = [pytest.mark.own_project, pytest.mark.ferretdb]
+pytestmark = pytest.mark.own_project
 
 PRODUCTS = 300
 

@@ -1,4 +1,5 @@
-"""Comparison helpers shared by the unit and integration tests: docshift.testing's own, and the "nothing lost" fingerprint."""
+"""Comparison helpers shared by the unit and integration tests: docshift.testing's own, the "nothing lost"
+fingerprint, and snapshots of a collection or a whole database."""
 
 import hashlib
 from collections import Counter
@@ -13,7 +14,8 @@ from docshift.dump import RAW
 from docshift.loader import ScriptDirectory
 from docshift.testing import as_bson, canonical
 
-__all__ = ["as_bson", "canonical", "collection_fingerprint", "expected_after_all_ups", "fingerprint"]
+__all__ = ["as_bson", "by_user", "canonical", "collection_fingerprint", "database_snapshot", "expected_after_all_ups", "fingerprint",
+           "raw_snapshot", "snapshot"]
 
 
 def fingerprint(docs: Iterable, drop: Iterable[str] = (), exact: bool = True) -> Counter:
@@ -48,3 +50,24 @@ def expected_after_all_ups(docs: Iterable, migrations: Path, to_version: int | N
         doc.pop("updated_at")
         result.append(doc)
     return result
+
+
+def snapshot(collection, drop=()) -> dict:
+    """_id -> canonical BSON bytes of each document (fields in `drop` left out)."""
+    return {doc["_id"]: bson.encode(canonical({k: v for k, v in doc.items() if k not in drop})) for doc in collection.find()}
+
+
+def raw_snapshot(collection) -> dict:
+    """_id -> the exact BSON bytes the server returns (field order included)."""
+    return {doc["_id"]: doc.raw for doc in collection.with_options(codec_options=RAW).find()}
+
+
+def database_snapshot(db) -> dict:
+    """Every collection's exact documents: for asserting that nothing at all was written."""
+    return {name: raw_snapshot(db[name]) for name in sorted(db.list_collection_names())}
+
+
+def by_user(collection, drop=("_id", "updated_at")) -> dict:
+    """user_id -> canonical BSON of the document without the fields that differ between two equal runs (fresh
+    ObjectIds per seeding, the time `up` ran)."""
+    return {d["user_id"]: bson.encode(canonical({k: v for k, v in d.items() if k not in drop})) for d in collection.find()}

@@ -1,15 +1,17 @@
 """The fault suite: kill -9 at exact points of a migration and of a rollback (DOCSHIFT_FAULT, engine.fault_point),
-then a re-run; every scenario ends with the fingerprint of an uninterrupted run, or of the original data."""
+then a re-run; every scenario ends with the fingerprint of an uninterrupted run, or of the original data.
+
+The runs that die are real `docshift` processes (the fault point kills its own process); the re-runs are the
+command in-process. A dead run's lease is expired by writing it into the past (Env.expire_lease), not slept out.
+"""
 
 import contextlib
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pymongo
@@ -18,14 +20,16 @@ import pytest
 from docshift import dump
 from docshift.demo import seed_users
 from docshift.dump import RAW
-from tests.conftest import BIN, ROOT, _free_port
-from tests.helpers import collection_fingerprint, expected_after_all_ups, fingerprint
-from tests.integration.conftest import database_snapshot
-from tests.integration.test_deployment import prefect
+from tests.support.env import expire_lease
+from tests.support.fingerprints import collection_fingerprint, database_snapshot, expected_after_all_ups, fingerprint
+from tests.support.paths import BIN, ROOT, free_port
+from tests.support.prefect_api import deploy_all, flow_run_state, prefect, remove_automations, start_worker
+from tests.support.waiting import descendants, wait_for_checkpoint
 
-N, BATCH, LEASE = 1000, 100, 2
+N, BATCH, LEASE = 500, 50, 2
 LEASE_ENV = {"DOCSHIFT_LOCK_LEASE_SECONDS": str(LEASE)}
 KILLS = [  # (point, n): migrations 2-5 of N documents in batches of BATCH are 40 batches, so n=1..40 spans the run
+    # (500 in batches of 50, formerly 1000 in batches of 100: the same 40 batches, half the documents)
     ("backup", 1), ("backup", 2), ("backup", 4),
     ("pre-images-saved", 1), ("pre-images-saved", 40),
     ("batch-written", 1), ("batch-written", 10), ("batch-written", 11), ("batch-written", 25), ("batch-written", 40),
@@ -35,9 +39,9 @@ KILLS = [  # (point, n): migrations 2-5 of N documents in batches of BATCH are 4
 ]
 
 
-def killed(result) -> None:
+def killed(env, result) -> None:
     assert result.returncode == -signal.SIGKILL, f"expected death by SIGKILL:\n{result.stdout}\n{result.stderr}"
-    time.sleep(LEASE + 0.5)  # the dead run's lease runs out
+    env.expire_lease()  # the dead run's lease runs out
 
 
 @pytest.mark.parametrize("point,n", KILLS, ids=[f"{p}-{n}" for p, n in KILLS])
@@ -46,9 +50,9 @@ def test_kill_9_at_a_point_of_the_migration_then_rerun_converges(env, point, n):
     original = list(env.db.users.with_options(codec_options=RAW).find())
     expected = fingerprint(expected_after_all_ups(original, env.migrations))
 
-    killed(env.run("migrate", "--batch-size", str(BATCH), extra={**LEASE_ENV, "DOCSHIFT_FAULT": f"{point}:{n}"}))
+    killed(env, env.run("migrate", "--batch-size", str(BATCH), extra={"DOCSHIFT_FAULT": f"{point}:{n}"}))
     assert env.ledger.find_one({"_id": "checkpoint"}) is not None  # died with a run unfinished
-    rerun = env.run("migrate", "--batch-size", str(BATCH), extra=LEASE_ENV)
+    rerun = env.cli("migrate", "--batch-size", str(BATCH))
 
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert collection_fingerprint(env.db.users, drop={"updated_at"}) == expected
@@ -68,27 +72,28 @@ def test_kill_9_at_a_point_of_the_migration_then_rerun_converges(env, point, n):
 
 
 ROLLBACK_KILLS = [("automatic", 1), ("automatic", 2), ("by-hand", 1)]
+ROLLBACK_BATCH = 100  # 1500 documents: a failure at user_1450 leaves two rollback batches of pre-images
 
 
 @pytest.mark.parametrize("scenario,n", ROLLBACK_KILLS, ids=[f"{s}-rollback-batch-{n}" for s, n in ROLLBACK_KILLS])
 def test_kill_9_during_rollback_then_rollback_again_restores_every_byte(env, scenario, n):
     """`automatic`: a failing migration rolls itself back; `by-hand`: `docshift rollback --run` of a killed run."""
     seed_users(env.db, 1500, seed=20 + n)
-    fault = {**LEASE_ENV, "DOCSHIFT_FAULT": f"rollback-batch:{n}"}
+    fault = {"DOCSHIFT_FAULT": f"rollback-batch:{n}"}
     if scenario == "automatic":
-        assert env.run("migrate", "2").returncode == 0
+        assert env.cli("migrate", "2").returncode == 0
         before = collection_fingerprint(env.db.users)
         env.break_split_name(["user_1450"], "late failure")  # two rollback batches of pre-images by then
-        killed(env.run("migrate", "--batch-size", str(BATCH), extra=fault))
+        killed(env, env.run("migrate", "--batch-size", str(ROLLBACK_BATCH), extra=fault))
     else:
         before = collection_fingerprint(env.db.users)
-        killed(env.run("migrate", "--batch-size", str(BATCH), extra={**LEASE_ENV, "DOCSHIFT_FAULT": "batch-written:12"}))
+        killed(env, env.run("migrate", "--batch-size", str(ROLLBACK_BATCH), extra={"DOCSHIFT_FAULT": "batch-written:12"}))
         run_id = env.ledger.find_one({"_id": "checkpoint"})["run_id"]
-        killed(env.run("rollback", "--run", run_id, extra=fault))
+        killed(env, env.run("rollback", "--run", run_id, extra=fault))
     checkpoint = env.ledger.find_one({"_id": "checkpoint"})
     assert checkpoint["rolling_back"] and env.ledger.find_one({"_id": checkpoint["run_id"]})["outcome"] != "rolled_back"
 
-    again = env.run("rollback", "--run", checkpoint["run_id"], extra=LEASE_ENV)
+    again = env.cli("rollback", "--run", checkpoint["run_id"])
 
     assert again.returncode == 0, again.stdout + again.stderr
     assert collection_fingerprint(env.db.users) == before
@@ -129,22 +134,10 @@ def test_a_backup_folder_that_cannot_take_the_pre_images_stops_the_run_before_an
     assert database_snapshot(env.db) == before
 
 
-def wait_for(env, db, version, done, alive=lambda: True, timeout=300):
-    """Until the checkpoint of `version` counts `done` documents, while `alive()` holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        checkpoint = db["_migrations"].find_one({"_id": "checkpoint"})
-        if checkpoint and checkpoint["version"] == version and checkpoint.get("done", 0) >= done:
-            return checkpoint
-        assert alive(), "the run ended before the fault point"
-        time.sleep(0.05)
-    raise AssertionError(f"checkpoint of {version} at {done} not reached")
-
-
 @pytest.fixture
 def own_ferretdb(tmp_path):
     """A FerretDB of this test alone, to stop and start (the session's server is left alone)."""
-    variables = {**os.environ, "FERRETDB_PORT": str(_free_port()), "FERRETDB_DIR": str(tmp_path / "ferretdb"),
+    variables = {**os.environ, "FERRETDB_PORT": str(free_port()), "FERRETDB_DIR": str(tmp_path / "ferretdb"),
                  "DOCSHIFT_PYTHON": sys.executable}
 
     def script(action: str) -> str:
@@ -159,53 +152,31 @@ def own_ferretdb(tmp_path):
 
 def test_database_server_stopped_and_restarted_mid_run_loses_nothing(env, own_ferretdb):
     uri = own_ferretdb("start")
-    db = pymongo.MongoClient(uri)[env.database]
-    seed_users(db, 3000, seed=31)
-    expected = fingerprint(expected_after_all_ups(db.users.with_options(codec_options=RAW).find(), env.migrations))
-    variables = {**env.vars, **LEASE_ENV, "DOCSHIFT_MONGODB_URI": uri, "DOCSHIFT_SERVER_TIMEOUT_MS": "2000"}
-    run = subprocess.Popen([str(BIN / "docshift"), "migrate", "--batch-size", "100"], env=variables,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    wait_for(env, db, 3, 1000, alive=lambda: run.poll() is None)
+    client = pymongo.MongoClient(uri)
+    db = client[env.database]
+    try:
+        seed_users(db, 3000, seed=31)
+        expected = fingerprint(expected_after_all_ups(db.users.with_options(codec_options=RAW).find(), env.migrations))
+        variables = {**env.vars, **LEASE_ENV, "DOCSHIFT_MONGODB_URI": uri, "DOCSHIFT_SERVER_TIMEOUT_MS": "2000"}
+        run = subprocess.Popen([str(BIN / "docshift"), "migrate", "--batch-size", "100"], env=variables,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        wait_for_checkpoint(db, 3, 1000, alive=lambda: run.poll() is None, poll=0.05)
 
-    own_ferretdb("stop")
-    time.sleep(3)
-    own_ferretdb("start")
-    out, err = run.communicate(timeout=600)
+        own_ferretdb("stop")
+        time.sleep(3)
+        own_ferretdb("start")
+        out, err = run.communicate(timeout=600)
 
-    if run.returncode != 0:  # the retries did not ride it out: a plain error, and a re-run resumes
-        assert run.returncode == 1 and "Traceback" not in err and err.startswith("docshift: error:"), out + err
-        time.sleep(LEASE + 0.5)
-        rerun = subprocess.run([str(BIN / "docshift"), "migrate"], env=variables, capture_output=True, text=True, timeout=600)
-        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert collection_fingerprint(db.users, drop={"updated_at"}) == expected
-    assert db["_migrations"].find_one({"_id": "current"})["version"] == 5
-    assert db["_migrations"].find_one({"_id": "checkpoint"}) is None
-
-
-def descendants(pid: int) -> list[int]:
-    """`pid` and every process below it (read from /proc), to kill a worker with the flow run it started."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        found.append(todo.pop())
-        todo.extend(children.get(found[-1], []))
-    return found
-
-
-def flow_run_state(env, flow_run_id: str) -> str:
-    with urllib.request.urlopen(f"{env.vars['PREFECT_API_URL']}/flow_runs/{flow_run_id}") as response:
-        return json.load(response)["state"]["type"]
-
-
-def start_worker(env) -> subprocess.Popen:
-    return subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "docshift"], env=env.vars, cwd="/",
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        if run.returncode != 0:  # the retries did not ride it out: a plain error, and a re-run resumes
+            assert run.returncode == 1 and "Traceback" not in err and err.startswith("docshift: error:"), out + err
+            expire_lease(db["_migrations"])  # the dead run's lease runs out
+            rerun = subprocess.run([str(BIN / "docshift"), "migrate"], env=variables, capture_output=True, text=True, timeout=600)
+            assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert collection_fingerprint(db.users, drop={"updated_at"}) == expected
+        assert db["_migrations"].find_one({"_id": "current"})["version"] == 5
+        assert db["_migrations"].find_one({"_id": "checkpoint"}) is None
+    finally:
+        client.close()
 
 
 @pytest.fixture
@@ -213,26 +184,26 @@ def zombie_automation(env):
     """Heartbeats every 30 s and the zombie automation of `docshift alerts setup` (Crashed after 3 missed heartbeats);
     removed afterwards, since on the shared server it would crash other tests' long runs (default heartbeat 180 s)."""
     env.vars.update({"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
-                     "DOCSHIFT_ALERT_URL": f"http://127.0.0.1:{_free_port()}/unused"})
+                     "DOCSHIFT_ALERT_URL": f"http://127.0.0.1:{free_port()}/unused"})
     setup = env.run("alerts", "setup")
     assert setup.returncode == 0, setup.stdout + setup.stderr
     yield
-    remove_automations(env)
+    remove_automations(env.vars["PREFECT_API_URL"])
 
 
+@pytest.mark.slow  # the run is Crashed 90 s after its last heartbeat
+@pytest.mark.deployment
 def test_worker_killed_during_a_deployment_run_is_crashed_and_a_new_run_resumes(env, zombie_automation):
     seed_users(env.db, 3000, seed=32)
     expected = fingerprint(expected_after_all_ups(env.db.users.with_options(codec_options=RAW).find(), env.migrations))
     env.vars.update({**LEASE_ENV, "DOCSHIFT_PROJECT_DIR": str(ROOT), "PREFECT_WORKER_QUERY_SECONDS": "2"})
-    assert prefect(env, "work-pool", "create", "docshift", "--type", "process", "--overwrite").returncode == 0
-    deployed = prefect(env, "--no-prompt", "deploy", "--all")
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    worker = start_worker(env)
+    deploy_all(env.vars)
+    worker = start_worker(env.vars)
     try:
-        started = prefect(env, "deployment", "run", "migrate/migrate", "--param", 'options={"batch_size": 100}')
+        started = prefect(env.vars, "deployment", "run", "migrate/migrate", "--param", 'options={"batch_size": 100}')
         assert started.returncode == 0, started.stdout + started.stderr
         flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", started.stdout).group(1)
-        wait_for(env, env.db, 3, 1000, alive=lambda: worker.poll() is None)
+        wait_for_checkpoint(env.db, 3, 1000, alive=lambda: worker.poll() is None, poll=0.05)
     finally:
         for pid in descendants(worker.pid):  # the worker and the flow-run process it started
             with contextlib.suppress(ProcessLookupError):
@@ -241,13 +212,13 @@ def test_worker_killed_during_a_deployment_run_is_crashed_and_a_new_run_resumes(
     holder = env.ledger.find_one({"_id": "lock"})
     assert holder and f"flow-run {flow_run_id}" in holder["owner"]  # the dead run's lock is left behind
     deadline = time.monotonic() + 240
-    while (state := flow_run_state(env, flow_run_id)) != "CRASHED":  # its heartbeats stopped: the automation crashes it
+    while (state := flow_run_state(env.vars["PREFECT_API_URL"], flow_run_id)) != "CRASHED":  # its heartbeats stopped: the automation crashes it
         assert state == "RUNNING" and time.monotonic() < deadline, f"flow run {state}, not CRASHED"
         time.sleep(2)
 
-    worker = start_worker(env)  # the crashed run freed the deployment's concurrency slot; its lock has expired by now
+    worker = start_worker(env.vars)  # the crashed run freed the deployment's concurrency slot; its lock has expired by now
     try:
-        resumed = prefect(env, "deployment", "run", "migrate/migrate", "--param", 'options={"batch_size": 100}', "--watch",
+        resumed = prefect(env.vars, "deployment", "run", "migrate/migrate", "--param", 'options={"batch_size": 100}', "--watch",
                           "--watch-timeout", "300", timeout=360)
     finally:
         worker.terminate()
@@ -258,13 +229,3 @@ def test_worker_killed_during_a_deployment_run_is_crashed_and_a_new_run_resumes(
     entry = env.ledger.find_one({"kind": "history", "version": 3})
     assert entry["resumed"] == 1 and entry["outcome"] == "applied"
     assert env.ledger.find_one({"_id": "current"})["version"] == 5
-
-
-def remove_automations(env) -> None:
-    """Leave the shared Prefect server without this test's automations (the zombie one would crash later long runs)."""
-    api = env.vars["PREFECT_API_URL"]
-    request = urllib.request.Request(f"{api}/automations/filter", data=b"{}", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        for automation in json.load(response):
-            if automation["name"].startswith("docshift:") or automation["name"] == "Crash zombie flows":
-                urllib.request.urlopen(urllib.request.Request(f"{api}/automations/{automation['id']}", method="DELETE")).close()
