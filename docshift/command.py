@@ -14,7 +14,7 @@ from . import progress
 from .context import RunContext
 from .db import redact
 from .engine.backups import backup_catalog, check_backup_room, restore_backup
-from .engine.planning import Plan, check_checksums, current_plan, plan_report, sample_plan
+from .engine.planning import Plan, check_checksums, check_operations, current_plan, plan_report, sample_plan
 from .engine.quarantine import quarantined
 from .engine.rollback import rollback_target
 from .engine.runs import check_pre_images
@@ -100,9 +100,14 @@ def print_plan(report: Plan) -> None:
     for step in report.steps:
         console.print(f"  {step.direction:4} {step.version} {step.collection}: {step.description} "
                       f"({step.kind}, {step.documents:,} documents)")
+        if step.operation:
+            console.print(f"      {step.operation}", markup=False, highlight=False)
+        for note in step.notes:
+            console.print(f"      note: {note}", markup=False, highlight=False)
         for before, after in step.samples:
-            change = update_for(before, after, after.get("schema_version", 1))
-            console.print(f"      _id {before['_id']}: {change}", markup=False, highlight=False)
+            change = after if step.operation else update_for(before, after, after.get("schema_version", 1))
+            console.print(f"      _id {before['_id']}: {'copied as ' if step.operation else ''}{change}",
+                          markup=False, highlight=False)
 
 
 def migrate(target: int | None, options: MigrateOptions, dry_run: bool = False):
@@ -178,6 +183,7 @@ def preflight(target: int | None, allow_changed: bool, dry_run: bool = False) ->
     current, steps = current_plan(ctx, target)
     check_checksums(ctx, current, allow_changed)
     check_pre_images(ctx, steps)
+    check_operations(ctx, steps)  # a unique index the data violates, a feature the server lacks
     Ledger(ctx.db).check_lock_free()
     try:
         sample_plan(ctx, steps, size=1)  # a function returning unusable documents is refused here

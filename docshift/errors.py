@@ -63,3 +63,12 @@ class MigrationFailed(DocshiftError):
 
 class AlertSetupError(DocshiftError):
     """Alerts cannot be set up: no alert URL configured, no such Secret block, or no Prefect server to hold them."""
+
+
+class LookupRefused(DocshiftError):
+    """A migration function looked up a collection it does not declare in `reads` (or one of docshift's own)."""
+
+
+class OperationError(DocshiftError):
+    """A collection-level step cannot run: its collection or index is not as it needs, the data violates a unique
+    index, or the server lacks a feature it needs."""

@@ -56,8 +56,9 @@ class Settings(BaseSettings):
         None, description="Name of a Prefect Secret block holding the alert URL, instead of `alert_url`."
     )
     fault: str | None = Field(
-        None, pattern=r"^[a-z-]+:[1-9][0-9]*$",
-        description="For the fault suite only: `POINT:N` kills the process at the N-th pass through engine point POINT.",
+        None, pattern=r"^[a-z-]+:[1-9][0-9]*(:raise)?$",
+        description="For the fault suite only: `POINT:N` kills the process at the N-th pass through engine point POINT "
+                    "(`POINT:N:raise` raises there instead).",
     )
 
 
