@@ -17,6 +17,7 @@ from docshift.engine.backups import check_backup_room
 from docshift.engine.partitions import start_partitions
 from docshift.engine.operation_steps import check_step
 from docshift.engine.planning import Plan, check_checksums, check_operations, current_plan, plan_report
+from docshift.engine.retention import Retention
 from docshift.engine.runs import StepResult, StepRun, check_pre_images, open_step_run
 from docshift.engine.state import MigrateOptions, RunOptions, RunState
 from docshift.engine.steps import make_step
@@ -24,7 +25,7 @@ from docshift.errors import LockLostError, MigrationFailed, VerificationFailed
 from docshift.ledger import Ledger, LeaseLock, as_utc, now
 from docshift.settings import get_settings
 from docshift.spec import Direction, Phase
-from docshift.tasks.backup import backup
+from docshift.tasks.backup import backup, prune_backups
 from docshift.tasks.batch import batch_migrate
 from docshift.tasks.notify import announce, label_run
 from docshift.tasks.operation import apply_operation
@@ -45,6 +46,8 @@ class MigrationReport:
     database: str
     steps: list[StepResult]
     version: int
+    retention: Retention | None = None
+    """Backups pruned after the run (DOCSHIFT_PRUNE_KEEP_LAST / DOCSHIFT_PRUNE_OLDER_THAN), if set."""
 
     @property
     def paused(self) -> bool:
@@ -81,7 +84,8 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
                                              database=settings.database))
             if results[-1].paused:
                 break
-    report = MigrationReport(current, target, settings.database, results, Ledger(ctx.db).current_version())
+        retention = prune_backups(ctx.db, settings) if results and not results[-1].paused else None
+    report = MigrationReport(current, target, settings.database, results, Ledger(ctx.db).current_version(), retention)
     create_markdown_artifact(report_markdown(report), key="docshift-report", description="docshift migration report")
     return report
 
@@ -257,4 +261,8 @@ def report_markdown(report: MigrationReport) -> str:
         lines.append("| — | already at target | | | | | | | | |")
     if report.paused:
         lines += ["", "Paused at the maintenance window's end; the next run resumes from the checkpoint."]
+    if report.retention and report.retention.pruned:
+        documents, data, files = report.retention.totals()
+        lines += ["", f"Pruned {len(report.retention.pruned)} old backups ({documents:,} documents, {data:,} bytes of "
+                      f"server data, {files:,} bytes of files); kept {len(report.retention.kept)}."]
     return "\n".join(lines)
