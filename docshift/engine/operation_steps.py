@@ -20,8 +20,9 @@ from ..transform import VERSION_FIELD, call, check_field_names
 from .backups import catalog_backup, save_by_id, seal_backup
 from .cursor import BatchCursor, collection_count
 from .faults import fault_point
-from .operations import (Journal, check_features, create_index, drop_index, duplicates, exists, index_info, journal_of,
-                         kept_source, rename, same_keys, server_name, spec_of, write_dump)
+from .operations import (Journal, actions_in, check_features, create_index, drop_index, duplicates, exists,
+                         index_info, journal_of, kept_source, rename, same_keys, server_name, spec_of, still_to_move,
+                         write_dump)
 from .steps import Step
 
 if TYPE_CHECKING:
@@ -86,14 +87,9 @@ def _check_rename(db: Database, action: Action, step: Step, resuming: bool) -> s
     if server_name(db) == "FerretDB" and "." in action.to:
         raise OperationError(f"{where(step)}: this server is FerretDB, which cannot rename a collection to a name with "
                              f"a dot ({action.to}); nothing was changed")
-    has_source, has_target = exists(db, action.collection), exists(db, action.to)
-    if has_source and has_target:
-        raise OperationError(f"{where(step)}: cannot rename {action.collection} to {action.to}: {action.to} exists "
-                             f"({collection_count(db[action.to]):,} documents); nothing was changed")
-    if not has_source and not has_target:
-        raise OperationError(f"{where(step)}: cannot rename {action.collection} to {action.to}: there is no collection "
-                             f"{action.collection}; nothing was changed")
-    return None if has_source else f"{action.collection} is already renamed to {action.to}"
+    if still_to_move(db, action.collection, action.to, where(step)):
+        return None
+    return f"{action.collection} is already renamed to {action.to}"
 
 
 def _check_drop_collection(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
@@ -104,15 +100,18 @@ def _check_restore_collection(db: Database, action: Action, step: Step, resuming
     source = kept_source(db, step.version, "drop_collection", action.collection)
     if source is None or not source.get("existed"):
         return f"migration {step.version} dropped no collection {action.collection}: nothing to restore"
-    kept, current = exists(db, source["kept_as"]), exists(db, action.collection)
-    if kept and current:
-        raise OperationError(f"{where(step)}: {action.collection} exists again ({collection_count(db[action.collection]):,} "
-                             f"documents written since it was dropped), so its backup {source['kept_as']} cannot be put "
-                             f"back; move those documents away first; nothing was changed")
-    if not kept and not current:
-        raise OperationError(f"{where(step)}: the backup {source['kept_as']} of the dropped collection "
-                             f"{action.collection} is missing (restore its file with `docshift restore`); nothing was changed")
-    return None if kept else f"{action.collection} is already restored"
+    if still_to_move(db, source["kept_as"], action.collection, where(step), restore_refusals(db, source)):
+        return None
+    return f"{action.collection} is already restored"
+
+
+def restore_refusals(db: Database, source: dict) -> tuple[str, str]:
+    """Why a dropped collection cannot be put back: it was written again, or its kept copy is gone."""
+    c = source["collection"]
+    return (f"{c} exists again ({collection_count(db[c]):,} documents written since it was dropped), so its backup "
+            f"{source['kept_as']} cannot be put back; move those documents away first",
+            f"the backup {source['kept_as']} of the dropped collection {c} is missing (restore its file with "
+            f"`docshift restore`)")
 
 
 def _check_copy(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
@@ -194,7 +193,7 @@ class Executor:
             if record["existed"] and (documents := self.keep(c, record["kept_as"], Path(record["file"]))) is not None:
                 self.journal.update(record, documents=documents)
         elif record["do"] == "restore_collection":
-            rename(db, record["from"], c, label)
+            rename(db, record["from"], c, label, restore_refusals(db, {"collection": c, "kept_as": record["from"]}))
         elif record["do"] == "copy":
             self.journal.update(record, **copy_documents(self.run, record))
         fault_point("operation-done")
@@ -247,7 +246,7 @@ def run_actions(run: "StepRun", backup_dir: Path, gzipped: bool) -> None:
 
 def undo_actions(db: Database, step: Step, run_id: str, backup_dir: Path, gzipped: bool) -> int:
     """Undo a run's journaled actions, last first; returns the documents of the collections it put back."""
-    records = (Ledger(db).entry(run_id) or {}).get("actions", [])
+    records = actions_in(Ledger(db).entry(run_id))
     executor = Executor(db, run_id, step, Path(backup_dir), gzipped)
     for record in reversed(records):
         executor.undo(record)

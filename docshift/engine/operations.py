@@ -8,26 +8,18 @@ indexes untouched; the application's next write creates a new, empty collection)
 mongodump-format file; putting it back renames it back.
 """
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import bson
+from bson import json_util
 from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError
 
-from .. import dump, storage
+from .. import dump
 from ..errors import DatabaseError, OperationError
 from ..ledger import Ledger
-from ..lookup import Lookup
 from ..operations import Action, describe_index, key_list
-from ..progress import ProgressEvent, publish
-from ..spec import Migration
-from ..transform import VERSION_FIELD, call, check_field_names
-from .backups import catalog_backup, save_by_id, seal_backup
-from .cursor import BatchCursor
-from .faults import fault_point
+from .cursor import BatchCursor, collection_count
 from .steps import Step
 
 if TYPE_CHECKING:
@@ -130,16 +122,22 @@ def exists(db: Database, name: str) -> bool:
     return name in db.list_collection_names(filter={"name": name})
 
 
-def rename(db: Database, source: str, target: str, where: str) -> None:
-    """Rename `source` to `target` unless that is done already; refuse when both or neither exist."""
+def still_to_move(db: Database, source: str, target: str, where: str, refusals: tuple[str, str] | None = None) -> bool:
+    """Whether `source` is still to be renamed to `target` (False: it was, by an earlier attempt). Refused when both
+    exist or neither does; `refusals` words those two cases (default: as a rename)."""
     has_source, has_target = exists(db, source), exists(db, target)
-    if has_source and has_target:
-        raise OperationError(f"{where}: cannot rename {source} to {target}: {target} exists "
-                             f"({db[target].estimated_document_count():,} documents); nothing was changed")
-    if has_source:
+    if has_source != has_target:
+        return has_source
+    both, neither = refusals or (f"cannot rename {source} to {target}: {target} exists "
+                                 f"({collection_count(db[target]):,} documents)",
+                                 f"cannot rename {source} to {target}: there is no collection {source}")
+    raise OperationError(f"{where}: {both if has_source else neither}; nothing was changed")
+
+
+def rename(db: Database, source: str, target: str, where: str, refusals: tuple[str, str] | None = None) -> None:
+    """Rename `source` to `target` unless that is done already."""
+    if still_to_move(db, source, target, where, refusals):
         db[source].rename(target)
-    elif not has_target:
-        raise OperationError(f"{where}: cannot rename {source} to {target}: neither collection exists")
 
 
 def write_dump(db: Database, kept: str, path: Path, run: "StepRun | None") -> int:
@@ -162,6 +160,12 @@ def identity(record: dict) -> tuple:
     return record["do"], record["collection"], record.get("to"), (record.get("index") or {}).get("name")
 
 
+def actions_in(entry: dict | None) -> list[dict]:
+    """The journaled actions of a history entry. Each is kept as canonical extended JSON text: a filter's `$lt` or an
+    index's dotted field would be refused as a key by some servers (FerretDB), and the text keeps every BSON type."""
+    return [json_util.loads(text) for text in (entry or {}).get("actions", [])]
+
+
 class Journal:
     """The actions of one run, in its history entry, each written before it is done (extra fields: what it saved)."""
 
@@ -169,7 +173,7 @@ class Journal:
         self.ledger, self.run_id = Ledger(db), run_id
 
     def records(self) -> list[dict]:
-        return (self.ledger.entry(self.run_id) or {}).get("actions", [])
+        return actions_in(self.ledger.entry(self.run_id))
 
     def begin(self, action: Action, **saved) -> dict:
         """The action's record: the one written by an earlier attempt of this run (what it saved first wins), or new."""
@@ -177,14 +181,17 @@ class Journal:
         new = {**action.record, **saved}
         found = next((r for r in records if identity(r) == identity(new)), None)
         if found is None:
-            self.ledger.update_entry(self.run_id, {"actions": records + [new]})
+            self._write(records + [new])
         return found or new
 
     def update(self, record: dict, **fields) -> dict:
         updated = {**record, **fields}
-        self.ledger.update_entry(self.run_id, {"actions": [updated if identity(r) == identity(record) else r
-                                                           for r in self.records()]})
+        self._write([updated if identity(r) == identity(record) else r for r in self.records()])
         return updated
+
+    def _write(self, records: list[dict]) -> None:
+        self.ledger.update_entry(self.run_id, {"actions": [json_util.dumps(r, json_options=json_util.CANONICAL_JSON_OPTIONS)
+                                                           for r in records]})
 
 
 def journal_of(db: Database, step: Step) -> list[dict]:
@@ -192,10 +199,10 @@ def journal_of(db: Database, step: Step) -> list[dict]:
     ledger = Ledger(db)
     checkpoint = ledger.checkpoint()
     if checkpoint and (checkpoint.get("version"), checkpoint.get("direction")) == (step.version, step.direction):
-        return (ledger.entry(checkpoint["run_id"]) or {}).get("actions", [])
+        return actions_in(ledger.entry(checkpoint["run_id"]))
     finished = [e for e in ledger.history() if (e["version"], e["direction"]) == (step.version, step.direction)
                 and e["outcome"] in ("applied", "reverted")]
-    return finished[-1].get("actions", []) if finished else []
+    return actions_in(finished[-1]) if finished else []
 
 
 def kept_source(db: Database, version: int, do: str, collection: str, index: str | None = None) -> dict | None:
@@ -204,7 +211,7 @@ def kept_source(db: Database, version: int, do: str, collection: str, index: str
     (Ledger.pre_image_runs)."""
     ledger = Ledger(db)
     for run_id in reversed(ledger.pre_image_runs(version)):
-        for record in (ledger.entry(run_id) or {}).get("actions", []):
+        for record in actions_in(ledger.entry(run_id)):
             if (record["do"], record["collection"]) == (do, collection) and (index is None or record["index"]["name"] == index):
                 return record
     return None

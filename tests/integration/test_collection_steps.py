@@ -7,6 +7,7 @@ from pathlib import Path
 import bson
 
 from docshift import dump
+from docshift.engine.operations import actions_in
 from tests.integration.conftest import database_snapshot, raw_snapshot
 
 KILL_AFTER_DROP = {"DOCSHIFT_FAULT": "collection-kept:1", "DOCSHIFT_LOCK_LEASE_SECONDS": "2"}
@@ -35,7 +36,9 @@ def refused(env, *args, extra=None):
 
 
 def history(env) -> list[dict]:
-    return sorted(env.ledger.find({"kind": "history"}), key=lambda e: e["started_at"])
+    """The history entries, oldest first, with their journaled actions read back."""
+    entries = sorted(env.ledger.find({"kind": "history"}), key=lambda e: e["started_at"])
+    return [{**e, "actions": actions_in(e)} for e in entries]
 
 
 def indexes(coll) -> dict:
