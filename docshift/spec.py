@@ -81,6 +81,8 @@ class Migration(BaseModel):
     def _functions_or_operation(self) -> "Migration":
         if self.operation is not None and (self.up is not None or self.down is not None):
             raise ValueError("a migration with an operation has no up/down: the operation is both")
+        if self.operation is not None and self.expand_contract is not None:
+            raise ValueError("a collection-level step (operation) has no expand-contract phases")
         if self.operation is None and (missing := [n for n in ("up", "down") if getattr(self, n) is None]):
             raise ValueError(f"{' and '.join(missing)} required (or an operation such as docshift.CreateIndex)")
         return self

@@ -2,16 +2,14 @@
 
 from dataclasses import dataclass, replace
 
-from pymongo.database import Database
-
 from ..context import RunContext
 from ..errors import ChangedMigrationError, MigrationFileError, PhaseError, RollbackPendingError, TransformError
 from ..ledger import Ledger
 from ..loader import ScriptDirectory
 from ..spec import INITIAL_VERSION
 from ..transform import versions_filter
-from .quarantine import quarantined_versions
 from .operation_steps import actions_of, check_step, copy_of, planned_documents
+from .quarantine import quarantined_versions
 from .runs import lookup_for, pre_images_for
 from .steps import Step, make_step, transform_one
 
