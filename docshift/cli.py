@@ -141,10 +141,25 @@ def verify(version: Target = None) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
-def backups() -> None:
-    """List the backup files of every run (mongodump format, with sha256)."""
-    command.backups()
+backups_app = typer.Typer(help="The backups of every run: list them, prune old ones.")
+app.add_typer(backups_app, name="backups")
+
+
+@backups_app.callback(invoke_without_command=True)
+def backups(context: typer.Context) -> None:
+    """List the backup files of every run (mongodump format, with sha256); `backups prune` removes old ones."""
+    if context.invoked_subcommand is None:
+        command.backups()
+
+
+@backups_app.command("prune")
+def backups_prune(
+    keep_last: Annotated[Optional[int], typer.Option(min=0, help="Keep the N newest backups.")] = None,
+    older_than: Annotated[Optional[str], typer.Option(help="Prune only backups older than this: 30d, 12h, 2w.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")] = False,
+) -> None:
+    """Remove old backups; never one that a `down`, `rollback --run` or an unfinished run still needs."""
+    command.prune(keep_last, older_than, dry_run)
 
 
 @app.command()

@@ -7,14 +7,15 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from . import progress
 from .context import RunContext
 from .db import redact
 from .engine.backups import backup_catalog, check_backup_room, restore_backup
-from .engine.planning import Plan, check_checksums, current_plan, plan_report, sample_plan
+from .engine.planning import Plan, check_checksums, check_operations, current_plan, plan_report, sample_plan
 from .engine.quarantine import quarantined
+from .engine.retention import Retention, parse_age, plan_prune
+from .engine.retention import prune as prune_backups
 from .engine.rollback import rollback_target
 from .engine.runs import check_pre_images
 from .engine.state import MigrateOptions
@@ -22,6 +23,7 @@ from .engine.steps import make_step
 from .engine.verify import verify_step
 from .errors import AlertSetupError, TransformError
 from .ledger import LeaseLock, Ledger
+from .output import print_records, size
 from .loader import ScriptDirectory
 from .phases import check_ready
 from .project import Layout, init_project, new_migration
@@ -78,9 +80,14 @@ def print_plan(report: Plan) -> None:
     for step in report.steps:
         console.print(f"  {step.direction:4} {step.version} {step.collection}: {step.description} "
                       f"({step.kind}, {step.documents:,} documents)")
+        if step.operation:
+            console.print(f"      {step.operation}", markup=False, highlight=False)
+        for note in step.notes:
+            console.print(f"      note: {note}", markup=False, highlight=False)
         for before, after in step.samples:
-            change = update_for(before, after, after.get("schema_version", 1))
-            console.print(f"      _id {before['_id']}: {change}", markup=False, highlight=False)
+            change = after if step.operation else update_for(before, after, after.get("schema_version", 1))
+            console.print(f"      _id {before['_id']}: {'copied as ' if step.operation else ''}{change}",
+                          markup=False, highlight=False)
 
 
 def migrate(target: int | None, options: MigrateOptions, dry_run: bool = False):
@@ -156,6 +163,7 @@ def preflight(target: int | None, allow_changed: bool, dry_run: bool = False) ->
     current, steps = current_plan(ctx, target)
     check_checksums(ctx, current, allow_changed)
     check_pre_images(ctx, steps)
+    check_operations(ctx, steps)  # a unique index the data violates, a feature the server lacks
     Ledger(ctx.db).check_lock_free()
     try:
         sample_plan(ctx, steps, size=1)  # a function returning unusable documents is refused here
@@ -180,18 +188,30 @@ def rollback(run_id: str):
 
 
 def print_report(report) -> None:
-    """The migrate flow's MigrationReport as a table, then where the database is now."""
-    table = Table(title=f"docshift: {report.database} from version {report.current} to {report.target}")
-    for column in ("migration", "direction", "documents", "changed", "quarantined", "seconds", "docs/s", "backup", "verification"):
-        table.add_column(column)
-    for s in report.steps:
-        table.add_row(str(s.version), s.direction, f"{s.documents:,}", f"{s.changed:,}", str(s.quarantined),
-                      f"{s.duration_s:.1f}", f"{s.docs_per_s:,.0f}", s.backup, s.verification)
-    console.print(table if report.steps else "already at the target version: nothing to do")
+    """The migrate flow's MigrationReport as a table (one block per step where it does not fit), then where the
+    database is now; a run that paused at its window's end says so last, with where and how it continues."""
+    rows = [{"migration": str(s.version), "direction": s.direction, "documents": f"{s.documents:,}",
+             "changed": f"{s.changed:,}", "quarantined": str(s.quarantined), "seconds": f"{s.duration_s:.1f}",
+             "docs/s": f"{s.docs_per_s:,.0f}", "backup": s.backup, "verification": s.verification} for s in report.steps]
+    if rows:
+        print_records(console, f"docshift: {report.database} from version {report.current} to {report.target}", rows,
+                      lambda r: (f"migration {r['migration']} {r['direction']}: {r['verification']}",
+                                 {"migration", "direction", "verification"}))
+    else:
+        console.print("already at the target version: nothing to do")
+    if retention := getattr(report, "retention", None):
+        print_retention(retention, summary_only=True)
     if any(s.quarantined for s in report.steps):
         console.print("some documents were quarantined and left unchanged: see `docshift quarantine`; "
                       "fix the migration and run `docshift migrate --allow-changed` to retry them")
-    console.print(f"database is now at version {report.version}")
+    paused = next((s for s in report.steps if s.paused), None)
+    if paused is None:
+        console.print(f"database is now at version {report.version}")
+    else:
+        console.print(f"paused at the maintenance window's end: migration {paused.version} {paused.direction} at "
+                      f"{paused.documents:,} of {paused.total:,} documents (run {paused.run_id}); the database stays at "
+                      f"version {report.version} and the next window's run continues from the checkpoint "
+                      f"(`docshift migrate`)", markup=False, highlight=False)
 
 
 def rehearse(target: int | None, sample: int | None, batch_size: int | None, max_failures: int = 0):
@@ -210,14 +230,13 @@ def rehearse(target: int | None, sample: int | None, batch_size: int | None, max
 def history() -> list[dict]:
     """Every applied, reverted, rolled-back or unfinished run, oldest first."""
     entries = Ledger(_context().db).history()
-    table = Table(title="docshift history")
-    for column in ("run", "migration", "direction", "outcome", "started", "seconds", "documents", "changed", "checksum", "flow run"):
-        table.add_column(column)
-    for e in entries:
-        table.add_row(e["_id"], str(e["version"]), e["direction"], e["outcome"], str(e["started_at"])[:19],
-                      str(e.get("duration_s", "")), str(e.get("documents", "")), str(e.get("changed", "")),
-                      e["checksum"][:12], str(e.get("flow_run_id") or ""))
-    console.print(table)
+    rows = [{"run": e["_id"], "migration": str(e["version"]), "direction": e["direction"], "outcome": e["outcome"],
+             "started": str(e["started_at"])[:19], "seconds": str(e.get("duration_s", "")),
+             "documents": str(e.get("documents", "")), "changed": str(e.get("changed", "")),
+             "checksum": e["checksum"][:12], "flow run": str(e.get("flow_run_id") or "")} for e in entries]
+    print_records(console, "docshift history", rows,
+                  lambda r: (f"{r['run']}  migration {r['migration']} {r['direction']}, {r['outcome']}",
+                             {"run", "migration", "direction", "outcome"}))
     return entries
 
 
@@ -268,14 +287,50 @@ def quarantine() -> list[dict]:
 def backups() -> list[dict]:
     """Every run's backup file (mongodump format): run, collection, documents, bytes, sha256, where."""
     entries = backup_catalog(_context().db)
-    table = Table(title="docshift backups")
-    for column in ("backup id", "migration", "direction", "collection", "documents", "bytes", "sha256", "created", "file"):
-        table.add_column(column)
-    for e in entries:
-        table.add_row(e["_id"], str(e["version"]), e["direction"], e["collection"], f"{e.get('documents', '—')}",
-                      f"{e.get('bytes', '—')}", e.get("sha256", "unfinished")[:16], str(e["created"])[:19], e["path"])
-    console.print(table)
+    rows = [{"backup id": e["_id"], "migration": str(e["version"]), "direction": e["direction"],
+             "collection": e["collection"], "documents": f"{e.get('documents', '—')}", "bytes": f"{e.get('bytes', '—')}",
+             "sha256": e.get("sha256", "unfinished")[:16], "created": str(e["created"])[:19], "file": e["path"]}
+            for e in entries]
+    print_records(console, "docshift backups", rows,
+                  lambda r: (f"{r['backup id']}  migration {r['migration']} {r['direction']}, {r['collection']}",
+                             {"backup id", "migration", "direction", "collection"}))
     return entries
+
+
+def prune(keep_last: int | None, older_than: str | None, dry_run: bool = False) -> Retention:
+    """Remove old backups (collections, files, catalog entries), never one a `down`, a `rollback --run` or an
+    unfinished run still needs; say which were kept and why. Without options, the DOCSHIFT_PRUNE_* settings."""
+    ctx = _context()
+    if keep_last is None and older_than is None:
+        keep_last, older_than = ctx.settings.prune_keep_last, ctx.settings.prune_older_than
+    age = parse_age(older_than) if older_than else None
+    if dry_run:
+        retention = plan_prune(ctx.db, ctx.settings.backup_dir, keep_last, age, dry_run=True)
+    else:
+        with LeaseLock(ctx.db, ctx.settings.lock_lease_seconds, "backups prune"):
+            retention = plan_prune(ctx.db, ctx.settings.backup_dir, keep_last, age)
+            prune_backups(ctx.db, retention)
+    print_retention(retention)
+    return retention
+
+
+def print_retention(retention: Retention, summary_only: bool = False) -> None:
+    """Each backup kept (and why) or pruned, one line each, oldest first; then the totals."""
+    verb = "would prune" if retention.dry_run else "pruned"
+    for b, why in [] if summary_only else retention.decisions:
+        if why is not None:
+            line = f"kept         {b.run_id}  {what_backup(b)}: {why}"
+        else:
+            line = (f"{verb:<12} {b.run_id}  {what_backup(b)}: {b.documents:,} documents, {size(b.data_bytes)} in the "
+                    f"database, {size(b.file_bytes)} of files")
+        console.print(line, markup=False, highlight=False)
+    documents, data, files = retention.totals()
+    console.print(f"backups: {verb} {len(retention.pruned)} ({documents:,} documents, {size(data)} of server data, "
+                  f"{size(files)} of files), kept {len(retention.kept)}", markup=False, highlight=False)
+
+
+def what_backup(b) -> str:
+    return f"migration {b.version} {b.direction}" if b.version is not None else "no run in the history"
 
 
 def restore(backup_id: str) -> int:

@@ -42,7 +42,7 @@ def upgrade(doc: Mapping, scripts: ScriptDirectory, collection: str, to_version:
 
     Nothing is written: the application reads any version as the newest, while the migration runs or before it.
     """
-    versions = [v for v in scripts.versions if scripts.get(v).migration.collection == collection]
+    versions = scripts.document_versions(collection)
     if to_version is not None:
         target = to_version
     else:

@@ -31,9 +31,11 @@ def open_dump(path: Path, coll: Collection) -> None:
     gz = ".gz" if path.suffix == ".gz" else ""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        metadata = {"options": {}, "indexes": list(coll.list_indexes()), "collectionName": coll.name, "type": "collection"}
-        with _file(path.parent / f"{coll.name}.metadata.json{gz}", "wb") as out:
-            out.write(json_util.dumps(metadata, json_options=json_util.CANONICAL_JSON_OPTIONS).encode())
+        metadata_path = path.parent / f"{coll.name}.metadata.json{gz}"
+        if not metadata_path.exists():  # a resumed run keeps the indexes as they were when it started
+            metadata = {"options": {}, "indexes": list(coll.list_indexes()), "collectionName": coll.name, "type": "collection"}
+            with _file(metadata_path, "wb") as out:
+                out.write(json_util.dumps(metadata, json_options=json_util.CANONICAL_JSON_OPTIONS).encode())
         path.touch()
     except OSError as exc:
         raise BackupError(f"cannot write the backup under {path.parent}, so nothing was changed: {exc.strerror or exc}") from exc
@@ -46,6 +48,15 @@ def append(path: Path, raws: list[RawBSONDocument]) -> None:
             out.write(b"".join(raw.raw for raw in raws))
     except OSError as exc:
         raise BackupError(f"cannot append to backup file {path}: {exc.strerror or exc}") from exc
+
+
+def clear(path: Path) -> None:
+    """Empty the data file, to write it again from the start."""
+    try:
+        with _file(path, "wb"):
+            pass
+    except OSError as exc:
+        raise BackupError(f"cannot write backup file {path}: {exc.strerror or exc}") from exc
 
 
 def file_sha256(path: Path) -> str:

@@ -75,3 +75,12 @@ class ProjectError(DocshiftError):
 
 class DeployError(DocshiftError):
     """`docshift deploy` cannot make the deployments: no Prefect server, a bad schedule, a clash of names."""
+
+
+class LookupRefused(DocshiftError):
+    """A migration function looked up a collection it does not declare in `reads` (or one of docshift's own)."""
+
+
+class OperationError(DocshiftError):
+    """A collection-level step cannot run: its collection or index is not as it needs, the data violates a unique
+    index, or the server lacks a feature it needs."""

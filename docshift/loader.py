@@ -76,10 +76,23 @@ class ScriptDirectory:
         return earlier[-1] if earlier else INITIAL_VERSION
 
     def collection_predecessor(self, version: int) -> int:
-        """The schema version that migration `version` upgrades from, within its own collection."""
+        """The schema version that migration `version` upgrades from, within its own collection: the latest earlier
+        document migration of it, followed back through renames; a collection created by a copy starts at version 1.
+        Collection-level steps (operations) change no document's version."""
         collection = self.scripts[version].migration.collection
-        earlier = [v for v, s in self.scripts.items() if v < version and s.migration.collection == collection]
-        return earlier[-1] if earlier else INITIAL_VERSION
+        for v in reversed([v for v in self.scripts if v < version]):
+            migration = self.scripts[v].migration
+            if migration.operation is None and migration.collection == collection:
+                return v
+            if migration.operation is not None and migration.operation.renames_to == collection:
+                collection = migration.collection
+            elif migration.operation is not None and migration.operation.creates == collection:
+                return INITIAL_VERSION
+        return INITIAL_VERSION
+
+    def document_versions(self, collection: str) -> list[int]:
+        """The migrations that change documents of `collection` (by that name), in order."""
+        return [v for v, s in self.scripts.items() if s.migration.collection == collection and s.migration.operation is None]
 
 
 def load_file(file: Path) -> Script:

@@ -70,9 +70,15 @@ class Settings(BaseSettings):
     verify_schedule: str | None = Field(
         "0 6 * * *", description="When the `verify` deployment re-checks the current version (cron); empty: never."
     )
+    prune_keep_last: int | None = Field(
+        None, ge=0, description="After each successful run, prune backups beyond the N newest (never one still needed).")
+    prune_older_than: str | None = Field(
+        None, pattern=r"^\d+(\.\d+)?[smhdw]$",
+        description="After each successful run, prune backups older than this (`30d`, `12h`; never one still needed).")
     fault: str | None = Field(
-        None, pattern=r"^[a-z-]+:[1-9][0-9]*$",
-        description="For the fault suite only: `POINT:N` kills the process at the N-th pass through engine point POINT.",
+        None, pattern=r"^[a-z-]+:[1-9][0-9]*(:raise)?$",
+        description="For the fault suite only: `POINT:N` kills the process at the N-th pass through engine point POINT "
+                    "(`POINT:N:raise` raises there instead).",
     )
 
     @field_validator("timezone")

@@ -6,10 +6,14 @@ from collections.abc import Callable
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+
+from .operations import Operation
 
 INITIAL_VERSION = 1
 """A document without `schema_version` is at its collection's initial schema, version 1."""
+LOOKUP = "lookup"
+"""A migration function with a parameter of this name is given the run's read-only Lookup (docshift.lookup)."""
 
 Kind = Literal["additive", "transformative", "destructive"]
 Direction = Literal["up", "down"]
@@ -86,7 +90,9 @@ class Migration(BaseModel):
     `up(doc)` returns the document at `version`; `down(doc)` returns it at the collection's previous version.
     `down` may take a second argument, `pre_image`: the document as it was before `up` ran (from the run's
     backup), or None when none was kept; destructive migrations use it to give back what `up` removed.
-    The framework writes only the difference and sets `schema_version` itself.
+    Either may take a parameter named `lookup`: read-only lookups in the collections named in `reads`, on the run's
+    own database (its rehearsal copy too). The framework writes only the difference and sets `schema_version` itself.
+    A collection-level step (an index, a rename, a dropped or copied collection) is an `operation` instead.
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
@@ -95,8 +101,8 @@ class Migration(BaseModel):
     description: str = Field(min_length=1)
     collection: str = Field(min_length=1, pattern=r"^[^$\x00]+$")
     kind: Kind
-    up: Callable
-    down: Callable
+    up: Callable | None = None
+    down: Callable | None = None
     target_model: type[BaseModel] | None = Field(
         None, description="Pydantic model every migrated document must validate against (used by verify)."
     )
@@ -107,12 +113,37 @@ class Migration(BaseModel):
         None, description="Phases for applying this migration without downtime (besides the one-step `up`)."
     )
 
+    operation: Operation | None = Field(
+        None, description="A collection-level step (docshift.CreateIndex, RenameCollection, …) that owns its up and down; "
+                          "then `up`/`down` are left out.")
+    reads: dict[str, str | None] = Field(
+        default_factory=dict, description="Other collections `up`/`down` look up through `lookup` (read-only), each with "
+                                          "the field of the migrated document that holds the looked-up `_id` (prefetched "
+                                          "per batch), or None.")
+
+    @field_validator("reads", mode="before")
+    @classmethod
+    def _names_or_mapping(cls, reads):
+        return {name: None for name in reads} if isinstance(reads, (list, tuple, set, frozenset)) else reads
+
+    @model_validator(mode="after")
+    def _functions_or_operation(self) -> "Migration":
+        if self.operation is not None and (self.up is not None or self.down is not None):
+            raise ValueError("a migration with an operation has no up/down: the operation is both")
+        if self.operation is not None and self.expand_contract is not None:
+            raise ValueError("a collection-level step (operation) has no expand-contract phases")
+        if self.operation is None and (missing := [n for n in ("up", "down") if getattr(self, n) is None]):
+            raise ValueError(f"{' and '.join(missing)} required (or an operation such as docshift.CreateIndex)")
+        return self
+
     @field_validator("up", "down")
     @classmethod
-    def _one_or_two_arguments(cls, fn: Callable, info) -> Callable:
+    def _one_or_two_arguments(cls, fn: Callable | None, info) -> Callable | None:
+        if fn is None:
+            return fn
         required = [
             p for p in inspect.signature(fn).parameters.values()
-            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != LOOKUP
         ]
         limit = 2 if info.field_name == "down" else 1
         if not 1 <= len(required) <= limit:
@@ -122,4 +153,14 @@ class Migration(BaseModel):
     @property
     def down_uses_pre_image(self) -> bool:
         """Whether `down` wants the backed-up pre-image of each document as its second argument."""
-        return len(inspect.signature(self.down).parameters) >= 2
+        return self.down is not None and len(document_parameters(self.down)) >= 2
+
+
+def document_parameters(fn: Callable) -> list[str]:
+    """A migration function's parameters besides `lookup`: the document, and for `down` the pre-image."""
+    return [name for name in inspect.signature(fn).parameters if name != LOOKUP]
+
+
+def takes_lookup(fn: Callable) -> bool:
+    """Whether a migration function wants the run's read-only Lookup (a parameter named `lookup`)."""
+    return LOOKUP in inspect.signature(fn).parameters

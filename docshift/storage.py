@@ -11,6 +11,31 @@ BACKUPS = "_backups"
 """The catalog of backup files: one entry per run (docshift.engine.backups)."""
 BACKUP_PREFIX = "_docshift_backup."
 """`<prefix><run id>` holds a run's pre-images; `<prefix><run id>.changes` what the run wrote to each document."""
+KEPT_PREFIX = "_docshift_dropped_"
+"""`<prefix><run id>` is a collection that a run dropped (or a copy that its undo removed), renamed whole: stored
+bytes and indexes as they were. No dot after the prefix: FerretDB refuses to rename to a name with a dot."""
+
+
+def kept_name(run_id: str) -> str:
+    return KEPT_PREFIX + run_id
+
+
+def run_collections(names: list[str], run_id: str) -> list[str]:
+    """Of `names`, the collections that hold run `run_id`'s backup: pre-images, change records, a kept collection."""
+    base = backup_name(run_id)
+    return [n for n in names if n in (base, base + ".changes", kept_name(run_id))]
+
+
+def backup_run_id(name: str) -> str | None:
+    """The run whose backup collection `name` is, or None for any other collection."""
+    for prefix in (BACKUP_PREFIX, KEPT_PREFIX):
+        if name.startswith(prefix):
+            return name[len(prefix):].removesuffix(".changes")
+    return None
+
+
+def is_docshift_collection(name: str) -> bool:
+    return name in (LEDGER, QUARANTINE, BACKUPS) or backup_run_id(name) is not None
 
 
 def backup_name(run_id: str) -> str:

@@ -1,13 +1,14 @@
 """Applying a migration function to one document and turning the result into a minimal update."""
 
 import copy
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import bson
 
-from .errors import TransformError
-from .spec import INITIAL_VERSION
+from .errors import LookupRefused, TransformError
+from .spec import INITIAL_VERSION, takes_lookup
 
 VERSION_FIELD = "schema_version"
 
@@ -27,21 +28,40 @@ def versions_filter(versions: list[int]) -> dict:
     return {VERSION_FIELD: {"$in": values}}
 
 
-def apply(fn: Callable, doc: Mapping, *extra, label: str) -> dict:
-    """`fn(doc, *extra)` on a private copy, checked to return a document with the same `_id`."""
-    try:
-        result = fn(copy.deepcopy(dict(doc)), *extra)
-    except Exception as exc:
-        raise TransformError(f"{label} raised {type(exc).__name__}: {exc} (document _id={doc.get('_id')!r})") from exc
+def apply(fn: Callable, doc: Mapping, *extra, label: str, lookup=None) -> dict:
+    """`fn(doc, *extra)` on a private copy, checked to return a document with the same `_id`; a function with a
+    `lookup` parameter is given `lookup`."""
+    result = call(fn, doc, *extra, label=label, lookup=lookup)
     if not isinstance(result, Mapping):
         raise TransformError(f"{label} returned {type(result).__name__}, not a document (document _id={doc.get('_id')!r})")
     if "_id" not in result or not same(result["_id"], doc.get("_id")):
         raise TransformError(f"{label} removed or changed _id (document _id={doc.get('_id')!r})")
-    for key in result:  # an update would read it as a path (`a.b`) or an operator (`$x`) and write something else
+    check_field_names(result, label, doc.get("_id"))
+    return dict(result)
+
+
+def call(fn: Callable, doc: Mapping, *extra, label: str, lookup=None) -> Any:
+    """`fn(doc, *extra)` on a private copy (with `lookup=` when it takes one); what it raises becomes a TransformError,
+    but for a lookup it was refused (a mistake in the migration file, not in the document)."""
+    try:
+        return fn(copy.deepcopy(dict(doc)), *extra, **({"lookup": lookup} if _takes_lookup(fn) else {}))
+    except LookupRefused:
+        raise
+    except Exception as exc:
+        raise TransformError(f"{label} raised {type(exc).__name__}: {exc} (document _id={doc.get('_id')!r})") from exc
+
+
+@functools.lru_cache(maxsize=256)
+def _takes_lookup(fn: Callable) -> bool:
+    return takes_lookup(fn)
+
+
+def check_field_names(result: Mapping, label: str, doc_id: Any) -> None:
+    """Refuse a top-level field name that an update would read as a path (`a.b`) or an operator (`$x`)."""
+    for key in result:
         if not isinstance(key, str) or "." in key or key.startswith("$"):
             raise TransformError(f"{label} returned the field name {key!r}, which MongoDB cannot store as one field "
-                                 f"(document _id={doc.get('_id')!r})")
-    return dict(result)
+                                 f"(document _id={doc_id!r})")
 
 
 def same(a: Any, b: Any) -> bool:

@@ -15,7 +15,9 @@ from docshift.context import RunContext
 from docshift.db import redact
 from docshift.engine.backups import check_backup_room
 from docshift.engine.partitions import start_partitions
-from docshift.engine.planning import Plan, check_checksums, current_plan, plan_report
+from docshift.engine.operation_steps import check_step
+from docshift.engine.planning import Plan, check_checksums, check_operations, current_plan, plan_report
+from docshift.engine.retention import Retention
 from docshift.engine.runs import StepResult, StepRun, check_pre_images, open_step_run
 from docshift.engine.state import MigrateOptions, RunOptions, RunState
 from docshift.engine.steps import make_step
@@ -23,9 +25,10 @@ from docshift.errors import LockLostError, MigrationFailed, VerificationFailed
 from docshift.ledger import Ledger, LeaseLock, as_utc, now
 from docshift.settings import get_settings
 from docshift.spec import Direction, Phase
-from docshift.tasks.backup import backup
+from docshift.tasks.backup import backup, prune_backups
 from docshift.tasks.batch import batch_migrate
 from docshift.tasks.notify import announce, label_run
+from docshift.tasks.operation import apply_operation
 from docshift.tasks.partition import migrate_partition
 from docshift.tasks.rollback import rollback
 from docshift.tasks.run import fail_run, finish_run, merge_partitions, pause_run, start_run
@@ -43,6 +46,8 @@ class MigrationReport:
     database: str
     steps: list[StepResult]
     version: int
+    retention: Retention | None = None
+    """Backups pruned after the run (DOCSHIFT_PRUNE_KEEP_LAST / DOCSHIFT_PRUNE_OLDER_THAN), if set."""
 
     @property
     def paused(self) -> bool:
@@ -72,13 +77,15 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
         current, steps = current_plan(ctx, target)
         check_checksums(ctx, current, options.allow_changed)
         check_pre_images(ctx, steps)
+        check_operations(ctx, steps)
         results = []
         for s in steps:
             results.append(applier(settings)(s.version, s.direction, run_options, recorded_after=s.recorded_after,
                                              database=settings.database))
             if results[-1].paused:
                 break
-    report = MigrationReport(current, target, settings.database, results, Ledger(ctx.db).current_version())
+        retention = prune_backups(ctx.db, settings) if results and not results[-1].paused else None
+    report = MigrationReport(current, target, settings.database, results, Ledger(ctx.db).current_version(), retention)
     create_markdown_artifact(report_markdown(report), key="docshift-report", description="docshift migration report")
     return report
 
@@ -112,10 +119,12 @@ def apply_migration(version: int, direction: Direction, options: RunOptions, pha
     step = make_step(ctx.scripts, version, direction, phase)
     if recorded_after is not None and recorded_after != step.recorded_after:
         step = replace(step, recorded_before=recorded_after, recorded_after=recorded_after)
+    if step.operation:
+        check_step(ctx.db, ctx.scripts.get(version).migration, step)  # before this step writes anything
     state = start_run(ctx, step, str(flow_run.id) if flow_run.id else None)
     run = open_step_run(ctx, step, state, held_lock(), options)
     try:
-        return migrate_step(ctx, run)
+        return (operation_step if step.operation else migrate_step)(ctx, run)
     except LockLostError:
         raise
     except Exception as exc:
@@ -137,7 +146,21 @@ def migrate_step(ctx: RunContext, run: StepRun) -> StepResult:
         update_progress_artifact(progress, progress_percent(state), description=progress_text(run))
         if deadline and now() >= deadline:
             return window_closed(run, progress)
-    verification = verify(run.db, run.migration, step, state.count_before, len(state.quarantined))
+    return verified(run, progress)
+
+
+def operation_step(ctx: RunContext, run: StepRun) -> StepResult:
+    """A collection-level step's tasks: its actions (each journaled, what it destroys kept first), verification, the
+    outcome record. It does not pause at a window's end: an index, a rename or a drop is one action."""
+    what = run.migration.operation.describe(run.step.collection, run.step.direction)
+    progress = create_progress_artifact(0.0, description=f"{run.step.label}: {what}")
+    apply_operation(run, ctx.settings.backup_dir, ctx.settings.backup_gzip)
+    return verified(run, progress)
+
+
+def verified(run: StepRun, progress) -> StepResult:
+    """Verify the step's result and record it as applied or reverted; a failed check raises (the caller rolls back)."""
+    verification = verify(run.db, run.migration, run.step, run.state.count_before, len(run.state.quarantined))
     if not verification.passed:
         raise VerificationFailed(f"verification failed: {verification.summary()}")
     update_progress_artifact(progress, 100.0, description=progress_text(run))
@@ -238,4 +261,8 @@ def report_markdown(report: MigrationReport) -> str:
         lines.append("| — | already at target | | | | | | | | |")
     if report.paused:
         lines += ["", "Paused at the maintenance window's end; the next run resumes from the checkpoint."]
+    if report.retention and report.retention.pruned:
+        documents, data, files = report.retention.totals()
+        lines += ["", f"Pruned {len(report.retention.pruned)} old backups ({documents:,} documents, {data:,} bytes of "
+                      f"server data, {files:,} bytes of files); kept {len(report.retention.kept)}."]
     return "\n".join(lines)

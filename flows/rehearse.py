@@ -8,10 +8,12 @@ from pathlib import Path
 from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
+from pymongo.database import Database
 
 from docshift.context import RunContext
 from docshift.dump import RAW
 from docshift.engine.backups import backup_catalog
+from docshift.engine.operations import create_index, spec_of
 from docshift.engine.state import MigrateOptions
 from docshift.flows.migrate import MigrationReport, migrate
 from docshift.ledger import Ledger
@@ -31,21 +33,18 @@ class Rehearsal:
 @flow(name="rehearse", description="Migrate a scratch copy (or a sample) of the data, verify and report; the source is untouched.")
 def rehearse(target_version: int | None = None, sample: int | None = None, batch_size: int | None = None,
              max_failures: int = 0) -> "Rehearsal":
-    """Copy every collection the migrations touch (the first `sample` documents of each, if given) with the
-    source's current version into a scratch database, run the real `migrate` flow there, and drop the copy."""
+    """Copy every collection the migrations change (the first `sample` documents of each, if given) and those their
+    functions look up (`reads`, whole, so that lookups find what documents point at), with their indexes and the
+    source's current version, into a scratch database; run the real `migrate` flow there, and drop the copy."""
     ctx = RunContext.open(get_settings())
     settings, source, scripts = ctx.settings, ctx.db, ctx.scripts
     scratch = source.client[f"{settings.database}_rehearsal_{uuid.uuid4().hex[:8]}"]
+    migrations = [s.migration for s in scripts.scripts.values()]
+    read = {name for m in migrations for name in m.reads}
     copied = {}
     try:
-        for name in sorted({s.migration.collection for s in scripts.scripts.values()}):
-            docs = source[name].with_options(codec_options=RAW).find().sort("_id", 1).batch_size(1000)
-            if sample:
-                docs = docs.limit(sample)
-            copied[name] = 0
-            while batch := list(itertools.islice(docs, 1000)):
-                scratch[name].insert_many(batch, ordered=False)
-                copied[name] += len(batch)
+        for name in sorted({m.collection for m in migrations} | read):
+            copied[name] = copy_collection(source, scratch, name, None if name in read else sample)
         Ledger(scratch).set_current(Ledger(source).current_version())
         get_run_logger().info("rehearsing on %s: %s", scratch.name, copied)
         report = migrate(target_version=target_version, database=scratch.name,
@@ -55,3 +54,18 @@ def rehearse(target_version: int | None = None, sample: int | None = None, batch
             shutil.rmtree(Path(entry["path"]).parents[1], ignore_errors=True)
         source.client.drop_database(scratch.name)
     return Rehearsal(report, settings.database, scratch.name, copied)
+
+
+def copy_collection(source: Database, scratch: Database, name: str, sample: int | None) -> int:
+    """The collection's documents (the first `sample`, if given) with their exact bytes, and its indexes."""
+    docs = source[name].with_options(codec_options=RAW).find().sort("_id", 1).batch_size(1000)
+    if sample:
+        docs = docs.limit(sample)
+    copied = 0
+    while batch := list(itertools.islice(docs, 1000)):
+        scratch[name].insert_many(batch, ordered=False)
+        copied += len(batch)
+    for index in source[name].list_indexes():
+        if index["name"] != "_id_":
+            create_index(scratch, name, spec_of(index), f"rehearsal copy of {name}")
+    return copied

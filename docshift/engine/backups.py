@@ -42,10 +42,15 @@ def open_backup(db: Database, step: Step, state, backup_dir: Path, gzipped: bool
     if state.dump is None:
         state.dump = str(path)
         Ledger(db).save_checkpoint({"dump": state.dump})
-        db[storage.BACKUPS].replace_one({"_id": state.run_id}, {
-            "run_id": state.run_id, "version": step.version, "direction": step.direction, "database": db.name,
-            "collection": step.collection, "path": state.dump, "created": now()}, upsert=True)
+        catalog_backup(db, state.run_id, step, step.collection, path)
     return name
+
+
+def catalog_backup(db: Database, run_id: str, step: Step, collection: str, path: Path, **fields) -> None:
+    """The run's entry in the catalog of backup files (`docshift backups`): which collection, where the file is."""
+    db[storage.BACKUPS].replace_one({"_id": run_id}, {
+        "run_id": run_id, "version": step.version, "direction": step.direction, "database": db.name,
+        "collection": collection, "path": str(path), "created": now(), **fields}, upsert=True)
 
 
 def check_backup_room(db: Database, steps: list[Step], backup_dir: Path) -> None:

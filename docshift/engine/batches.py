@@ -41,14 +41,15 @@ def migrate_batches(run: StepRun, cursor: BatchCursor, max_batches: int) -> bool
         raws = cursor.next_batch(run.sizer.next())
         if not raws:
             return True
-        ops, written = [], []
-        for raw in raws:
-            doc = bson.decode(raw.raw)
+        ops, written, docs = [], [], [bson.decode(raw.raw) for raw in raws]
+        if run.lookup:
+            run.lookup.new_batch(docs)  # one cache per batch, prefetched
+        for doc in docs:
             if doc["_id"] in state.quarantined:
                 continue  # a sweep met it again
             pre_image = run.pre_images.get(doc["_id"]) if run.pre_images else None
             try:
-                update = update_for(doc, transform_one(run.migration, step, doc, pre_image), step.to_version)
+                update = update_for(doc, transform_one(run.migration, step, doc, pre_image, run.lookup), step.to_version)
             except TransformError as exc:
                 quarantine(db, step, state, doc["_id"], exc, run.options.max_failures)
                 continue

@@ -5,6 +5,7 @@ import os
 import signal
 from collections import Counter
 
+from ..errors import DocshiftError
 from ..settings import get_settings
 
 _hits: Counter = Counter()
@@ -16,12 +17,19 @@ def _fault() -> str | None:
     return get_settings().fault
 
 
+class InjectedFault(DocshiftError):
+    """The failure DOCSHIFT_FAULT=`POINT:N:raise` raises, as a refused write would (not retried), so the run rolls back."""
+
+
 def fault_point(name: str) -> None:
     """With DOCSHIFT_FAULT=`name`:N, the N-th pass through this point kills the process with SIGKILL, as `kill -9`
-    would, at an exact place."""
+    would, at an exact place; with `name`:N:raise it raises InjectedFault there instead."""
     fault = _fault()
-    if fault is None or fault.rpartition(":")[0] != name:
+    if fault is None or fault.split(":")[0] != name:
         return
     _hits[name] += 1
-    if _hits[name] == int(fault.rpartition(":")[2]):
+    _, count, *mode = fault.split(":")
+    if _hits[name] == int(count):
+        if mode == ["raise"]:
+            raise InjectedFault(f"injected fault at {name} (DOCSHIFT_FAULT)")
         os.kill(os.getpid(), signal.SIGKILL)

@@ -2,16 +2,15 @@
 
 from dataclasses import dataclass, replace
 
-from pymongo.database import Database
-
 from ..context import RunContext
 from ..errors import ChangedMigrationError, MigrationFileError, PhaseError, RollbackPendingError, TransformError
 from ..ledger import Ledger
 from ..loader import ScriptDirectory
 from ..spec import INITIAL_VERSION
 from ..transform import versions_filter
+from .operation_steps import actions_of, check_step, copy_of, planned_documents
 from .quarantine import quarantined_versions
-from .runs import pre_images_for
+from .runs import lookup_for, pre_images_for
 from .steps import Step, make_step, transform_one
 
 
@@ -24,6 +23,10 @@ class PlannedStep:
     description: str
     documents: int
     samples: list[tuple[dict, dict]]
+    operation: str | None = None
+    """A collection-level step: what it does (`create unique index sku_1 (sku: 1) on products`)."""
+    notes: tuple[str, ...] = ()
+    """What the plan found about a collection-level step (already done, nothing to drop, checked when it runs)."""
 
 
 @dataclass(frozen=True)
@@ -84,12 +87,38 @@ def check_checksums(ctx: RunContext, current: int, allow_changed: bool) -> None:
 def migrated_versions(steps: list[Step], index: int) -> list[int]:
     """Schema versions whose documents step `index` will handle: its own source and those earlier steps feed it."""
     step = steps[index]
-    return sorted({s.from_version for s in steps[: index + 1] if s.collection == step.collection})
+    return sorted({s.from_version for s in steps[: index + 1] if s.collection == step.collection and not s.operation})
 
 
-def count_plan(db: Database, steps: list[Step]) -> list[int]:
+def count_plan(ctx: RunContext, steps: list[Step]) -> list[int]:
     """How many documents each step will touch, counted on the data as it is now."""
-    return [db[s.collection].count_documents(versions_filter(migrated_versions(steps, i))) for i, s in enumerate(steps)]
+    return [planned_documents(ctx.db, ctx.scripts.get(s.version).migration, s) if s.operation
+            else ctx.db[s.collection].count_documents(versions_filter(migrated_versions(steps, i)))
+            for i, s in enumerate(steps)]
+
+
+def touched(ctx: RunContext, step: Step) -> set[str]:
+    """The collections a step changes."""
+    migration = ctx.scripts.get(step.version).migration
+    if not step.operation:
+        return {step.collection}
+    return {name for a in actions_of(migration, step) for name in (a.collection, a.to) if name}
+
+
+def check_operations(ctx: RunContext, steps: list[Step]) -> list[tuple[str, ...]]:
+    """Refuse a plan whose collection-level step cannot run on the data as it is (a unique index the data violates,
+    a feature the server lacks, …), naming the cause; notes per step. A step whose collections an earlier step of the
+    plan changes is checked when it runs, before it writes anything."""
+    notes, changed = [], set()
+    for step in steps:
+        if step.operation and touched(ctx, step) & changed:
+            notes.append((f"checked when it runs: an earlier step changes {', '.join(sorted(touched(ctx, step) & changed))}",))
+        elif step.operation:
+            notes.append(tuple(check_step(ctx.db, ctx.scripts.get(step.version).migration, step)))
+        else:
+            notes.append(())
+        changed |= touched(ctx, step)
+    return notes
 
 
 def sample_plan(ctx: RunContext, steps: list[Step], size: int = 2) -> list[list[tuple[dict, dict]]]:
@@ -101,14 +130,18 @@ def sample_plan(ctx: RunContext, steps: list[Step], size: int = 2) -> list[list[
     samples, pre_images = [], [pre_images_for(ctx, s) for s in steps]
     for i, step in enumerate(steps):
         pairs = []
-        chain = [(s, pre) for s, pre in zip(steps[: i + 1], pre_images) if s.collection == step.collection]
+        chain = [(s, pre) for s, pre in zip(steps[: i + 1], pre_images) if s.collection == step.collection and not s.operation]
+        if step.operation:
+            samples.append(sample_copies(ctx, step, size))
+            continue
         for doc in ctx.db[step.collection].find(versions_filter(migrated_versions(steps, i))).limit(size):
             version = doc.get("schema_version") or INITIAL_VERSION
             for s, pre in chain:
                 if s.from_version == version:
                     script = ctx.scripts.get(s.version)
                     try:
-                        after = transform_one(script.migration, s, doc, pre.get(doc["_id"]) if pre else None)
+                        after = transform_one(script.migration, s, doc, pre.get(doc["_id"]) if pre else None,
+                                              lookup_for(ctx.db, script.migration))
                     except TransformError as exc:
                         if exc.__cause__ is None:  # no exception inside the function: what it returned is unusable
                             raise MigrationFileError(script.path, str(exc)) from exc
@@ -118,6 +151,19 @@ def sample_plan(ctx: RunContext, steps: list[Step], size: int = 2) -> list[list[
                     doc, version = after, s.to_version
         samples.append(pairs)
     return samples
+
+
+def sample_copies(ctx: RunContext, step: Step, size: int) -> list[tuple[dict, dict]]:
+    """For a copy into a new collection: real documents and what the new collection would get of them."""
+    migration = ctx.scripts.get(step.version).migration
+    action = actions_of(migration, step)[0]
+    if action.do != "copy":
+        return []
+    lookup = lookup_for(ctx.db, migration)
+    docs = list(ctx.db[action.collection].find(action.filter).sort("_id", 1).limit(size))
+    lookup.new_batch(docs)
+    return [(doc, copied) for doc in docs
+            if (copied := copy_of(migration.operation.transform, doc, lookup, f"migration {step.version}")) is not None]
 
 
 def current_plan(ctx: RunContext, target: int) -> tuple[int, list[Step]]:
@@ -136,9 +182,12 @@ def current_plan(ctx: RunContext, target: int) -> tuple[int, list[Step]]:
 def plan_report(ctx: RunContext, target: int) -> Plan:
     """What migrating to `target` would do: the steps, the documents each touches, sample diffs. Writes nothing."""
     current, steps = current_plan(ctx, target)
-    counts, samples = count_plan(ctx.db, steps), sample_plan(ctx, steps)
-    return Plan(current, target, [
-        PlannedStep(s.version, s.direction, s.collection, ctx.scripts.get(s.version).migration.kind,
-                    ctx.scripts.get(s.version).migration.description, n, pairs)
-        for s, n, pairs in zip(steps, counts, samples)
-    ])
+    notes = check_operations(ctx, steps)
+    counts, samples = count_plan(ctx, steps), sample_plan(ctx, steps)
+    planned = []
+    for s, n, pairs, found in zip(steps, counts, samples, notes):
+        migration = ctx.scripts.get(s.version).migration
+        what = migration.operation.describe(s.collection, s.direction) if migration.operation else None
+        planned.append(PlannedStep(s.version, s.direction, s.collection, migration.kind, migration.description, n,
+                                   pairs, what, found))
+    return Plan(current, target, planned)

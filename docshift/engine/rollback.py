@@ -13,10 +13,13 @@ from ..context import RunContext
 from ..dump import RAW
 from ..errors import TargetError
 from ..ledger import Ledger, now
+from ..settings import get_settings
 from ..spec import Migration
 from ..transform import update_for, version_filter
 from .backups import BackupReader, seal_backup, written_filter
 from .faults import fault_point
+from .operation_steps import undo_actions
+from .runs import lookup_for
 from .steps import Step, make_step, transform_one
 
 
@@ -41,6 +44,26 @@ def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason
         reason = pending["reason"]  # finishing an interrupted rollback: keep why it started
     ledger.save_checkpoint({"run_id": run_id, "version": step.version, "direction": step.direction,
                             "rolling_back": True, "reason": reason})
+    if migration.operation is not None:
+        settings = get_settings()
+        restored, by_function = undo_actions(db, step, run_id, settings.backup_dir, settings.backup_gzip), 0
+    else:
+        restored, by_function = restore_documents(db, migration, step, run_id)
+    entry = ledger.entry(run_id) or {}
+    ledger.update_entry(run_id, {"outcome": "rolled_back", "finished_at": now(), "error": reason,
+                                 "restored": entry.get("restored", 0) + restored,
+                                 "undone_by_function": entry.get("undone_by_function", 0) + by_function})
+    if step.phase:
+        ledger.reset_phase(step.version, step.phase)
+    if rewind:
+        ledger.set_current(step.recorded_before)
+    ledger.clear_checkpoint()
+    seal_backup(db, run_id)
+    return RollbackResult(restored, by_function)
+
+
+def restore_documents(db: Database, migration: Migration, step: Step, run_id: str) -> tuple[int, int]:
+    """Each document the run wrote gets its pre-image back, or the opposite function if written since; the counts."""
     coll, guard = db[step.collection], version_filter(step.to_version)
     undo = replace(step, direction="down" if step.direction == "up" else "up",
                    from_version=step.to_version, to_version=step.from_version)
@@ -57,17 +80,7 @@ def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason
         if result.matched_count < len(written):
             by_function += undo_newer_writes(coll, migration, undo, guard, written)
         fault_point("rollback-batch")
-    entry = ledger.entry(run_id) or {}
-    ledger.update_entry(run_id, {"outcome": "rolled_back", "finished_at": now(), "error": reason,
-                                 "restored": entry.get("restored", 0) + restored,
-                                 "undone_by_function": entry.get("undone_by_function", 0) + by_function})
-    if step.phase:
-        ledger.reset_phase(step.version, step.phase)
-    if rewind:
-        ledger.set_current(step.recorded_before)
-    ledger.clear_checkpoint()
-    seal_backup(db, run_id)
-    return RollbackResult(restored, by_function)
+    return restored, by_function
 
 
 def undo_newer_writes(coll: Collection, migration: Migration, undo: Step, guard: dict, written: list) -> int:
@@ -77,7 +90,8 @@ def undo_newer_writes(coll: Collection, migration: Migration, undo: Step, guard:
         current = coll.find_one({"_id": pre["_id"], **guard})
         if current is None:
             continue  # restored (now or by an earlier attempt), or moved on to another version
-        update = update_for(current, transform_one(migration, undo, current, pre), undo.to_version)
+        update = update_for(current, transform_one(migration, undo, current, pre, lookup_for(coll.database, migration)),
+                            undo.to_version)
         if update and coll.update_one({"_id": pre["_id"], **guard}, update).modified_count:
             count += 1
     return count

@@ -8,11 +8,13 @@ from pymongo.database import Database
 from .. import storage
 from ..context import RunContext
 from ..ledger import Ledger, LeaseLock, LockWatch, now
+from ..lookup import Lookup
 from ..pacing import BatchSizer, Throttle
 from ..spec import Migration
 from .backups import PreImages, seal_backup
 from .cursor import BatchCursor, collection_count
 from .faults import fault_point
+from .operation_steps import planned_documents
 from .quarantine import clear_quarantine
 from .state import RunOptions, RunState
 from .steps import Step, wants_pre_image
@@ -33,6 +35,8 @@ class StepRun:
     throttle: Throttle
     pre_images: PreImages | None
     options: RunOptions
+    lookup: Lookup | None = None
+    """What the migration's functions look up in other collections (its `reads`), on this run's database."""
 
     def cursor(self) -> BatchCursor:
         return BatchCursor(self.db[self.step.collection], self.selector, self.state.last_id, self.state.started)
@@ -82,10 +86,10 @@ def start_or_resume(ctx: RunContext, step: Step, flow_run_id: str | None) -> Run
         return state
     if checkpoint:  # the opposite step of an interrupted one: it ends that run
         ledger.update_entry(checkpoint["run_id"], {"outcome": "abandoned", "finished_at": now()})
-    coll = ctx.db[step.collection]
+    coll, migration = ctx.db[step.collection], ctx.scripts.get(step.version).migration
+    total = planned_documents(ctx.db, migration, step) if step.operation else coll.count_documents(step.selector)
     state = RunState(run_id=f"v{step.version}-{step.direction}-{uuid.uuid4().hex[:10]}",
-                     total=coll.count_documents(step.selector), count_before=collection_count(coll),
-                     started_at=now(), flow_run_id=flow_run_id)
+                     total=total, count_before=collection_count(coll), started_at=now(), flow_run_id=flow_run_id)
     ledger.save_checkpoint({**step.identity, **asdict(state)})
     _record_start(ctx, step, state)
     return state
@@ -112,7 +116,12 @@ def open_step_run(ctx: RunContext, step: Step, state: RunState, lock: LeaseLock 
         lock=lock, sizer=BatchSizer.for_server(ctx.db, options.batch_size, settings.batch_time_seconds),
         throttle=Throttle.for_server(ctx.db, settings.batch_pause_seconds, settings.max_replication_lag_seconds,
                                      settings.throttle_max_wait_seconds),
-        pre_images=pre_images_for(ctx, step), options=options)
+        pre_images=pre_images_for(ctx, step), options=options, lookup=lookup_for(ctx.db, migration))
+
+
+def lookup_for(db: Database, migration: Migration) -> Lookup:
+    """The read-only lookups a migration's functions are given, on the run's own database (a rehearsal's copy too)."""
+    return Lookup(db, migration.reads, f"migration {migration.version}")
 
 
 def pre_images_for(ctx: RunContext, step: Step) -> PreImages | None:

@@ -28,6 +28,8 @@ class Step:
     recorded_after: int
     phase: Phase | None = None
     removes: tuple[str, ...] = ()
+    operation: str | None = None
+    """A collection-level step's operation (`CreateIndex`, …): it changes no document's schema version."""
 
     @property
     def label(self) -> str:
@@ -39,6 +41,8 @@ class Step:
         """The documents this step still has to change; every write is guarded by it, so redoing one changes nothing."""
         if self.phase == "cleanup":
             return {**version_filter(self.to_version), "$or": [{name: {"$exists": True}} for name in self.removes]}
+        if self.operation:
+            return {}  # an index, a rename or a drop concerns every document of the collection
         return version_filter(self.from_version)
 
     @property
@@ -55,11 +59,14 @@ def make_step(scripts: ScriptDirectory, version: int, direction: Direction, phas
         return Step(version=version, direction=direction, collection=migration.collection, from_version=version,
                     to_version=version, recorded_before=version, recorded_after=version, phase=phase,
                     removes=migration.expand_contract.removes)
+    operation = type(migration.operation).__name__ if migration.operation is not None else None
     if direction == "up":
         return Step(version=version, direction="up", collection=migration.collection, from_version=before,
-                    to_version=version, recorded_before=recorded_before, recorded_after=version, phase=phase)
+                    to_version=version, recorded_before=recorded_before, recorded_after=version, phase=phase,
+                    operation=operation)
     return Step(version=version, direction="down", collection=migration.collection, from_version=version,
-                to_version=before, recorded_before=version, recorded_after=recorded_before, phase=phase)
+                to_version=before, recorded_before=version, recorded_after=recorded_before, phase=phase,
+                operation=operation)
 
 
 def step_function(migration: Migration, step: Step) -> tuple[Callable, bool]:
@@ -77,11 +84,12 @@ def wants_pre_image(migration: Migration, step: Step) -> bool:
     return step_function(migration, step)[1]
 
 
-def transform_one(migration: Migration, step: Step, doc: dict, pre_image: dict | None) -> dict:
-    """The document `step` turns `doc` into, with `schema_version` set (or removed at the initial version)."""
+def transform_one(migration: Migration, step: Step, doc: dict, pre_image: dict | None, lookup=None) -> dict:
+    """The document `step` turns `doc` into, with `schema_version` set (or removed at the initial version).
+    `lookup` (a docshift.lookup.Lookup) goes to a function that asks for it."""
     fn, takes_pre_image = step_function(migration, step)
     label = f"migration {step.version} {step.phase or step.direction}" + (" (undo)" if step.phase and step.direction == "down" else "")
-    new = apply(fn, doc, *((pre_image,) if takes_pre_image else ()), label=label)
+    new = apply(fn, doc, *((pre_image,) if takes_pre_image else ()), label=label, lookup=lookup)
     new.pop("schema_version", None)
     if step.to_version != INITIAL_VERSION:
         new["schema_version"] = step.to_version

@@ -10,6 +10,7 @@ from ..spec import Migration
 from ..transform import version_filter
 from .cursor import collection_count
 from .faults import fault_point
+from .operation_steps import verify_actions
 from .steps import Step
 
 
@@ -42,9 +43,15 @@ class Verification:
 
 def verify_step(db: Database, migration: Migration, step: Step, count_before: int | None,
                 quarantined: int = 0) -> Verification:
-    """Only quarantined documents left to do, no document gone, migrated documents valid for the target model."""
+    """Only quarantined documents left to do, no document gone, migrated documents valid for the target model; for a
+    collection-level step, the state its actions left (the index is there, the collection was renamed, …)."""
     coll = db[step.collection]
     result = Verification()
+    if migration.operation is not None:
+        for row in verify_actions(db, migration, step):
+            result.add(*row)
+        fault_point("verify")
+        return result
     left = coll.count_documents(step.selector)
     todo = f"documents still holding {', '.join(step.removes)}" if step.phase == "cleanup" else f"documents left at version {step.from_version}"
     result.add(todo + (" (quarantined)" if quarantined else ""), quarantined, left, left == quarantined)

@@ -9,7 +9,7 @@ from docshift.deployments.deploy import render_prefect_yaml, runner_deployment, 
 from docshift.errors import DeployError
 from docshift.loader import ScriptDirectory
 from docshift.settings import Settings
-from tests.unit.conftest import ROOT, SEED_MIGRATIONS
+from tests.support.paths import ROOT, SEED_MIGRATIONS
 
 SETTINGS = Settings(_env_file=None, database="app", timezone="UTC")
 

@@ -11,7 +11,7 @@ from docshift.errors import ProjectError
 from docshift.loader import ScriptDirectory
 from docshift.project import init_project, new_migration
 from docshift.settings import EnvironmentSettings, get_settings
-from tests.unit.conftest import SEED_MIGRATIONS
+from tests.support.paths import SEED_MIGRATIONS
 
 
 def test_init_writes_settings_that_docshift_then_reads(empty_project, monkeypatch):

@@ -1,0 +1,340 @@
+"""A collection-level step's life: checked (by `plan`, the pre-flight, and before its run writes anything), run
+action by action, verified, undone. The actions themselves and their journal are in docshift.engine.operations."""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import bson
+from pymongo.database import Database
+
+from .. import dump, storage
+from ..errors import OperationError, TransformError
+from ..ledger import Ledger
+from ..lookup import Lookup
+from ..operations import Action
+from ..progress import ProgressEvent, publish
+from ..spec import Migration
+from ..transform import VERSION_FIELD, call, check_field_names
+from .backups import catalog_backup, save_by_id, seal_backup
+from .cursor import BatchCursor, collection_count
+from .faults import fault_point
+from .operations import (Journal, actions_in, check_features, create_index, drop_index, duplicates, exists,
+                         index_info, journal_of, kept_source, rename, same_keys, server_name, spec_of, still_to_move,
+                         write_dump)
+from .steps import Step
+
+if TYPE_CHECKING:
+    from .runs import StepRun
+
+
+def where(step: Step) -> str:
+    return f"migration {step.version} ({step.direction})"
+
+
+def actions_of(migration: Migration, step: Step) -> list[Action]:
+    return migration.operation.actions(step.collection, step.direction)
+
+
+# --- checks: nothing written -------------------------------------------------------------------------------------
+
+
+def check_step(db: Database, migration: Migration, step: Step) -> list[str]:
+    """Refuse (OperationError) a step that cannot run on the data as it is now; else notes for the plan (an action
+    already done, nothing to drop). A resumed run's half-done state is accepted."""
+    checkpoint = Ledger(db).checkpoint() or {}
+    resuming = (checkpoint.get("version"), checkpoint.get("direction")) == (step.version, step.direction)
+    notes = []
+    for action in actions_of(migration, step):
+        if note := CHECKS[action.do](db, action, step, resuming):
+            notes.append(note)
+    return notes
+
+
+def _check_create(db: Database, action: Action, step: Step, resuming: bool, spec: dict | None = None) -> str | None:
+    spec = spec or action.index
+    check_features(db, spec, where(step))
+    found = index_info(db, action.collection, spec["name"])
+    if found is not None:
+        if not same_keys(found, spec):
+            raise OperationError(f"{where(step)}: {action.collection} already has an index named {spec['name']} on "
+                                 f"other keys ({dict(found['key'])}); nothing was changed")
+        return f"index {spec['name']} exists already: nothing to create"
+    if spec["options"].get("unique") and (dups := duplicates(db, action.collection, spec)):
+        raise OperationError(f"{where(step)}: the unique index {spec['name']} cannot be created: {action.collection} "
+                             f"has {dups}; nothing was changed (make those keys unique first, e.g. in a migration before it)")
+    return None
+
+
+def _check_drop_index(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+    if index_info(db, action.collection, action.index["name"]) is None:
+        return f"{action.collection} has no index {action.index['name']}: nothing to drop"
+    return None
+
+
+def _check_restore_index(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+    source = kept_source(db, step.version, "drop_index", action.collection, action.index["name"])
+    if source is None:
+        raise OperationError(f"{where(step)}: no run of migration {step.version} kept the definition of index "
+                             f"{action.index['name']}, so it cannot be recreated; nothing was changed")
+    if source.get("absent"):
+        return f"index {action.index['name']} did not exist when migration {step.version} ran: nothing to recreate"
+    return _check_create(db, action, step, resuming, source["index"])
+
+
+def _check_rename(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+    if server_name(db) == "FerretDB" and "." in action.to:
+        raise OperationError(f"{where(step)}: this server is FerretDB, which cannot rename a collection to a name with "
+                             f"a dot ({action.to}); nothing was changed")
+    if still_to_move(db, action.collection, action.to, where(step)):
+        return None
+    return f"{action.collection} is already renamed to {action.to}"
+
+
+def _check_drop_collection(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+    return None if exists(db, action.collection) else f"there is no collection {action.collection}: nothing to drop"
+
+
+def _check_restore_collection(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+    source = kept_source(db, step.version, "drop_collection", action.collection)
+    if source is None or not source.get("existed"):
+        return f"migration {step.version} dropped no collection {action.collection}: nothing to restore"
+    if still_to_move(db, source["kept_as"], action.collection, where(step), restore_refusals(db, source)):
+        return None
+    return f"{action.collection} is already restored"
+
+
+def restore_refusals(db: Database, source: dict) -> tuple[str, str]:
+    """Why a dropped collection cannot be put back: it was written again, or its kept copy is gone."""
+    c = source["collection"]
+    return (f"{c} exists again ({collection_count(db[c]):,} documents written since it was dropped), so its backup "
+            f"{source['kept_as']} cannot be put back; move those documents away first",
+            f"the backup {source['kept_as']} of the dropped collection {c} is missing (restore its file with "
+            f"`docshift restore`)")
+
+
+def _check_copy(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+    if exists(db, action.to) and not resuming and (n := collection_count(db[action.to])):
+        raise OperationError(f"{where(step)}: cannot copy into {action.to}: it exists with {n:,} documents; "
+                             f"nothing was changed")
+    return None
+
+
+CHECKS = {"create_index": _check_create, "drop_index": _check_drop_index, "restore_index": _check_restore_index,
+          "rename": _check_rename, "drop_collection": _check_drop_collection,
+          "restore_collection": _check_restore_collection, "copy": _check_copy}
+
+
+def planned_documents(db: Database, migration: Migration, step: Step) -> int:
+    """The documents the step concerns: the collection's (the source's, for a rename down or a restore: its backup's)."""
+    action = actions_of(migration, step)[0]
+    if action.do == "copy":
+        return db[action.collection].count_documents(action.filter)
+    if action.do == "restore_collection":
+        source = kept_source(db, step.version, "drop_collection", action.collection) or {}
+        return source.get("documents", 0)
+    return collection_count(db[action.collection]) if exists(db, action.collection) else 0
+
+
+# --- running ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Executor:
+    """Does a run's actions (or undoes them) on its database; what a destructive one removes is kept under this run."""
+
+    db: Database
+    run_id: str
+    step: Step
+    backup_dir: Path
+    gzipped: bool = False
+    run: "StepRun | None" = None
+
+    @property
+    def journal(self) -> Journal:
+        return Journal(self.db, self.run_id)
+
+    def dump_path(self, collection: str) -> Path:
+        return dump.dump_path(self.backup_dir, self.run_id, self.db.name, collection, self.gzipped)
+
+    def begin(self, action: Action) -> dict:
+        """Journal the action before doing it, with what a `down` or an undo will need of what it changes."""
+        db, c = self.db, action.collection
+        if action.do == "drop_index":
+            found = index_info(db, c, action.index["name"])
+            return self.journal.begin(action, **({"index": spec_of(found)} if found else {"absent": True}))
+        if action.do == "restore_index":
+            source = kept_source(db, self.step.version, "drop_index", c, action.index["name"]) or {"absent": True}
+            return self.journal.begin(action, **({"absent": True} if source.get("absent") else {"index": source["index"]}))
+        if action.do == "rename":
+            return self.journal.begin(action, documents=collection_count(db[c]) if exists(db, c) else 0)
+        if action.do == "drop_collection":
+            return self.journal.begin(action, kept_as=storage.kept_name(self.run_id), file=str(self.dump_path(c)),
+                                      existed=exists(db, c))
+        if action.do == "restore_collection":
+            source = kept_source(db, self.step.version, "drop_collection", c) or {}
+            if not source.get("existed"):
+                return self.journal.begin(action, absent=True)
+            return self.journal.begin(action, **{"from": source["kept_as"], "documents": source.get("documents", 0)})
+        return self.journal.begin(action)
+
+    def do(self, record: dict) -> None:
+        db, c, label = self.db, record["collection"], where(self.step)
+        if record.get("absent"):
+            return
+        if record["do"] in ("create_index", "restore_index"):
+            create_index(db, c, record["index"], label)
+        elif record["do"] == "drop_index":
+            drop_index(db, c, record["index"]["name"])
+        elif record["do"] == "rename":
+            rename(db, c, record["to"], label)
+        elif record["do"] == "drop_collection":
+            if record["existed"] and (documents := self.keep(c, record["kept_as"], Path(record["file"]))) is not None:
+                self.journal.update(record, documents=documents)
+        elif record["do"] == "restore_collection":
+            rename(db, record["from"], c, label, restore_refusals(db, {"collection": c, "kept_as": record["from"]}))
+        elif record["do"] == "copy":
+            self.journal.update(record, **copy_documents(self.run, record))
+        fault_point("operation-done")
+
+    def keep(self, collection: str, kept: str, path: Path) -> int | None:
+        """Drop a collection by renaming it whole to the run's kept collection, then write its mongodump file; returns
+        its documents (None: written by an earlier attempt)."""
+        db = self.db
+        if exists(db, collection) and not exists(db, kept):
+            dump.open_dump(path, db[collection])  # the metadata: its indexes as they are now
+            db[collection].rename(kept)
+        fault_point("collection-kept")
+        entry = db[storage.BACKUPS].find_one({"_id": self.run_id}) or {}
+        if not exists(db, kept) or "sha256" in entry:
+            return None
+        documents = write_dump(db, kept, path, self.run)
+        catalog_backup(db, self.run_id, self.step, collection, path, kept_as=kept)
+        seal_backup(db, self.run_id)
+        return documents
+
+    def undo(self, record: dict) -> None:
+        """Put back what the journaled action changed (each undo looks first, so running it again is harmless)."""
+        db, c, label = self.db, record["collection"], where(self.step)
+        if record.get("absent"):
+            return
+        if record["do"] in ("create_index", "restore_index"):
+            drop_index(db, c, record["index"]["name"])
+        elif record["do"] == "drop_index":
+            create_index(db, c, record["index"], label)
+        elif record["do"] == "rename" and exists(db, record["to"]):
+            rename(db, record["to"], c, label)
+        elif record["do"] == "drop_collection" and record["existed"] and exists(db, record["kept_as"]):
+            rename(db, record["kept_as"], c, label)
+        elif record["do"] == "restore_collection" and exists(db, c):
+            rename(db, c, record["from"], label)
+        elif record["do"] == "copy":
+            self.keep(record["to"], storage.kept_name(self.run_id), self.dump_path(record["to"]))
+
+
+def run_actions(run: "StepRun", backup_dir: Path, gzipped: bool) -> None:
+    """The step's actions in order, each journaled before it is done."""
+    executor = Executor(run.db, run.state.run_id, run.step, Path(backup_dir), gzipped, run)
+    for action in actions_of(run.migration, run.step):
+        if run.lock:
+            run.lock.check()
+        executor.do(executor.begin(action))
+        if action.do != "copy":
+            run.state.done = run.state.total  # the index, rename or drop covered them all at once
+
+
+def undo_actions(db: Database, step: Step, run_id: str, backup_dir: Path, gzipped: bool) -> int:
+    """Undo a run's journaled actions, last first; returns the documents of the collections it put back."""
+    records = actions_in(Ledger(db).entry(run_id))
+    executor = Executor(db, run_id, step, Path(backup_dir), gzipped)
+    for record in reversed(records):
+        executor.undo(record)
+    return sum(r.get("documents", 0) for r in records if r["do"] == "drop_collection" and r.get("existed"))
+
+
+def copy_documents(run: "StepRun", record: dict) -> dict:
+    """Copy the matching documents in `_id` order, batch by batch with a checkpoint after each; returns the counts.
+    The copies lose `schema_version`: they start at the new collection's initial schema."""
+    db, state, operation, label = run.db, run.state, run.migration.operation, where(run.step)
+    if not exists(db, record["to"]):
+        db.create_collection(record["to"])  # there even when nothing matches
+    cursor = BatchCursor(db[record["collection"]], record.get("filter", {}), state.last_id, state.started)
+    cursor.sweeps_left = 0  # the source is not changed: a sweep would copy everything again
+    lookup, ledger = Lookup(db, run.migration.reads, f"migration {run.step.version}"), Ledger(db)
+    while True:
+        if run.lock:
+            run.lock.check()
+        started = time.monotonic()
+        raws = cursor.next_batch(run.sizer.next())
+        if not raws:
+            return {"read": state.done, "copied": state.changed}
+        docs = [bson.decode(raw.raw) for raw in raws]
+        lookup.new_batch(docs)
+        copies = [c for c in (copy_of(operation.transform, doc, lookup, label) for doc in docs) if c is not None]
+        if copies:
+            save_by_id(db[record["to"]], copies)
+        state.done, state.changed, state.batches = state.done + len(raws), state.changed + len(copies), state.batches + 1
+        state.last_id, state.started = cursor.last_id, True
+        ledger.save_checkpoint(state.progress)
+        run.sizer.record(len(raws), sum(len(raw.raw) for raw in raws), time.monotonic() - started)
+        publish(ProgressEvent(run.step.label, state.done, max(state.total, state.done), state.changed, state.elapsed_s))
+
+
+def copy_of(transform, doc: dict, lookup: Lookup, label: str) -> dict | None:
+    """What `transform` makes of one document for the new collection (its `_id` kept unless it sets one), or None."""
+    new = doc if transform is None else call(transform, doc, label=f"{label} transform", lookup=lookup)
+    if new is None:
+        return None
+    if not isinstance(new, dict):
+        raise TransformError(f"{label} transform returned {type(new).__name__}, not a document (document _id={doc['_id']!r})")
+    new = {"_id": doc["_id"], **{k: v for k, v in new.items() if k != VERSION_FIELD}}
+    check_field_names(new, f"{label} transform", doc["_id"])
+    return new
+
+
+# --- verification -------------------------------------------------------------------------------------------------
+
+
+def verify_actions(db: Database, migration: Migration, step: Step) -> list[tuple]:
+    """(check, expected, found, passed) for the state each action of the step's run (or its latest one) left."""
+    records = journal_of(db, step) or [a.record for a in actions_of(migration, step)]
+    rows = []
+    for r in records:
+        c = r["collection"]
+        if r.get("absent"):
+            continue
+        if r["do"] in ("create_index", "restore_index", "drop_index"):
+            spec = r["index"]
+            found = index_info(db, c, spec["name"]) if exists(db, c) else None
+            state = "absent" if found is None else "present" if "keys" not in spec or same_keys(found, spec) else "other keys"
+            expected = "absent" if r["do"] == "drop_index" else "present"
+            rows.append((f"index {spec['name']} of {c}", expected, state, state == expected))
+        elif r["do"] == "rename":
+            rows += presence(db, {r["to"]: True, c: False})
+            if "documents" in r:
+                n = collection_count(db[r["to"]])
+                rows.append((f"documents in {r['to']}", f"at least {r['documents']:,}", n, n >= r["documents"]))
+        elif r["do"] == "drop_collection" and r.get("existed", True):
+            rows += presence(db, {c: False, **({r["kept_as"]: True} if "kept_as" in r else {})})
+            if "documents" in r:
+                n = collection_count(db[r["kept_as"]])
+                rows.append((f"documents kept in {r['kept_as']} and its file", r["documents"], n, n == r["documents"]))
+        elif r["do"] == "restore_collection":
+            rows += presence(db, {c: True, **({r["from"]: False} if "from" in r else {})})
+            if "documents" in r:
+                n = collection_count(db[c])
+                rows.append((f"documents in {c}", f"at least {r['documents']:,}", n, n >= r["documents"]))
+        elif r["do"] == "copy":
+            rows += presence(db, {r["to"]: True})
+            if "copied" in r:
+                copied, matching = collection_count(db[r["to"]]), db[c].count_documents(r.get("filter", {}))
+                rows.append((f"documents in {r['to']}", r["copied"], copied, copied == r["copied"]))
+                rows.append((f"documents of {c} to copy (none written meanwhile)", r["read"], matching, matching == r["read"]))
+    return rows
+
+
+def presence(db: Database, expected: dict[str, bool]) -> list[tuple]:
+    names = set(db.list_collection_names())
+    return [(f"collection {name}", "present" if want else "absent", "present" if name in names else "absent",
+             (name in names) == want) for name, want in expected.items()]
