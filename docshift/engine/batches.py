@@ -16,6 +16,7 @@ from ..transform import update_for
 from .backups import change_record, save_by_id
 from .cursor import BatchCursor
 from .faults import fault_point
+from .guards import as_read_filter
 from .quarantine import quarantine
 from .runs import StepRun
 from .steps import Step, transform_one
@@ -53,7 +54,7 @@ def migrate_batches(run: StepRun, cursor: BatchCursor, max_batches: int) -> bool
                 quarantine(db, step, state, doc["_id"], exc, run.options.max_failures)
                 continue
             if update:
-                ops.append(UpdateOne({"_id": doc["_id"], **step.selector, **as_read_filter(doc)}, update))
+                ops.append(UpdateOne({"_id": doc["_id"], **step.selector, **as_read_filter(doc, update)}, update))
                 written.append(change_record(doc["_id"], update))
         save_by_id(backup, raws)
         if state.dump:
@@ -73,12 +74,6 @@ def migrate_batches(run: StepRun, cursor: BatchCursor, max_batches: int) -> bool
         run.sizer.record(len(raws), sum(len(raw.raw) for raw in raws), time.monotonic() - started)
         publish(ProgressEvent(step.label, state.done, max(state.total, state.done), state.changed, state.elapsed_s))
     return False
-
-
-def as_read_filter(doc: dict) -> dict:
-    """Matches the document only while it is as the batch read it, so that an application's write in between is
-    never overwritten: the update then matches nothing, and a sweep migrates the newer document."""
-    return {k: {"$eq": v} for k, v in doc.items() if k != "_id"}
 
 
 def write_batch(coll: Collection, ops: list[UpdateOne], ids: list, step: Step):
