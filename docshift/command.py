@@ -212,6 +212,11 @@ def print_report(report) -> None:
         table.add_row(str(s.version), s.direction, f"{s.documents:,}", f"{s.changed:,}", str(s.quarantined),
                       f"{s.duration_s:.1f}", f"{s.docs_per_s:,.0f}", s.backup, s.verification)
     console.print(table if report.steps else "already at the target version: nothing to do")
+    for s in report.steps:
+        if s.behind:
+            console.print(f"migration {s.version}: {s.behind:,} document{'s' if s.behind != 1 else ''} written at the old "
+                          f"version during the run {'were' if s.behind != 1 else 'was'} left there (`behind` in its "
+                          f"history entry)")
     if any(s.quarantined for s in report.steps):
         console.print("some documents were quarantined and left unchanged: see `docshift quarantine`; "
                       "fix the migration and run `docshift migrate --allow-changed` to retry them")

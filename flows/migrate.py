@@ -137,7 +137,7 @@ def migrate_step(ctx: RunContext, run: StepRun) -> StepResult:
         update_progress_artifact(progress, progress_percent(state), description=progress_text(run))
         if deadline and now() >= deadline:
             return window_closed(run, progress)
-    verification = verify(run.db, run.migration, step, state.count_before, len(state.quarantined))
+    verification = verify(run.db, run.migration, step, state.count_before, state.quarantined, during_run=True)
     if not verification.passed:
         raise VerificationFailed(f"verification failed: {verification.summary()}")
     update_progress_artifact(progress, 100.0, description=progress_text(run))

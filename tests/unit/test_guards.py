@@ -1,10 +1,13 @@
 """Guards that keep an application's writes (issue 12, item 10), on mongomock: the filters, the whole-document
-comparison, and a field added in the moment between rollback's read and its replace."""
+comparison, a field added in the moment between rollback's read and its replace, and documents written at the source
+version during a run."""
 
 import mongomock.collection
+import pytest
 
 from docshift.engine.guards import as_read_filter, field_filter, merge_newer, same_document
 from docshift.engine.rollback import RollbackResult, rollback
+from docshift.engine.verify import verify_step
 from tests.unit.test_engine_mock import N, begin, migrate_all, snapshot, users  # noqa: F401 - `users` is a fixture
 
 
@@ -53,3 +56,30 @@ def test_rollback_gives_back_a_field_added_between_its_read_and_its_replace(mock
     assert all(after[i] == before[i] for i in before if i != racer)
     doc = mock_db.users.find_one({"_id": racer})
     assert doc == {**users[7], "last_login": "2026-11-29"}  # down applied, the application's field kept
+
+
+def test_a_run_counts_documents_written_at_its_source_version_after_its_last_sweep(mock_db, seed_scripts, users):
+    run, cursor = begin(mock_db, seed_scripts, 2, "up")
+    migrate_all(run, cursor)
+    late = mock_db.users.insert_one({"user_id": "late", "email": "late@example.com"}).inserted_id
+    migration = seed_scripts.get(2).migration
+
+    during = verify_step(mock_db, migration, run.step, run.state.count_before, during_run=True)
+    outside = verify_step(mock_db, migration, run.step, run.state.count_before)
+
+    assert during.passed and (during.behind, during.behind_ids) == (1, [late])
+    assert any(c.check == "written at version 1 during the run (counted, left there)" for c in during.checks)
+    assert not outside.passed and "documents left at version 1: expected 0, found 1" in outside.summary()
+
+
+@pytest.mark.parametrize("quarantined_left", [True, False])
+def test_quarantined_documents_are_not_counted_as_written_during_the_run(mock_db, seed_scripts, users, quarantined_left):
+    run, cursor = begin(mock_db, seed_scripts, 2, "up")
+    migrate_all(run, cursor)
+    stuck = users[4]["_id"]
+    mock_db.users.update_one({"_id": stuck}, {"$unset": {"schema_version": ""}} if quarantined_left else {"$set": {"x": 1}})
+    mock_db.users.insert_one({"user_id": "late"})
+
+    result = verify_step(mock_db, seed_scripts.get(2).migration, run.step, None, quarantined=[stuck], during_run=True)
+
+    assert result.behind == 1 and result.passed is quarantined_left
