@@ -14,13 +14,13 @@ from . import progress
 from .context import RunContext
 from .db import redact
 from .engine.backups import backup_catalog, check_backup_room, restore_backup
-from .engine.planning import Plan, check_checksums, current_plan, plan_report, sample_plan
+from .engine.planning import Plan, check_checksums, check_server_accepts, current_plan, plan_report
 from .engine.quarantine import quarantined
 from .engine.rollback import rollback_target
 from .engine.runs import check_pre_images
 from .engine.steps import make_step
 from .engine.verify import verify_step
-from .errors import AlertSetupError, TransformError
+from .errors import AlertSetupError
 from .ledger import LeaseLock, Ledger
 from .loader import ScriptDirectory
 from .phases import check_ready
@@ -174,17 +174,15 @@ def phase(name: Phase, version: int, approve: bool = False, window_minutes: floa
 
 
 def preflight(target: int | None, allow_changed: bool, dry_run: bool = False) -> None:
-    """Refuse what would fail anyway before a flow run starts: bad files, target, connection, edits, lock, backup room."""
+    """Refuse what would fail anyway before a flow run starts: bad files, target, connection, edits, lock, values the
+    server cannot store, backup room."""
     ctx = _context()
     target = ctx.scripts.check_target(ctx.scripts.head if target is None else target)
     current, steps = current_plan(ctx, target)
     check_checksums(ctx, current, allow_changed)
     check_pre_images(ctx, steps)
     Ledger(ctx.db).check_lock_free()
-    try:
-        sample_plan(ctx, steps, size=1)  # a function returning unusable documents is refused here
-    except TransformError:
-        pass  # it raised on that document: the run quarantines it (or stops, past --max-failures)
+    check_server_accepts(ctx, steps)  # a function returning unusable documents, or ones the server refuses
     if not dry_run:
         check_backup_room(ctx.db, steps, ctx.settings.backup_dir)
 

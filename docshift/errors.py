@@ -63,3 +63,9 @@ class MigrationFailed(DocshiftError):
 
 class AlertSetupError(DocshiftError):
     """Alerts cannot be set up: no alert URL configured, no such Secret block, or no Prefect server to hold them."""
+
+
+class ConnectionClosedAfterWrite(ConnectionError):
+    """The server closed the connection while docshift wrote, yet answers otherwise and stored each value when tried
+    alone. Not a DocshiftError: retried, but once only (tasks/retry.py): the same write closing it again is no
+    network trouble."""

@@ -15,7 +15,7 @@ from docshift.context import RunContext
 from docshift.db import redact
 from docshift.engine.backups import check_backup_room
 from docshift.engine.partitions import start_partitions
-from docshift.engine.planning import Plan, check_checksums, current_plan, plan_report
+from docshift.engine.planning import Plan, check_checksums, check_server_accepts, current_plan, plan_report
 from docshift.engine.runs import StepResult, StepRun, check_pre_images, open_step_run
 from docshift.engine.state import RunOptions, RunState
 from docshift.engine.steps import make_step
@@ -67,7 +67,9 @@ def migrate(target_version: int | None = None, batch_size: int | None = None, dr
         return plan_report(ctx, target)
     options = RunOptions(batch_size or settings.batch_size, max_failures, window_deadline(window_minutes),
                          partitions or settings.partitions)
-    check_backup_room(ctx.db, current_plan(ctx, target)[1], settings.backup_dir)
+    steps = current_plan(ctx, target)[1]
+    check_backup_room(ctx.db, steps, settings.backup_dir)
+    check_server_accepts(ctx, steps)
     with database_lock(ctx, "migrate"):
         current, steps = current_plan(ctx, target)
         check_checksums(ctx, current, allow_changed)
