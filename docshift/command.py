@@ -12,7 +12,7 @@ from . import progress
 from .context import RunContext
 from .db import redact
 from .engine.backups import backup_catalog, check_backup_room, restore_backup
-from .engine.planning import Plan, check_checksums, check_operations, current_plan, plan_report, sample_plan
+from .engine.planning import Plan, check_checksums, check_operations, check_server_accepts, current_plan, plan_report
 from .engine.quarantine import quarantined
 from .engine.retention import Retention, parse_age, plan_prune
 from .engine.retention import prune as prune_backups
@@ -21,7 +21,7 @@ from .engine.runs import check_pre_images
 from .engine.state import MigrateOptions
 from .engine.steps import make_step
 from .engine.verify import verify_step
-from .errors import AlertSetupError, TransformError
+from .errors import AlertSetupError
 from .ledger import LeaseLock, Ledger
 from .output import print_records, size
 from .loader import ScriptDirectory
@@ -157,7 +157,8 @@ def phase(name: Phase, version: int, approve: bool = False, window_minutes: floa
 
 
 def preflight(target: int | None, allow_changed: bool, dry_run: bool = False) -> None:
-    """Refuse what would fail anyway before a flow run starts: bad files, target, connection, edits, lock, backup room."""
+    """Refuse what would fail anyway before a flow run starts: bad files, target, connection, edits, lock, values the
+    server cannot store, backup room."""
     ctx = _context()
     target = ctx.scripts.check_target(ctx.scripts.head if target is None else target)
     current, steps = current_plan(ctx, target)
@@ -165,10 +166,7 @@ def preflight(target: int | None, allow_changed: bool, dry_run: bool = False) ->
     check_pre_images(ctx, steps)
     check_operations(ctx, steps)  # a unique index the data violates, a feature the server lacks
     Ledger(ctx.db).check_lock_free()
-    try:
-        sample_plan(ctx, steps, size=1)  # a function returning unusable documents is refused here
-    except TransformError:
-        pass  # it raised on that document: the run quarantines it (or stops, past --max-failures)
+    check_server_accepts(ctx, steps)  # a function returning unusable documents, or ones the server refuses
     if not dry_run:
         check_backup_room(ctx.db, steps, ctx.settings.backup_dir)
 
@@ -201,6 +199,11 @@ def print_report(report) -> None:
         console.print("already at the target version: nothing to do")
     if retention := getattr(report, "retention", None):
         print_retention(retention, summary_only=True)
+    for s in report.steps:
+        if s.behind:
+            console.print(f"migration {s.version}: {s.behind:,} document{'s' if s.behind != 1 else ''} written at the old "
+                          f"version during the run {'were' if s.behind != 1 else 'was'} left there (`behind` in its "
+                          f"history entry)")
     if any(s.quarantined for s in report.steps):
         console.print("some documents were quarantined and left unchanged: see `docshift quarantine`; "
                       "fix the migration and run `docshift migrate --allow-changed` to retry them")

@@ -84,3 +84,9 @@ class LookupRefused(DocshiftError):
 class OperationError(DocshiftError):
     """A collection-level step cannot run: its collection or index is not as it needs, the data violates a unique
     index, or the server lacks a feature it needs."""
+
+
+class ConnectionClosedAfterWrite(ConnectionError):
+    """The server closed the connection while docshift wrote, yet answers otherwise and stored each value when tried
+    alone. Not a DocshiftError: retried, but once only (tasks/retry.py): the same write closing it again is no
+    network trouble."""

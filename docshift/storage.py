@@ -1,5 +1,7 @@
 """Every collection docshift writes in the user's database besides the user's own, named in this one module."""
 
+import uuid
+
 from pymongo.collection import Collection
 from pymongo.database import Database
 
@@ -38,6 +40,11 @@ def is_docshift_collection(name: str) -> bool:
     return name in (LEDGER, QUARANTINE, BACKUPS) or backup_run_id(name) is not None
 
 
+PROBE_PREFIX = "_docshift_probe."
+"""`<prefix><random>`: a scratch collection where the pre-flight stores transformed documents, to see whether the
+server can (docshift.engine.probe); dropped at once."""
+
+
 def backup_name(run_id: str) -> str:
     return BACKUP_PREFIX + run_id
 
@@ -51,3 +58,7 @@ def changes(db: Database, run_id: str) -> Collection:
     """What the run wrote to each document, so that rollback can tell whether anyone wrote after it."""
     return db[backup_name(run_id) + ".changes"]
 
+
+def probe(db: Database) -> Collection:
+    """A new scratch collection of its own for one probe (concurrent pre-flights do not share one)."""
+    return db[PROBE_PREFIX + uuid.uuid4().hex[:12]]

@@ -1,7 +1,7 @@
 """The migrate flow (any target, up or down) and the subflow that applies or reverts one migration."""
 
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -16,7 +16,7 @@ from docshift.db import redact
 from docshift.engine.backups import check_backup_room
 from docshift.engine.partitions import start_partitions
 from docshift.engine.operation_steps import check_step
-from docshift.engine.planning import Plan, check_checksums, check_operations, current_plan, plan_report
+from docshift.engine.planning import Plan, check_checksums, check_operations, check_server_accepts, current_plan, plan_report
 from docshift.engine.retention import Retention
 from docshift.engine.runs import StepResult, StepRun, check_pre_images, open_step_run
 from docshift.engine.state import MigrateOptions, RunOptions, RunState
@@ -72,7 +72,9 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
         return plan_report(ctx, target)
     run_options = RunOptions(options.batch_size or settings.batch_size, options.max_failures,
                              window_deadline(options.window_minutes), options.partitions or settings.partitions)
-    check_backup_room(ctx.db, current_plan(ctx, target)[1], settings.backup_dir)
+    steps = current_plan(ctx, target)[1]
+    check_backup_room(ctx.db, steps, settings.backup_dir)
+    check_server_accepts(ctx, steps)
     with database_lock(ctx, "migrate"):
         current, steps = current_plan(ctx, target)
         check_checksums(ctx, current, options.allow_changed)
@@ -160,7 +162,7 @@ def operation_step(ctx: RunContext, run: StepRun) -> StepResult:
 
 def verified(run: StepRun, progress) -> StepResult:
     """Verify the step's result and record it as applied or reverted; a failed check raises (the caller rolls back)."""
-    verification = verify(run.db, run.migration, run.step, run.state.count_before, len(run.state.quarantined))
+    verification = verify(run.db, run.migration, run.step, run.state.count_before, run.state.quarantined, during_run=True)
     if not verification.passed:
         raise VerificationFailed(f"verification failed: {verification.summary()}")
     update_progress_artifact(progress, 100.0, description=progress_text(run))

@@ -18,6 +18,7 @@ from .. import dump, storage
 from ..errors import BackupError, DatabaseError, TargetError
 from ..ledger import Ledger, now
 from .faults import fault_point
+from .guards import field_filter
 from .steps import Step
 
 
@@ -131,11 +132,17 @@ def change_record(doc_id: Any, update: dict) -> dict:
     return {"_id": doc_id, "set": fields_set, "unset": list(update.get("$unset", {}))}
 
 
-def written_filter(pre_image: dict, change: dict) -> dict:
-    """Matches the document only while it is exactly as the run left it (every field, no removed one back)."""
-    post = {k: v for k, v in pre_image.items() if k not in change["unset"] and k != "_id"}
+def written_document(pre_image: dict, change: dict) -> dict:
+    """The document as the run left it: its pre-image with the run's change applied."""
+    post = {k: v for k, v in pre_image.items() if k not in change["unset"]}
     post.update((pair["k"], pair["v"]) for pair in change["set"])
-    return {**{k: {"$eq": v} for k, v in post.items()}, **{k: {"$exists": False} for k in change["unset"]}}
+    return post
+
+
+def written_filter(pre_image: dict, change: dict) -> dict:
+    """Matches the document while every field the run left holds its value and no field the run removed is back.
+    A field added since is not seen by a filter: rollback compares the whole document (engine.rollback)."""
+    return field_filter(written_document(pre_image, change), absent=change["unset"])
 
 
 class BackupReader:

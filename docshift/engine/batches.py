@@ -1,21 +1,26 @@
 """Migrating a step's documents batch by batch: pre-images saved, guarded updates written, checkpoint saved."""
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import bson
 from pymongo import UpdateOne
 from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError
+from pymongo.database import Database
+from pymongo.errors import AutoReconnect, BulkWriteError, NetworkTimeout
 
 from .. import dump, storage
-from ..errors import DatabaseError, TransformError
+from ..errors import ConnectionClosedAfterWrite, DatabaseError, TransformError
 from ..ledger import Ledger, now
 from ..progress import ProgressEvent, publish
 from ..transform import update_for
 from .backups import change_record, save_by_id
 from .cursor import BatchCursor
 from .faults import fault_point
+from .guards import as_read_filter
+from .probe import first_refusal, server_answers
 from .quarantine import quarantine
 from .runs import StepRun
 from .steps import Step, transform_one
@@ -54,17 +59,18 @@ def migrate_batches(run: StepRun, cursor: BatchCursor, max_batches: int) -> bool
                 quarantine(db, step, state, doc["_id"], exc, run.options.max_failures)
                 continue
             if update:
-                ops.append(UpdateOne({"_id": doc["_id"], **step.selector, **as_read_filter(doc)}, update))
+                ops.append(UpdateOne({"_id": doc["_id"], **step.selector, **as_read_filter(doc, update)}, update))
                 written.append(change_record(doc["_id"], update))
-        save_by_id(backup, raws)
-        if state.dump:
-            dump.append(Path(state.dump), raws)
-        save_by_id(changes, written)
-        fault_point("pre-images-saved")
-        if ops:
-            result = write_batch(coll, ops, [c["_id"] for c in written], step)
-            state.matched += result.matched_count
-            state.changed += result.modified_count
+        with refusals_named(db, step, written):
+            save_by_id(backup, raws)
+            if state.dump:
+                dump.append(Path(state.dump), raws)
+            save_by_id(changes, written)
+            fault_point("pre-images-saved")
+            if ops:
+                result = write_batch(coll, ops, [c["_id"] for c in written], step)
+                state.matched += result.matched_count
+                state.changed += result.modified_count
         fault_point("batch-written")
         state.done += len(raws)
         state.batches += 1
@@ -74,12 +80,6 @@ def migrate_batches(run: StepRun, cursor: BatchCursor, max_batches: int) -> bool
         run.sizer.record(len(raws), sum(len(raw.raw) for raw in raws), time.monotonic() - started)
         publish(ProgressEvent(step.label, state.done, max(state.total, state.done), state.changed, state.elapsed_s))
     return False
-
-
-def as_read_filter(doc: dict) -> dict:
-    """Matches the document only while it is as the batch read it, so that an application's write in between is
-    never overwritten: the update then matches nothing, and a sweep migrates the newer document."""
-    return {k: {"$eq": v} for k, v in doc.items() if k != "_id"}
 
 
 def write_batch(coll: Collection, ops: list[UpdateOne], ids: list, step: Step):
@@ -92,3 +92,31 @@ def write_batch(coll: Collection, ops: list[UpdateOne], ids: list, step: Step):
             raise
         raise DatabaseError(f"the server refused {len(refused)} document(s) written by migration {step.version} "
                             f"{step.direction}, first _id={ids[refused[0]['index']]!r}: {refused[0].get('errmsg')}") from exc
+
+
+@contextmanager
+def refusals_named(db: Database, step: Step, written: list[dict]) -> Iterator[None]:
+    """Name what the server refuses of a batch's new values, and fail the step plainly with it, without retries.
+
+    A write error (FerretDB 1.24: a nested array, a key with a dot or `$`) names the change record or the document
+    it failed on; a connection closed while the batch is written, by a server that still answers, is taken for a
+    value it cannot store (FerretDB panics on a Decimal128). Either way each new value is tried alone on a scratch
+    collection (engine.probe) to name it. A server that does not answer is down: that error stays one that is
+    retried; a closed connection with no value refused is retried once (ConnectionClosedAfterWrite)."""
+    try:
+        yield
+    except (AutoReconnect, DatabaseError) as exc:
+        if isinstance(exc, DatabaseError) and not isinstance(exc.__cause__, BulkWriteError):
+            raise
+        if isinstance(exc, AutoReconnect) and (isinstance(exc, NetworkTimeout) or not server_answers(db)):
+            raise
+        doc_id, refused = first_refusal(db, ({"_id": c["_id"], **{p["k"]: p["v"] for p in c["set"]}} for c in written))
+        if refused is None and isinstance(exc, DatabaseError):
+            raise
+        if refused is None:
+            raise ConnectionClosedAfterWrite(
+                f"the server closed the connection when migration {step.version} {step.direction} wrote a batch "
+                f"(first _id={written[0]['_id'] if written else None!r}), but answers, and stored each of its values "
+                f"when tried alone") from exc
+        raise DatabaseError(f"the server refused to store what migration {step.version} {step.direction} wrote to "
+                            f"document _id={doc_id!r}: {refused}") from exc

@@ -10,6 +10,8 @@ from ..spec import INITIAL_VERSION
 from ..transform import versions_filter
 from .operation_steps import actions_of, check_step, copy_of, planned_documents
 from .quarantine import quarantined_versions
+from .backups import PreImages
+from .probe import refusal
 from .runs import lookup_for, pre_images_for
 from .steps import Step, make_step, transform_one
 
@@ -121,12 +123,13 @@ def check_operations(ctx: RunContext, steps: list[Step]) -> list[tuple[str, ...]
     return notes
 
 
-def sample_plan(ctx: RunContext, steps: list[Step], size: int = 2) -> list[list[tuple[dict, dict]]]:
+def sample_plan(ctx: RunContext, steps: list[Step], size: int = 2, skip_raising: bool = False) -> list[list[tuple[dict, dict]]]:
     """Before/after pairs per step from real documents run through the real functions in memory, a `down` with the
     pre-images the real run gives it; writes nothing.
 
     A function that returns something unusable (not a document, `_id` dropped, a field name with a dot) is refused
-    here, naming its file; one that raises on a document raises its TransformError (a run quarantines it)."""
+    here, naming its file; one that raises on a document raises its TransformError (a run quarantines it), or
+    with `skip_raising` leaves that document out of the samples."""
     samples, pre_images = [], [pre_images_for(ctx, s) for s in steps]
     for i, step in enumerate(steps):
         pairs = []
@@ -135,20 +138,11 @@ def sample_plan(ctx: RunContext, steps: list[Step], size: int = 2) -> list[list[
             samples.append(sample_copies(ctx, step, size))
             continue
         for doc in ctx.db[step.collection].find(versions_filter(migrated_versions(steps, i))).limit(size):
-            version = doc.get("schema_version") or INITIAL_VERSION
-            for s, pre in chain:
-                if s.from_version == version:
-                    script = ctx.scripts.get(s.version)
-                    try:
-                        after = transform_one(script.migration, s, doc, pre.get(doc["_id"]) if pre else None,
-                                              lookup_for(ctx.db, script.migration))
-                    except TransformError as exc:
-                        if exc.__cause__ is None:  # no exception inside the function: what it returned is unusable
-                            raise MigrationFileError(script.path, str(exc)) from exc
-                        raise
-                    if s is step:
-                        pairs.append((doc, after))
-                    doc, version = after, s.to_version
+            try:
+                pairs += [(before, after) for s, before, after in _chained(ctx, chain, doc) if s is step]
+            except TransformError:
+                if not skip_raising:
+                    raise
         samples.append(pairs)
     return samples
 
@@ -164,6 +158,39 @@ def sample_copies(ctx: RunContext, step: Step, size: int) -> list[tuple[dict, di
     lookup.new_batch(docs)
     return [(doc, copied) for doc in docs
             if (copied := copy_of(migration.operation.transform, doc, lookup, f"migration {step.version}")) is not None]
+
+
+def _chained(ctx: RunContext, chain: list[tuple[Step, PreImages | None]], doc: dict) -> list[tuple[Step, dict, dict]]:
+    """`doc` through each step of `chain` that takes its version, in order: (step, before, after) for each."""
+    version, done = doc.get("schema_version") or INITIAL_VERSION, []
+    for s, pre in chain:
+        if s.from_version == version:
+            script = ctx.scripts.get(s.version)
+            try:
+                after = transform_one(script.migration, s, doc, pre.get(doc["_id"]) if pre else None,
+                                      lookup_for(ctx.db, script.migration))
+            except TransformError as exc:
+                if exc.__cause__ is None:  # no exception inside the function: what it returned is unusable
+                    raise MigrationFileError(script.path, str(exc)) from exc
+                raise
+            done.append((s, doc, after))
+            doc, version = after, s.to_version
+    return done
+
+
+def check_server_accepts(ctx: RunContext, steps: list[Step]) -> None:
+    """Refuse a plan whose functions make documents the server cannot store, before anything is written: one real
+    document per step, transformed in memory, is stored on a scratch collection that is dropped at once
+    (engine.probe). FerretDB 1.24 refuses nested arrays, keys with a dot or `$` inside subdocuments, and a
+    Decimal128 (its handler panics and closes the connection), which a run would otherwise meet only when it
+    writes. Also refuses, as sample_plan does, a function returning something unusable."""
+    for step, pairs in zip(steps, sample_plan(ctx, steps, size=1, skip_raising=True)):
+        for _, after in pairs:
+            if (refused := refusal(ctx.db, after)) is not None:
+                script = ctx.scripts.get(step.version)
+                raise MigrationFileError(script.path, (
+                    f"migration {step.version} {step.phase or step.direction} returns a document the server refuses "
+                    f"to store: {refused} (made from document _id={after['_id']!r}); nothing was changed"))
 
 
 def current_plan(ctx: RunContext, target: int) -> tuple[int, list[Step]]:

@@ -1,10 +1,13 @@
-"""Undoing a run from its backup: compare-and-swap of each document the run wrote, newer writes kept."""
+"""Undoing a run from its backup: each document the run wrote gets its pre-image back only while it is exactly as the
+run left it (compare-and-swap on the whole document); one written since gets the opposite function instead."""
 
 import itertools
 from dataclasses import dataclass, replace
+from enum import Enum
 
 import bson
-from pymongo import ReplaceOne
+from bson.raw_bson import RawBSONDocument
+from pymongo import ReplaceOne, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
 
@@ -16,10 +19,11 @@ from ..ledger import Ledger, now
 from ..settings import get_settings
 from ..spec import Migration
 from ..transform import update_for, version_filter
-from .backups import BackupReader, seal_backup, written_filter
+from .backups import BackupReader, seal_backup, written_document
 from .faults import fault_point
 from .operation_steps import undo_actions
 from .runs import lookup_for
+from .guards import exact_filter, field_filter, has_json_schema, merge_newer, same_document, write_as_read
 from .steps import Step, make_step, transform_one
 
 
@@ -29,10 +33,26 @@ class RollbackResult:
     undone_by_function: int
 
 
+@dataclass(frozen=True)
+class Written:
+    """A document the run wrote: its pre-image (the exact bytes, and decoded), and the document the run left."""
+
+    raw: RawBSONDocument
+    pre: dict
+    left: dict
+    unset: list
+
+
+class Outcome(Enum):
+    RESTORED = "restored"
+    NEWER = "written since the run"
+    GONE = "no longer at the run's version"
+
+
 def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason: str, rewind: bool = False) -> RollbackResult:
     """Undo the run: each changed document gets its pre-image back if it is still exactly as the run left it
-    (compare-and-swap on the whole document); one written since gets the opposite function applied instead,
-    so that a rollback never erases a newer write.
+    (compare-and-swap on the whole document, added fields included); one written since gets the opposite function
+    applied instead, so that a rollback never erases a newer write.
 
     The checkpoint says `rolling_back` first, so that an interrupted rollback is finished by running it again
     rather than resumed forward. Idempotent: an undone document is no longer at the run's target version.
@@ -67,33 +87,67 @@ def restore_documents(db: Database, migration: Migration, step: Step, run_id: st
     coll, guard = db[step.collection], version_filter(step.to_version)
     undo = replace(step, direction="down" if step.direction == "up" else "up",
                    from_version=step.to_version, to_version=step.from_version)
+    exact = has_json_schema(coll)
     changes = BackupReader(storage.changes(db, run_id))
     restored = by_function = 0
     docs = storage.pre_images(db, run_id).with_options(codec_options=RAW).find().sort("_id", 1).batch_size(1000)
     while batch := list(itertools.islice(docs, 1000)):
-        written = [(raw, bson.decode(raw.raw), change) for raw in batch if (change := changes.get(raw["_id"]))]
-        if not written:
-            continue
-        result = coll.bulk_write([ReplaceOne({"_id": pre["_id"], **guard, **written_filter(pre, change)}, raw)
-                                  for raw, pre, change in written], ordered=False)
-        restored += result.modified_count
-        if result.matched_count < len(written):
-            by_function += undo_newer_writes(coll, migration, undo, guard, written)
+        written = [Written(raw, pre, written_document(pre, change), change["unset"])
+                   for raw in batch if (change := changes.get(raw["_id"])) for pre in [bson.decode(raw.raw)]]
+        if exact:
+            done, newer = restore_exactly(coll, guard, written)
+        else:
+            outcomes = [(w, restore_one(coll, step, guard, w)) for w in written]
+            done, newer = sum(o is Outcome.RESTORED for _, o in outcomes), [w for w, o in outcomes if o is Outcome.NEWER]
+        restored += done
+        by_function += undo_newer_writes(coll, migration, undo, guard, newer)
         fault_point("rollback-batch")
     return restored, by_function
 
 
-def undo_newer_writes(coll: Collection, migration: Migration, undo: Step, guard: dict, written: list) -> int:
-    """Apply the opposite function to documents still at the run's version but written since the run."""
+def restore_exactly(coll: Collection, guard: dict, written: list[Written]) -> tuple[int, list[Written]]:
+    """Where the server has `$jsonSchema`: one bulk write whose filters match only the whole document as the run
+    left it (no field added). Returns how many were restored and the batch again if some were not."""
+    if not written:
+        return 0, []
+    result = coll.bulk_write([ReplaceOne({"_id": w.pre["_id"], **guard, **exact_filter(w.left)}, w.raw)
+                              for w in written], ordered=False)
+    return result.modified_count, written if result.matched_count < len(written) else []
+
+
+def restore_one(coll: Collection, step: Step, guard: dict, w: Written) -> Outcome:
+    """Elsewhere (FerretDB): read the document and compare it whole with what the run left; replace it only if
+    equal, filtered on every field, and check the document the server replaced. If an application added a field
+    in the moment between (one round trip), the document is put back as the application left it, for the function.
+
+    Limit: on FerretDB 1.24 no write is atomic with another one to the same document (an update reads, then
+    writes in a separate transaction), so two writers at the same instant can lose one write whatever the filter.
+    """
+    query = {"_id": w.pre["_id"], **guard}
+    current = coll.find_one(query)
+    if current is None:
+        return Outcome.GONE
+    if not same_document(current, w.left):
+        return Outcome.NEWER
+    before = coll.find_one_and_replace({**query, **field_filter(w.left, absent=w.unset)}, w.raw,
+                                       return_document=ReturnDocument.BEFORE)
+    if before is None:
+        return Outcome.NEWER
+    if same_document(before, w.left):
+        return Outcome.RESTORED
+    write_as_read(coll, {"_id": w.pre["_id"]},
+                  lambda now_there: update_for(now_there, merge_newer(before, w.pre, now_there), step.to_version))
+    return Outcome.NEWER
+
+
+def undo_newer_writes(coll: Collection, migration: Migration, undo: Step, guard: dict, written: list[Written]) -> int:
+    """Apply the opposite function to documents still at the run's version but written since the run; each update
+    is guarded on the document as read, so that a write meanwhile is read again rather than overwritten."""
     count = 0
-    for _, pre, _ in written:
-        current = coll.find_one({"_id": pre["_id"], **guard})
-        if current is None:
-            continue  # restored (now or by an earlier attempt), or moved on to another version
-        update = update_for(current, transform_one(migration, undo, current, pre, lookup_for(coll.database, migration)),
-                            undo.to_version)
-        if update and coll.update_one({"_id": pre["_id"], **guard}, update).modified_count:
-            count += 1
+    for w in written:
+        def undone(current: dict, pre: dict = w.pre) -> dict | None:
+            return update_for(current, transform_one(migration, undo, current, pre, lookup_for(coll.database, migration)), undo.to_version)
+        count += write_as_read(coll, {"_id": w.pre["_id"], **guard}, undone)
     return count
 
 

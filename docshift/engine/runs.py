@@ -5,7 +5,6 @@ from dataclasses import asdict, dataclass
 
 from pymongo.database import Database
 
-from .. import storage
 from ..context import RunContext
 from ..ledger import Ledger, LeaseLock, LockWatch, now
 from ..lookup import Lookup
@@ -18,7 +17,7 @@ from .operation_steps import planned_documents
 from .quarantine import clear_quarantine
 from .state import RunOptions, RunState
 from .steps import Step, wants_pre_image
-from .verify import Verification
+from .verify import Verification, written_during_run
 
 
 @dataclass
@@ -61,6 +60,8 @@ class StepResult:
     duration_s: float
     docs_per_s: float
     verification: str
+    behind: int = 0
+    """Documents written at the source version during the run and left there (see verify_step)."""
 
     @property
     def paused(self) -> bool:
@@ -138,25 +139,32 @@ def check_pre_images(ctx: RunContext, steps: list[Step]) -> None:
         pre_images_for(ctx, step)
 
 
-def _result(run: StepRun, outcome: str, verification: str) -> StepResult:
+def _result(run: StepRun, outcome: str, verification: str, behind: int = 0) -> StepResult:
     state, step = run.state, run.step
     return StepResult(run_id=state.run_id, version=step.version, direction=step.direction, collection=step.collection,
                       phase=step.phase, backup=state.backup, outcome=outcome, documents=state.done, total=state.total,
                       matched=state.matched, changed=state.changed, quarantined=len(state.quarantined),
-                      duration_s=round(state.elapsed_s, 3), docs_per_s=round(state.rate, 1), verification=verification)
+                      duration_s=round(state.elapsed_s, 3), docs_per_s=round(state.rate, 1), verification=verification,
+                      behind=behind)
 
 
 def _entry_fields(result: StepResult) -> dict:
     return {k: getattr(result, k) for k in ("outcome", "documents", "total", "matched", "changed", "quarantined",
-                                            "duration_s", "docs_per_s", "verification")}
+                                            "duration_s", "docs_per_s", "verification", "behind")}
 
 
 def record_finished(run: StepRun, verification: Verification) -> StepResult:
-    """Record success: history entry, recorded version, phase; the checkpoint goes and the backup is sealed."""
+    """Record success: history entry, recorded version, phase; the checkpoint goes and the backup is sealed.
+
+    Documents written at the source version during the run are counted in the entry (`behind`, the first ten in
+    `behind_ids`), for `docshift status` to show as drift."""
     step, ledger = run.step, Ledger(run.db)
-    result = _result(run, "applied" if step.direction == "up" else "reverted",
-                     "passed" if verification.passed else verification.summary())
-    ledger.update_entry(run.state.run_id, {**_entry_fields(result), "finished_at": now(), "batches": run.state.batches})
+    summary = "passed" if verification.passed else verification.summary()
+    if verification.behind:
+        summary += f" ({verification.behind} {written_during_run(step)})"
+    result = _result(run, "applied" if step.direction == "up" else "reverted", summary, verification.behind)
+    ledger.update_entry(run.state.run_id, {**_entry_fields(result), "finished_at": now(), "batches": run.state.batches,
+                                           "behind_ids": verification.behind_ids})
     fault_point("finish")
     ledger.set_current(step.recorded_after)
     if step.phase:

@@ -157,11 +157,13 @@ def test_unusual_data_migrates_exactly_and_back(env, case):
 
 def test_up_making_a_nested_array_fails_plainly_and_is_rolled_back(seeded):
     """FerretDB stores no nested arrays (nor keys with dots: it refuses both at insert, so no collection holds one);
-    a migration that writes one is refused by the server, and the run rolls back with that reason, not retried."""
+    a migration that writes one is refused by the server, and the run rolls back with that reason, not retried.
+    Only user_150 gets one, so that the pre-flight's sample (test_server_refusals.py) does not meet it first."""
     assert seeded.cli("migrate").returncode == 0
     (seeded.migrations / "0006_matrix.py").write_text(
         "import docshift\nmigration = docshift.Migration(version=6, description='d', collection='users', "
-        "kind='additive', up=lambda d: {**d, 'matrix': [[1, 2], [3, 4]]}, down=lambda d: d)\n")
+        "kind='additive', up=lambda d: {**d, 'matrix': [[1, 2], [3, 4]]} if d['user_id'] == 'user_150' else d, "
+        "down=lambda d: d)\n")
     before = collection_fingerprint(seeded.db.users)
 
     result = seeded.cli("migrate", "--batch-size", "50")
