@@ -33,14 +33,16 @@ def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason
 
     The checkpoint says `rolling_back` first, so that an interrupted rollback is finished by running it again
     rather than resumed forward. Idempotent: an undone document is no longer at the run's target version.
-    With `rewind` (the run had finished), the recorded version goes back to what it was before the run.
+    With `rewind` (the run had finished), the recorded version goes back to what it was before the run; the checkpoint
+    keeps it, so that finishing an interrupted rollback rewinds too.
     """
     ledger = Ledger(db)
     pending = ledger.checkpoint()
     if pending and pending["run_id"] == run_id and pending.get("rolling_back"):
-        reason = pending["reason"]  # finishing an interrupted rollback: keep why it started
+        reason = pending["reason"]  # finishing an interrupted rollback: keep why it started, and whether it rewinds
+        rewind = rewind or pending.get("rewind", False)
     ledger.save_checkpoint({"run_id": run_id, "version": step.version, "direction": step.direction,
-                            "rolling_back": True, "reason": reason})
+                            "rolling_back": True, "reason": reason, "rewind": rewind})
     coll, guard = db[step.collection], version_filter(step.to_version)
     undo = replace(step, direction="down" if step.direction == "up" else "up",
                    from_version=step.to_version, to_version=step.from_version)
