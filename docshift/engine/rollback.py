@@ -105,5 +105,10 @@ def rollback_target(ctx: RunContext, run_id: str) -> tuple[Step, bool]:
         if finished[-1]["_id"] != run_id or ledger.current_version() != step.recorded_after:
             raise TargetError(f"run {run_id} is not the latest change to the database; "
                               f"migrate to version {step.recorded_before} instead")
+        if step.phase is None and entry.get("recorded_before", step.recorded_before) == entry.get("recorded_after"):
+            raise TargetError(f"run {run_id} retried documents quarantined by migration {step.version} without moving "
+                              f"the recorded version; rolling it back alone would leave the documents its first run "
+                              f"changed at {step.to_version}: revert migration {step.version} for every document with "
+                              f"`docshift migrate {step.recorded_before}`")
         return step, True
     raise TargetError(f"run {run_id} is {entry['outcome']}: nothing to roll back")

@@ -99,6 +99,7 @@ def _record_start(ctx: RunContext, step: Step, state: RunState) -> None:
         "description": script.migration.description, "collection": step.collection, "checksum": script.checksum,
         "started_at": state.started_at, "finished_at": None, "outcome": "running", "matched": 0, "changed": 0,
         "flow_run_id": state.flow_run_id, "backup": state.backup, "resumed": 0, "phase": step.phase,
+        "recorded_before": step.recorded_before, "recorded_after": step.recorded_after,
     })
     clear_quarantine(ctx.db, step)  # retried by this run
 

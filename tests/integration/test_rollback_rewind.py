@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 from docshift.demo import seed_users
 from tests.helpers import collection_fingerprint
+from tests.integration.conftest import raw_snapshot
 
 
 def expire_lease(env) -> None:
@@ -30,3 +31,23 @@ def test_an_interrupted_rollback_of_the_latest_run_moves_the_version_back_when_i
     assert env.ledger.find_one({"_id": "current"})["version"] == 1
     assert collection_fingerprint(env.db.users) == before
     assert env.ledger.find_one({"_id": run_2})["outcome"] == "rolled_back"
+
+
+def test_rolling_back_the_run_that_retried_quarantined_documents_is_refused_with_what_to_run(env):
+    seed_users(env.db, 300, seed=32)
+    assert env.run("migrate", "2").returncode == 0
+    original = env.break_split_name(["user_10", "user_250"], "cannot split")
+    assert env.run("migrate", "--max-failures", "2").returncode == 0
+    (env.migrations / "0003_split_name.py").write_text(original)
+    assert env.run("migrate", "--allow-changed").returncode == 0
+    retry = env.ledger.find_one({"kind": "history", "version": 5, "recorded_before": 5})
+    assert retry is not None and retry["outcome"] == "applied" and retry["changed"] == 2
+    before = raw_snapshot(env.db.users)
+
+    refused = env.run("rollback", "--run", retry["_id"])
+
+    assert refused.returncode == 1
+    assert "retried" in refused.stderr and "`docshift migrate 4`" in refused.stderr, refused.stderr
+    assert raw_snapshot(env.db.users) == before and env.ledger.find_one({"_id": "current"})["version"] == 5
+    assert env.run("migrate", "4").returncode == 0  # what it said to run
+    assert env.db.users.count_documents({"schema_version": 4}) == 300
