@@ -105,6 +105,11 @@ def rollback_target(ctx: RunContext, run_id: str) -> tuple[Step, bool]:
         if finished[-1]["_id"] != run_id or ledger.current_version() != step.recorded_after:
             raise TargetError(f"run {run_id} is not the latest change to the database; "
                               f"migrate to version {step.recorded_before} instead")
+        if entry.get("undoes"):
+            undone = make_step(ctx.scripts, entry["version"], "up" if entry["direction"] == "down" else "down")
+            raise TargetError(f"run {run_id} took back the partial changes of the interrupted run {entry['undoes']}; "
+                              f"rolling it back would leave them half-applied: apply migration {step.version} "
+                              f"{undone.direction} completely with `docshift migrate {undone.recorded_after}`")
         if step.phase is None and entry.get("recorded_before", step.recorded_before) == entry.get("recorded_after"):
             raise TargetError(f"run {run_id} retried documents quarantined by migration {step.version} without moving "
                               f"the recorded version; rolling it back alone would leave the documents its first run "

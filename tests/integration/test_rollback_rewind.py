@@ -51,3 +51,26 @@ def test_rolling_back_the_run_that_retried_quarantined_documents_is_refused_with
     assert raw_snapshot(env.db.users) == before and env.ledger.find_one({"_id": "current"})["version"] == 5
     assert env.run("migrate", "4").returncode == 0  # what it said to run
     assert env.db.users.count_documents({"schema_version": 4}) == 300
+
+
+def test_rolling_back_the_run_that_undid_an_interrupted_run_is_refused_with_what_to_run(env):
+    """migrate 3 killed before it changed anything, then `migrate 2` undoes its partial step (a `down` of 3 that
+    changes nothing and leaves the version at 2); rolling that back used to move the version to 3 with every user
+    still at 2."""
+    seed_users(env.db, 300, seed=33)
+    assert env.run("migrate", "2").returncode == 0
+    killed = env.run("migrate", "3", extra={"DOCSHIFT_FAULT": "backup:1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    expire_lease(env)
+    assert env.run("migrate", "2").returncode == 0
+    undo = env.ledger.find_one({"kind": "history", "version": 3, "direction": "down"})
+    assert undo["outcome"] == "reverted" and undo["undoes"] is not None
+    before = raw_snapshot(env.db.users)
+
+    refused = env.run("rollback", "--run", undo["_id"])
+
+    assert refused.returncode == 1
+    assert "interrupted run" in refused.stderr and "`docshift migrate 3`" in refused.stderr, refused.stderr
+    assert raw_snapshot(env.db.users) == before and env.ledger.find_one({"_id": "current"})["version"] == 2
+    assert env.run("migrate", "3").returncode == 0  # what it said to run
+    assert env.db.users.count_documents({"schema_version": 3}) == 300
