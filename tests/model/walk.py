@@ -359,6 +359,7 @@ class Harness:
             self.db[collection].insert_many(docs)
         self._saved_env: dict = {}
         self.retries: set[str] = set()  # runs that retried quarantined documents (the recorded version stays)
+        self.undos: set[str] = set()  # runs that took back an interrupted run's partial changes
 
     # the process environment of in-process commands: DOCSHIFT_* (read by every get_settings()) and Prefect's API
     def __enter__(self) -> "Harness":
@@ -430,7 +431,7 @@ class Harness:
         step = make_step(self.model.scripts, latest["version"], latest["direction"])
         accepted = (self.checkpoint() is None and latest["outcome"] in ("applied", "reverted")
                     and finished[-1]["_id"] == latest["_id"] and self.current() == step.recorded_after
-                    and latest["_id"] not in self.retries)
+                    and latest["_id"] not in self.retries and latest["_id"] not in self.undos)
         return latest, accepted
 
     def expire_lease(self) -> None:
@@ -554,12 +555,17 @@ class Harness:
         elif outcome.ok:
             raise ModelFailure(f"rollback --run {latest['_id']}", [("accepted", "a rollback the model expects to be "
                                                                                  "refused was done: " + outcome.out[-300:])])
-        elif latest["_id"] in self.retries:  # refused: the tool says what reverts the migration for every document
+        elif latest["_id"] in self.retries | self.undos:
+            # refused: a retry of quarantined documents, or the undoing of an interrupted run, is not undone alone;
+            # the tool says what reverts (or applies) the migration for every document
             step.notes.append(f"refused: {outcome.err[:300]}")
             if not outcome.told():
-                raise ModelFailure(f"rollback --run {latest['_id']} of a retry", [("no-advice", outcome.err)])
+                raise ModelFailure(f"rollback --run {latest['_id']}", [("no-advice", outcome.err)])
             self.follow_advice(step, outcome, f"rollback --run {latest['_id']}")
-            self.check(f"after the advice of a refused rollback --run {latest['_id']}", run_step.recorded_before)
+            expected = (run_step.recorded_before if latest["_id"] in self.retries else
+                        make_step(self.model.scripts, latest["version"],
+                                  "up" if latest["direction"] == "down" else "down").recorded_after)
+            self.check(f"after the advice of a refused rollback --run {latest['_id']}", expected)
         else:
             step.notes.append(f"refused: {outcome.err[:300]}")
             self.check(f"after a refused rollback --run {latest['_id']}", self.recorded)
@@ -735,7 +741,10 @@ class Harness:
             self.check(f"after rollback --run of the run killed at {point}:{n}", at_kill)
         else:
             again = target if then == "rerun" else elsewhere
+            known = {e["_id"] for e in self.history()}
             outcome = self.cli("migrate", str(again), "--batch-size", str(batch_size))
+            self.undos |= {e["_id"] for e in self.history() if e["_id"] not in known and e["version"] == checkpoint["version"]
+                           and e["direction"] != checkpoint["direction"]}
             self.expect_ok(outcome, f"migrate {again} after the kill")
             self.check(f"after migrate {again}, re-run after the kill at {point}:{n}", again)
 
