@@ -29,7 +29,7 @@ class RollbackResult:
 def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason: str, rewind: bool = False) -> RollbackResult:
     """Undo the run: each changed document gets its pre-image back if it is still exactly as the run left it
     (compare-and-swap on the whole document); one written since gets the opposite function applied instead,
-    so that a rollback never erases a newer write.
+    so that a rollback never erases a newer write; so does one inserted at the run's version since.
 
     The checkpoint says `rolling_back` first, so that an interrupted rollback is finished by running it again
     rather than resumed forward. Idempotent: an undone document is no longer at the run's target version.
@@ -59,6 +59,8 @@ def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason
         if result.matched_count < len(written):
             by_function += undo_newer_writes(coll, migration, undo, guard, written)
         fault_point("rollback-batch")
+    if step.phase is None and step.recorded_before != step.recorded_after:  # not a retry, which leaves the version
+        by_function += undo_written_since(coll, migration, undo, guard)
     entry = ledger.entry(run_id) or {}
     ledger.update_entry(run_id, {"outcome": "rolled_back", "finished_at": now(), "error": reason,
                                  "restored": entry.get("restored", 0) + restored,
@@ -85,6 +87,18 @@ def undo_newer_writes(coll: Collection, migration: Migration, undo: Step, guard:
     return count
 
 
+def undo_written_since(coll: Collection, migration: Migration, undo: Step, guard: dict) -> int:
+    """Documents still at the run's version that the run did not write (the application inserted them at that version
+    since, or while it ran) get the opposite function too, without a pre-image: none is left at a version the
+    database is no longer at."""
+    count = 0
+    for current in coll.find(guard).sort("_id", 1).batch_size(1000):
+        update = update_for(current, transform_one(migration, undo, current, None), undo.to_version)
+        if update and coll.update_one({"_id": current["_id"], **guard}, update).modified_count:
+            count += 1
+    return count
+
+
 def rollback_target(ctx: RunContext, run_id: str) -> tuple[Step, bool]:
     """The step of a run that may be rolled back by hand, and whether it had finished (then the version rewinds too).
 
@@ -95,6 +109,8 @@ def rollback_target(ctx: RunContext, run_id: str) -> tuple[Step, bool]:
     if entry is None:
         raise TargetError(f"no run {run_id!r} in this database's history (see `docshift history`)")
     step = make_step(ctx.scripts, entry["version"], entry["direction"], entry.get("phase"))
+    step = replace(step, recorded_before=entry.get("recorded_before", step.recorded_before),  # a retry's own
+                   recorded_after=entry.get("recorded_after", step.recorded_after))
     checkpoint = ledger.checkpoint()
     if checkpoint and checkpoint["run_id"] == run_id:
         return step, False
@@ -110,10 +126,10 @@ def rollback_target(ctx: RunContext, run_id: str) -> tuple[Step, bool]:
             raise TargetError(f"run {run_id} took back the partial changes of the interrupted run {entry['undoes']}; "
                               f"rolling it back would leave them half-applied: apply migration {step.version} "
                               f"{undone.direction} completely with `docshift migrate {undone.recorded_after}`")
-        if step.phase is None and entry.get("recorded_before", step.recorded_before) == entry.get("recorded_after"):
+        if step.phase is None and step.recorded_before == step.recorded_after:
             raise TargetError(f"run {run_id} retried documents quarantined by migration {step.version} without moving "
                               f"the recorded version; rolling it back alone would leave the documents its first run "
                               f"changed at {step.to_version}: revert migration {step.version} for every document with "
-                              f"`docshift migrate {step.recorded_before}`")
+                              f"`docshift migrate {make_step(ctx.scripts, step.version, 'up').recorded_before}`")
         return step, True
     raise TargetError(f"run {run_id} is {entry['outcome']}: nothing to roll back")

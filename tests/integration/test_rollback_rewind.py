@@ -74,3 +74,22 @@ def test_rolling_back_the_run_that_undid_an_interrupted_run_is_refused_with_what
     assert raw_snapshot(env.db.users) == before and env.ledger.find_one({"_id": "current"})["version"] == 2
     assert env.run("migrate", "3").returncode == 0  # what it said to run
     assert env.db.users.count_documents({"schema_version": 3}) == 300
+
+
+def test_rolling_back_the_latest_run_takes_back_documents_the_application_inserted_at_its_version_since(env):
+    """The application's new code inserts a user at version 2 after `migrate 2`; `rollback --run` of that run moved
+    the version back to 1 and left the new user at 2, silently."""
+    seed_users(env.db, 200, seed=34)
+    assert env.run("migrate", "2").returncode == 0
+    run_2 = env.ledger.find_one({"kind": "history", "version": 2})["_id"]
+    new_user = {**env.db.users.find_one({"schema_version": 2}), "_id": "inserted-at-2", "email": "new@example.com"}
+    env.db.users.insert_one(new_user)
+
+    result = env.run("rollback", "--run", run_2)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert env.ledger.find_one({"_id": "current"})["version"] == 1
+    assert env.db.users.count_documents({"schema_version": {"$exists": True}}) == 0
+    back = env.db.users.find_one({"_id": "inserted-at-2"})
+    assert "preferences" not in back and back["email"] == "new@example.com"  # migration 2's down, without a pre-image
+    assert "1 written since undone" in result.stdout
