@@ -26,6 +26,8 @@ def main(argv=None) -> int:
     parser.add_argument("--orders", type=int, default=150)
     parser.add_argument("--customers", type=int, default=120)
     parser.add_argument("--replay", type=Path, help="a JSON file written by an earlier failure: run exactly its steps")
+    parser.add_argument("--minimize", action="store_true",
+                        help="with --replay: drop steps one at a time while the same failure still happens")
     parser.add_argument("--out", type=Path, default=Path("test-output/soak"), help="where failures are written")
     parser.add_argument("--uri", help="a running FerretDB/MongoDB (default: start one)")
     parser.add_argument("--prefect-api", help="a running Prefect server's API URL (default: start one)")
@@ -34,6 +36,9 @@ def main(argv=None) -> int:
     from tests.model import walk as model
 
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.minimize:
+        with servers(args.uri, args.prefect_api) as (uri, prefect_env):
+            return minimize(model, json.loads(args.replay.read_text()), uri, prefect_env, args)
     with servers(args.uri, args.prefect_api) as (uri, prefect_env):
         started = time.monotonic()
         tried = held = lost = 0
@@ -70,6 +75,48 @@ def main(argv=None) -> int:
     for seed, n, bug, text in failures:
         print(f"  seed {seed}, step {n - 1}: {'known bug ' + bug if bug else 'NEW'}: {text[:400]}")
     return 1 if failures else 0
+
+
+def replay(model, seed: int, steps: list[dict], uri: str, prefect_env: dict, args):
+    with tempfile.TemporaryDirectory(prefix="docshift-soak-") as work:
+        harness = model.Harness(uri, Path(work), prefect_env, seed, args.orders, args.customers)
+        try:
+            with harness:
+                return model.walk(harness, seed, len(steps), steps, log=lambda line: None)
+        finally:
+            harness.drop()
+
+
+def signature(model, result) -> tuple | None:
+    """What a failure is, to tell whether a shorter replay still shows it: its known bug, or its kinds of problem."""
+    if result.failure is None:
+        return None
+    return model.known_bug(result.failure, result.steps) or tuple(sorted({k for k, _ in result.failure.problems}))
+
+
+def minimize(model, failure: dict, uri: str, prefect_env: dict, args) -> int:
+    """Greedy: drop each step in turn (last first) and keep it dropped while the replay fails the same way."""
+    seed, steps = failure["seed"], failure["steps"]
+    wanted = signature(model, replay(model, seed, steps, uri, prefect_env, args))
+    print(f"minimize: {len(steps)} steps, failure {wanted}")
+    if wanted is None:
+        print("minimize: the replay did not fail")
+        return 1
+    i = len(steps) - 2  # the failing step stays
+    while i >= 0:
+        shorter = steps[:i] + steps[i + 1:]
+        result = replay(model, seed, shorter, uri, prefect_env, args)
+        if signature(model, result) == wanted:
+            steps = shorter[: len(result.steps)]
+            print(f"minimize: dropped step {i}: {len(steps)} left")
+        i -= 1
+    minimal = {"seed": seed, "steps": steps}
+    path = args.out / f"minimal-seed{seed}.json"
+    path.write_text(json.dumps(minimal, indent=1))
+    print(f"minimize: {len(steps)} steps still fail with {wanted}: {path}")
+    for s in steps:
+        print(f"  {s['rule']} {json.dumps(s['params'])}")
+    return 0
 
 
 class servers:

@@ -84,8 +84,8 @@ LAST_NAMES = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Al
 class ModelFailure(AssertionError):
     """An invariant did not hold: `problems` are (kind, detail) pairs."""
 
-    def __init__(self, context: str, problems: list[tuple[str, str]]):
-        self.context, self.problems = context, problems
+    def __init__(self, context: str, problems: list[tuple[str, str]], drifted: set | None = None):
+        self.context, self.problems, self.drifted = context, problems, drifted or set()
         super().__init__(f"{context}: " + "; ".join(f"[{k}] {d}" for k, d in problems))
 
     @property
@@ -209,6 +209,7 @@ class App:
     def __init__(self, db, model: Model, rng: random.Random, recorded: int, concurrent: bool):
         self.db, self.model, self.rng, self.recorded, self.concurrent = db, model, rng, recorded, concurrent
         self.ops: list[str] = []
+        self.inserted: set[tuple[str, Any]] = set()  # during a run
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -237,6 +238,8 @@ class App:
         self.db[collection].insert_one(self.model.value(collection, base, version))
         self.model.add(collection, base)
         self.ops.append(f"insert {collection} {base['_id']} at {version}" + (" during the run" if self.concurrent else ""))
+        if self.concurrent:
+            self.inserted.add((collection, base["_id"]))
 
     def pick(self, collection: str) -> Any:
         with self.model.lock:
@@ -277,11 +280,11 @@ class App:
             self.op()
 
     def start(self, n: int) -> None:
-        """Write `n` times in a thread, a few milliseconds apart, until stopped."""
+        """Write up to `n` times in a thread, tenths of a second apart (through the whole run), until stopped."""
         def loop():
             try:
                 for _ in range(n):
-                    if self._stop.wait(self.rng.uniform(0.0, 0.05)):
+                    if self._stop.wait(self.rng.uniform(0.02, 0.3)):
                         return
                     self.op()
             except BaseException as exc:  # noqa: BLE001 - reported by stop()
@@ -331,6 +334,7 @@ class Step:
     held: bool = True
     problems: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    inserted_during: set = field(default_factory=set)  # by the application while a command ran
 
 
 class Harness:
@@ -464,7 +468,7 @@ class Harness:
                 problems.append(("lost", f"{len(lost)} {collection} documents missing, e.g. _id={lost[:5]}"))
             if extra := sorted(set(counts) - model_ids, key=repr):
                 problems.append(("invented", f"{len(extra)} {collection} documents the model never had, e.g. _id={extra[:5]}"))
-            mismatched = []
+            mismatched, notes_lost = [], []
             for doc in docs:
                 key = (collection, doc["_id"])
                 if key not in self.model.bases:
@@ -474,7 +478,10 @@ class Harness:
                     mismatched.append(f"_id={doc['_id']!r} at version {version!r}, not one of {collection}'s")
                     continue
                 expected = self.model.value(collection, self.model.bases[key], version)
-                if as_bson(doc) != as_bson(expected):
+                if as_bson(doc) != as_bson(expected) and "note" in expected and "note" not in doc and \
+                        as_bson(doc) == as_bson({k: v for k, v in expected.items() if k != "note"}):
+                    notes_lost.append(f"_id={doc['_id']!r}")
+                elif as_bson(doc) != as_bson(expected):
                     mismatched.append(f"_id={doc['_id']!r} at version {version}: "
                                       f"{first_difference(expected, doc)} (model before, database after)")
                 if version != collection_version(collection, recorded):
@@ -482,9 +489,14 @@ class Harness:
             if mismatched:
                 problems.append(("value", f"{len(mismatched)} {collection} documents differ from the model, e.g. "
                                           + " | ".join(mismatched[:3])))
+            if notes_lost:
+                problems.append(("note-lost", f"{len(notes_lost)} {collection} documents lost the `note` the application "
+                                              f"added, and only that, e.g. {', '.join(notes_lost[:5])}"))
+        drifted = set()
         if behind:
             quarantined = {(e["collection"], e["doc_id"]) for e in self.db["_quarantine"].find()}
             silent = [b for b in behind if b[:2] not in quarantined]
+            drifted = {b[:2] for b in silent}
             if silent:
                 status = self.cli("status")
                 if "drift" not in (status.out + status.err).lower():
@@ -494,7 +506,7 @@ class Harness:
                                      + f" (e.g. _id={silent[0][1]!r}), and neither `docshift status` nor "
                                        f"`docshift quarantine` says so"))
         if problems:
-            raise ModelFailure(context, problems)
+            raise ModelFailure(context, problems, drifted)
         self.recorded = recorded
 
     # --- rules: each draws its parameters (draw_*) and runs them (rule_*) ---
@@ -503,20 +515,33 @@ class Harness:
             return None
         return App(self.db, self.model, random.Random(params["app"]), self.recorded, concurrent)
 
+    def batch_size(self, rng: random.Random) -> int:
+        """Several batches per step: an eighth to a half of the larger collection."""
+        most = max(len(self.model.ids(c)) for c in COLLECTIONS)
+        return rng.randrange(max(3, most // 8), max(4, most // 2))
+
+    @staticmethod
+    def stop_writer(step: Step, writer: App | None) -> None:
+        if writer is None:
+            return
+        try:
+            writer.stop()
+        finally:
+            step.notes += writer.ops
+            step.inserted_during |= writer.inserted
+
     def draw_migrate(self, rng: random.Random) -> dict:
-        return {"target": rng.choice([v for v in (1, 2, 3, 4, 5)]), "batch_size": rng.randrange(7, 60),
+        return {"target": rng.choice([v for v in (1, 2, 3, 4, 5)]), "batch_size": self.batch_size(rng),
                 "app": rng.randrange(10**6) if rng.random() < 0.5 else 0}
 
     def rule_migrate(self, step: Step, target: int, batch_size: int, app: int) -> None:
         writer = self.app_for(step.params, concurrent=True)
         if writer:
-            writer.start(25)
+            writer.start(40)
         try:
             outcome = self.cli("migrate", str(target), "--batch-size", str(batch_size))
         finally:
-            if writer:
-                writer.stop()
-                step.notes += writer.ops
+            self.stop_writer(step, writer)
         self.expect_ok(outcome, f"migrate {target}")
         self.check(f"after migrate {target}", target)
 
@@ -530,25 +555,28 @@ class Harness:
         self.check("after the application's writes", self.recorded)
 
     def draw_rollback(self, rng: random.Random) -> dict:
-        return {"app": rng.randrange(10**6) if rng.random() < 0.3 else 0}
+        return {"app": rng.randrange(10**6) if rng.random() < 0.3 else 0, "since": rng.randrange(10**6),
+                "writes": rng.choice([0, 0, 2, 6])}
 
-    def rule_rollback(self, step: Step, app: int) -> None:
+    def rule_rollback(self, step: Step, app: int, since: int = 0, writes: int = 0) -> None:
         latest, accepted = self.latest_run()
         if latest is None:
             step.notes.append("no run to roll back")
             return
+        if writes:  # the application wrote since the run (the concurrent writer below writes during the rollback)
+            before = App(self.db, self.model, random.Random(since), self.recorded, concurrent=False)
+            before.run(writes)
+            step.notes += [f"{op} (before the rollback)" for op in before.ops]
         run_step = make_step(self.model.scripts, latest["version"], latest["direction"])
         step.notes.append(f"rollback --run {latest['_id']} ({latest['outcome']}, expected "
                           f"{'accepted' if accepted else 'refused'})")
         writer = self.app_for(step.params, concurrent=True)
         if writer:
-            writer.start(15)
+            writer.start(40)
         try:
             outcome = self.cli("rollback", "--run", latest["_id"])
         finally:
-            if writer:
-                writer.stop()
-                step.notes += writer.ops
+            self.stop_writer(step, writer)
         if accepted:
             self.expect_ok(outcome, f"rollback --run {latest['_id']}")
             self.check(f"after rollback --run {latest['_id']}", run_step.recorded_before)
@@ -625,7 +653,7 @@ class Harness:
     def draw_quarantine(self, rng: random.Random) -> dict:
         modulus = rng.randrange(7, 40)
         return {"modulus": modulus, "residue": rng.randrange(modulus), "max_failures": rng.randrange(0, 12),
-                "below": rng.randrange(1, 5), "batch_size": rng.randrange(7, 60)}
+                "below": rng.randrange(1, 5), "batch_size": self.batch_size(rng)}
 
     def rule_quarantine(self, step: Step, modulus: int, residue: int, max_failures: int, below: int, batch_size: int) -> None:
         if self.recorded >= BROKEN_VERSION:
@@ -671,7 +699,7 @@ class Harness:
 
     def draw_kill(self, rng: random.Random) -> dict:
         command = "rollback" if rng.random() < 0.25 else "migrate"
-        batch_size = rng.randrange(7, 40)
+        batch_size = self.batch_size(rng)
         target = rng.choice([v for v in (1, 2, 3, 4, 5) if v != self.recorded])
         path = self.path(target)
         batches = sum(len(self.model.ids(s.collection)) // batch_size + 2 for s in path) or 1
@@ -697,13 +725,11 @@ class Harness:
             args = ["migrate", str(target), "--batch-size", str(batch_size)]
         writer = self.app_for(step.params, concurrent=True)
         if writer:
-            writer.start(25)
+            writer.start(40)
         try:
             result = self.process(*args, extra={"DOCSHIFT_FAULT": f"{point}:{n}"})
         finally:
-            if writer:
-                writer.stop()
-                step.notes += writer.ops
+            self.stop_writer(step, writer)
         step.notes.append(f"`docshift {' '.join(args)}` with DOCSHIFT_FAULT={point}:{n}: exit {result.returncode}")
         if result.returncode == 0:  # finished before the fault point
             self.check(f"after {' '.join(args)} (not killed)", target if command == "migrate" else killed_step.recorded_before)
@@ -778,19 +804,30 @@ class Harness:
             step.seconds = time.monotonic() - started
 
 
-def known_bug(failure: ModelFailure, steps: list[Step]) -> str | None:
-    """Which known bug (KNOWN_BUGS) a failure is, by what broke in which rule; None for a new one."""
+def attribution(failure: ModelFailure, steps: list[Step]) -> list[tuple[str, str | None]]:
+    """Each problem of a failure with the known bug (KNOWN_BUGS) it is, or None for a new one."""
     last = steps[-1]
-    kinds = {k for k, _ in failure.problems}
-    text = " ".join(d for _, d in failure.problems)
-    wrote_old = any(n.startswith("insert") and n.endswith("during the run") for n in last.notes)
-    if last.rule == "restore" and kinds <= {"silent-drift"}:
-        return "restore-ledger"
-    if kinds == {"value"} and "note" in text and "missing after" in text:
-        return "rollback-added-field"
-    if wrote_old and ("verification failed" in text or kinds <= {"silent-drift"}):
-        return "old-version-insert"
-    return None
+    result = []
+    for kind, detail in failure.problems:
+        bug = None
+        if kind == "silent-drift" and last.rule == "restore":
+            bug = "restore-ledger"
+        elif kind == "silent-drift" and failure.drifted and failure.drifted <= last.inserted_during:
+            bug = "old-version-insert"
+        elif kind == "note-lost":
+            bug = "rollback-added-field"
+        elif kind in ("refused", "exception") and "verification failed" in detail and last.inserted_during:
+            bug = "old-version-insert"
+        result.append((kind, bug))
+    return result
+
+
+def known_bug(failure: ModelFailure, steps: list[Step]) -> str | None:
+    """The known bug(s) a failure is, when every problem of it is one; None when any is new."""
+    bugs = attribution(failure, steps)
+    if any(bug is None for _, bug in bugs):
+        return None
+    return ", ".join(sorted({bug for _, bug in bugs}))
 
 
 @dataclass
@@ -832,8 +869,8 @@ def describe(result: WalkResult) -> str:
         for note in s.notes[-8:] if s.held else s.notes:
             lines.append(f"        {note}")
     if result.failure:
-        bug = known_bug(result.failure, result.steps)
-        lines.append(f"known bug: {bug} ({KNOWN_BUGS[bug]})" if bug else "not a known bug")
+        for kind, bug in attribution(result.failure, result.steps):
+            lines.append(f"[{kind}]: " + (f"known bug {bug} ({KNOWN_BUGS[bug]})" if bug else "NOT a known bug"))
     return "\n".join(lines)
 
 
