@@ -52,23 +52,27 @@ class Outcome(Enum):
 def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason: str, rewind: bool = False) -> RollbackResult:
     """Undo the run: each changed document gets its pre-image back if it is still exactly as the run left it
     (compare-and-swap on the whole document, added fields included); one written since gets the opposite function
-    applied instead, so that a rollback never erases a newer write.
+    applied instead, so that a rollback never erases a newer write; so does one inserted at the run's version since.
 
     The checkpoint says `rolling_back` first, so that an interrupted rollback is finished by running it again
     rather than resumed forward. Idempotent: an undone document is no longer at the run's target version.
-    With `rewind` (the run had finished), the recorded version goes back to what it was before the run.
+    With `rewind` (the run had finished), the recorded version goes back to what it was before the run; the checkpoint
+    keeps it, so that finishing an interrupted rollback rewinds too.
     """
     ledger = Ledger(db)
     pending = ledger.checkpoint()
     if pending and pending["run_id"] == run_id and pending.get("rolling_back"):
-        reason = pending["reason"]  # finishing an interrupted rollback: keep why it started
+        reason = pending["reason"]  # finishing an interrupted rollback: keep why it started, and whether it rewinds
+        rewind = rewind or pending.get("rewind", False)
     ledger.save_checkpoint({"run_id": run_id, "version": step.version, "direction": step.direction,
-                            "rolling_back": True, "reason": reason})
+                            "rolling_back": True, "reason": reason, "rewind": rewind})
     if migration.operation is not None:
         settings = get_settings()
         restored, by_function = undo_actions(db, step, run_id, settings.backup_dir, settings.backup_gzip), 0
     else:
         restored, by_function = restore_documents(db, migration, step, run_id)
+        if step.phase is None and step.recorded_before != step.recorded_after:  # not a retry, which leaves the version
+            by_function += undo_written_since(db[step.collection], migration, step)
     entry = ledger.entry(run_id) or {}
     ledger.update_entry(run_id, {"outcome": "rolled_back", "finished_at": now(), "error": reason,
                                  "restored": entry.get("restored", 0) + restored,
@@ -151,6 +155,22 @@ def undo_newer_writes(coll: Collection, migration: Migration, undo: Step, guard:
     return count
 
 
+def undo_written_since(coll: Collection, migration: Migration, step: Step) -> int:
+    """Documents still at the run's version that the run did not write (the application inserted them at that version
+    since, or while it ran) get the opposite function too, without a pre-image: none is left at a version the
+    database is no longer at."""
+    guard = version_filter(step.to_version)
+    undo = replace(step, direction="down" if step.direction == "up" else "up",
+                   from_version=step.to_version, to_version=step.from_version)
+    count = 0
+    for current in coll.find(guard).sort("_id", 1).batch_size(1000):
+        update = update_for(current, transform_one(migration, undo, current, None, lookup_for(coll.database, migration)),
+                            undo.to_version)
+        if update and coll.update_one({"_id": current["_id"], **guard}, update).modified_count:
+            count += 1
+    return count
+
+
 def rollback_target(ctx: RunContext, run_id: str) -> tuple[Step, bool]:
     """The step of a run that may be rolled back by hand, and whether it had finished (then the version rewinds too).
 
@@ -161,6 +181,8 @@ def rollback_target(ctx: RunContext, run_id: str) -> tuple[Step, bool]:
     if entry is None:
         raise TargetError(f"no run {run_id!r} in this database's history (see `docshift history`)")
     step = make_step(ctx.scripts, entry["version"], entry["direction"], entry.get("phase"))
+    step = replace(step, recorded_before=entry.get("recorded_before", step.recorded_before),  # a retry's own
+                   recorded_after=entry.get("recorded_after", step.recorded_after))
     checkpoint = ledger.checkpoint()
     if checkpoint and checkpoint["run_id"] == run_id:
         return step, False
@@ -171,5 +193,15 @@ def rollback_target(ctx: RunContext, run_id: str) -> tuple[Step, bool]:
         if finished[-1]["_id"] != run_id or ledger.current_version() != step.recorded_after:
             raise TargetError(f"run {run_id} is not the latest change to the database; "
                               f"migrate to version {step.recorded_before} instead")
+        if entry.get("undoes"):
+            undone = make_step(ctx.scripts, entry["version"], "up" if entry["direction"] == "down" else "down")
+            raise TargetError(f"run {run_id} took back the partial changes of the interrupted run {entry['undoes']}; "
+                              f"rolling it back would leave them half-applied: apply migration {step.version} "
+                              f"{undone.direction} completely with `docshift migrate {undone.recorded_after}`")
+        if step.phase is None and step.recorded_before == step.recorded_after:
+            raise TargetError(f"run {run_id} retried documents quarantined by migration {step.version} without moving "
+                              f"the recorded version; rolling it back alone would leave the documents its first run "
+                              f"changed at {step.to_version}: revert migration {step.version} for every document with "
+                              f"`docshift migrate {make_step(ctx.scripts, step.version, 'up').recorded_before}`")
         return step, True
     raise TargetError(f"run {run_id} is {entry['outcome']}: nothing to roll back")

@@ -79,31 +79,35 @@ def start_or_resume(ctx: RunContext, step: Step, flow_run_id: str | None) -> Run
     if checkpoint and (checkpoint["version"], checkpoint["direction"], checkpoint.get("phase")) == (step.version, step.direction, step.phase):
         state = RunState.from_checkpoint(checkpoint)
         if ledger.entry(state.run_id) is None:
-            _record_start(ctx, step, state)
+            _record_start(ctx, step, state, checkpoint.get("undoes"))
             return state
         state.resumed += 1
         ledger.update_entry(state.run_id, {"resumed": state.resumed, "outcome": "running"})
         ledger.save_checkpoint({"resumed": state.resumed})
         return state
+    undoes = None
     if checkpoint:  # the opposite step of an interrupted one: it ends that run
-        ledger.update_entry(checkpoint["run_id"], {"outcome": "abandoned", "finished_at": now()})
+        undoes = checkpoint["run_id"]
+        ledger.update_entry(undoes, {"outcome": "abandoned", "finished_at": now()})
     coll, migration = ctx.db[step.collection], ctx.scripts.get(step.version).migration
     total = planned_documents(ctx.db, migration, step) if step.operation else coll.count_documents(step.selector)
     state = RunState(run_id=f"v{step.version}-{step.direction}-{uuid.uuid4().hex[:10]}",
                      total=total, count_before=collection_count(coll), started_at=now(), flow_run_id=flow_run_id)
-    ledger.save_checkpoint({**step.identity, **asdict(state)})
-    _record_start(ctx, step, state)
+    ledger.save_checkpoint({**step.identity, **asdict(state), "undoes": undoes})
+    _record_start(ctx, step, state, undoes)
     return state
 
 
-def _record_start(ctx: RunContext, step: Step, state: RunState) -> None:
-    """The run's history entry (written once, whatever retries), and its step's old quarantine cleared for retrying."""
+def _record_start(ctx: RunContext, step: Step, state: RunState, undoes: str | None = None) -> None:
+    """The run's history entry (written once, whatever retries), and its step's old quarantine cleared for retrying.
+    `undoes`: the interrupted run whose partial changes this run takes back (a `migrate` the other way)."""
     script = ctx.scripts.get(step.version)
     Ledger(ctx.db).start_entry({
         "_id": state.run_id, "version": step.version, "direction": step.direction,
         "description": script.migration.description, "collection": step.collection, "checksum": script.checksum,
         "started_at": state.started_at, "finished_at": None, "outcome": "running", "matched": 0, "changed": 0,
         "flow_run_id": state.flow_run_id, "backup": state.backup, "resumed": 0, "phase": step.phase,
+        "recorded_before": step.recorded_before, "recorded_after": step.recorded_after, "undoes": undoes,
     })
     clear_quarantine(ctx.db, step)  # retried by this run
 
