@@ -82,8 +82,8 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
         check_operations(ctx, steps)
         results = []
         for s in steps:
-            results.append(applier(settings)(s.version, s.direction, run_options, recorded_after=s.recorded_after,
-                                             database=settings.database, recorded_before=s.recorded_before))
+            results.append(applier(settings)(s.version, s.direction, run_options,
+                                             recorded=(s.recorded_before, s.recorded_after), database=settings.database))
             if results[-1].paused:
                 break
         retention = prune_backups(ctx.db, settings) if results and not results[-1].paused else None
@@ -110,21 +110,18 @@ def database_lock(ctx: RunContext, purpose: str) -> Iterator[LeaseLock]:
 
 @flow(name="apply-migration", flow_run_name="{direction}-{version}")
 def apply_migration(version: int, direction: Direction, options: RunOptions, phase: Phase | None = None,
-                    recorded_after: int | None = None, database: str | None = None,
-                    recorded_before: int | None = None) -> StepResult:
+                    recorded: tuple[int, int] | None = None, database: str | None = None) -> StepResult:
     """Back up, migrate in checkpointed batches, verify; on failure restore the pre-images and fail plainly.
 
-    `recorded_before`/`recorded_after` differ from the step's own only when quarantined documents are retried at or
-    below the current version (the run then leaves the recorded version where it is). `phase` runs an expand-contract
+    `recorded` (before, after) differs from the step's own recorded versions only when quarantined documents are
+    retried at or below the current version (the run then leaves the recorded version where it is). `phase` runs an expand-contract
     phase (backfill, cleanup) instead of the whole `up`.
     """
     ctx = RunContext.open(get_settings(database))
     label_run(ctx.settings.database, version, phase)
     step = make_step(ctx.scripts, version, direction, phase)
-    if recorded_after is not None and recorded_after != step.recorded_after:
-        step = replace(step, recorded_before=recorded_after, recorded_after=recorded_after)
-    if recorded_before is not None and recorded_before != step.recorded_before:
-        step = replace(step, recorded_before=recorded_before)
+    if recorded is not None:
+        step = replace(step, recorded_before=recorded[0], recorded_after=recorded[1])
     if step.operation:
         check_step(ctx.db, ctx.scripts.get(version).migration, step)  # before this step writes anything
     state = start_run(ctx, step, str(flow_run.id) if flow_run.id else None)
