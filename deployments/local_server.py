@@ -23,7 +23,7 @@ def local_prefect_server(home: Path, port: int, settings: dict | None = None) ->
                                "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     api = f"http://127.0.0.1:{port}/api"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while True:
             try:
                 with urllib.request.urlopen(f"{api}/health", timeout=2):
