@@ -7,7 +7,7 @@ place: between a batch's read and its write, or after the run wrote a document a
 
 from docshift.demo import seed_users
 from docshift.dump import RAW
-from tests.helpers import fingerprint
+from tests.support.fingerprints import fingerprint
 
 APPLICATION = '''
 import os

@@ -14,7 +14,7 @@ import pytest
 from bson import ObjectId
 
 from docshift.demo import seed_users
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 N = 4000
 

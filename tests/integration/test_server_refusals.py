@@ -11,9 +11,9 @@ import pymongo
 import pytest
 
 from docshift.demo import seed_users
-from tests.helpers import collection_fingerprint
-from tests.integration.conftest import database_snapshot
-from tests.integration.test_commands import api_post
+from tests.support.fingerprints import collection_fingerprint
+from tests.support.fingerprints import database_snapshot
+from tests.support.prefect_api import api_post
 
 MIGRATION = ("import docshift\nfrom bson.decimal128 import Decimal128\n"
              "migration = docshift.Migration(version=6, description='d', collection='users', kind='additive', "
