@@ -120,4 +120,8 @@ def load_file(file: Path) -> Script:
 
 
 def _validation_summary(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'migration'}: {e['msg']}" for e in exc.errors())
+    """Pydantic's errors as `field: message`; a check of the whole migration names its fields itself."""
+    def one(error) -> str:
+        where = ".".join(str(p) for p in error["loc"])
+        return f"{where + ': ' if where else ''}{error['msg'].removeprefix('Value error, ')}"
+    return "; ".join(one(e) for e in exc.errors())

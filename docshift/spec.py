@@ -133,7 +133,8 @@ class Migration(BaseModel):
         if self.operation is not None and self.expand_contract is not None:
             raise ValueError("a collection-level step (operation) has no expand-contract phases")
         if self.operation is None and (missing := [n for n in ("up", "down") if getattr(self, n) is None]):
-            raise ValueError(f"{' and '.join(missing)} required (or an operation such as docshift.CreateIndex)")
+            raise ValueError(f"{' and '.join(missing)}: Field required (or, instead of up and down, an operation "
+                             f"such as docshift.CreateIndex)")
         return self
 
     @field_validator("up", "down")

@@ -124,8 +124,9 @@ def restore_one(coll: Collection, step: Step, guard: dict, w: Written) -> Outcom
     equal, filtered on every field, and check the document the server replaced. If an application added a field
     in the moment between (one round trip), the document is put back as the application left it, for the function.
 
-    Limit: on FerretDB 1.24 no write is atomic with another one to the same document (an update reads, then
-    writes in a separate transaction), so two writers at the same instant can lose one write whatever the filter.
+    Stock FerretDB 1.24 reads and writes an updated document in separate transactions, so two writers at the same
+    instant could lose one write whatever the filter; the embedded server's patch makes each update one
+    read-modify-write (tests/integration/test_ferretdb_server.py).
     """
     query = {"_id": w.pre["_id"], **guard}
     current = coll.find_one(query)

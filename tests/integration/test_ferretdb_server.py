@@ -6,10 +6,15 @@ passes as nil for a `count` without a query, an `explain` of an update, delete o
 not start with `$match`, and `Get("_id")` on a filter holding `_id` twice: each panicked the handler (the client saw
 a closed connection); after the aggregation's panic an iterator left unclosed panicked in its finalizer at the next
 garbage collection and took the whole server down.
+
+Stock 1.24.2 also reads a document for an update, findAndModify or delete and writes it in a separate transaction,
+so two writers of one document at the same moment lose one write (a rollback's compare-and-swap restore erased an
+application's `$set` that came in between); the patch makes each such command one read-modify-write.
 """
 
 import struct
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pymongo
 import pytest
@@ -86,3 +91,21 @@ def test_commands_whose_filter_is_nil_or_odd_answer_and_the_server_stays_up(coll
     assert coll.find_one({"_id": "u001"}) == {"_id": "u001", "n": 1}  # none of the above wrote anything
 
     assert db.client.admin.command("ping")["ok"] == 1.0
+
+
+def test_writers_of_one_document_at_the_same_moment_lose_no_write(coll, ferretdb_uri):
+    """Four clients each $inc one document 100 times and $set a field of their own: with the read and the write of
+    an update apart, increments went missing (the second writer wrote over what it had read before the first wrote)."""
+    def writer(k: int) -> None:
+        client = pymongo.MongoClient(ferretdb_uri, retryWrites=False)
+        mine = client[coll.database.name][coll.name]
+        for i in range(100):
+            mine.update_one({"_id": "u001"}, {"$inc": {"n": 1}, "$set": {f"w{k}": i}})
+            mine.find_one_and_update({"_id": "u002"}, {"$inc": {"n": 1}})
+        client.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(writer, range(4)))
+
+    assert coll.find_one({"_id": "u001"}) == {"_id": "u001", "n": 1 + 400, "w0": 99, "w1": 99, "w2": 99, "w3": 99}
+    assert coll.find_one({"_id": "u002"})["n"] == 2 + 400
