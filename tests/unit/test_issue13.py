@@ -39,7 +39,7 @@ def test_an_operation_replaces_up_and_down():
     with pytest.raises(ValidationError, match="has no up/down"):
         docshift.Migration(version=2, description="d", collection="c", kind="additive", up=same, down=same,
                            operation=docshift.DropCollection())
-    with pytest.raises(ValidationError, match="down required"):
+    with pytest.raises(ValidationError, match="down: Field required"):
         docshift.Migration(version=2, description="d", collection="c", kind="additive", up=same)
 
 

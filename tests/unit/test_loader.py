@@ -167,7 +167,7 @@ def test_missing_up_or_down_is_refused(tmp_path, missing):
     write(tmp_path, "0002_half.py", migration_source(**{missing: None}))
     error = refusal(tmp_path)
     assert "0002_half.py" in str(error)
-    assert f"{missing} required" in str(error)
+    assert f"{missing}: Field required" in str(error)
 
 
 @pytest.mark.parametrize("field, value", [
