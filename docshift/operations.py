@@ -2,7 +2,7 @@
 
 A migration file names one of these as its `operation` instead of `up`/`down` functions:
 
-    migration = docshift.Migration(version=6, description="SKUs are unique", collection="products", kind="additive",
+    migration = docshift.Migration(version=6, description="SKUs are unique", collection="products",
                                    operation=docshift.CreateIndex(keys=[("sku", 1)], unique=True))
 
 Each operation owns both directions as a short list of Actions, plain records of one change to the database (create

@@ -100,7 +100,8 @@ class Migration(BaseModel):
     version: StrictInt = Field(ge=INITIAL_VERSION + 1, description="Global, unique, increasing; 1 is the initial schema.")
     description: str = Field(min_length=1)
     collection: str = Field(min_length=1, pattern=r"^[^$\x00]+$")
-    kind: Kind
+    kind: Kind | None = None
+    """What `up` does to documents; required unless the migration is an `operation` (which changes no document)."""
     up: Callable | None = None
     down: Callable | None = None
     target_model: type[BaseModel] | None = Field(
@@ -132,6 +133,8 @@ class Migration(BaseModel):
             raise ValueError("a migration with an operation has no up/down: the operation is both")
         if self.operation is not None and self.expand_contract is not None:
             raise ValueError("a collection-level step (operation) has no expand-contract phases")
+        if self.operation is None and self.kind is None:
+            raise ValueError("kind: Field required (additive, transformative or destructive)")
         if self.operation is None and (missing := [n for n in ("up", "down") if getattr(self, n) is None]):
             raise ValueError(f"{' and '.join(missing)}: Field required (or, instead of up and down, an operation "
                              f"such as docshift.CreateIndex)")

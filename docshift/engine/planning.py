@@ -215,6 +215,7 @@ def plan_report(ctx: RunContext, target: int) -> Plan:
     for s, n, pairs, found in zip(steps, counts, samples, notes):
         migration = ctx.scripts.get(s.version).migration
         what = migration.operation.describe(s.collection, s.direction) if migration.operation else None
-        planned.append(PlannedStep(s.version, s.direction, s.collection, migration.kind, migration.description, n,
+        planned.append(PlannedStep(s.version, s.direction, s.collection, migration.kind or "collection-level",
+                                   migration.description, n,
                                    pairs, what, found))
     return Plan(current, target, planned)

@@ -1,7 +1,8 @@
 """docshift in a user's own repository, end to end, with nothing of the checkout on the path.
 
 docshift's wheel is built and installed into a fresh virtual environment; in an empty folder that environment's
-`docshift` starts a project (`init`), writes two migrations of its own on its own collection, migrates FerretDB,
+`docshift` starts a project (`init`), writes migrations of its own on its own collection (a transformative one, a
+unique index, an expand-contract change), migrates FerretDB,
 makes the Prefect deployments (`deploy`), and a worker from that environment runs the expand-contract phases
 through `prefect deployment run --watch`. Select it with `-m own_project`.
 
@@ -81,7 +82,7 @@ def prefect(project, *args: str, timeout: float = 300) -> str:
 
 
 MIGRATION_2 = '''
-    """Version 2: SKUs in upper case, without spaces (stands in for a unique index on sku, not a migration step yet)."""
+    """Version 2: SKUs in upper case, without spaces (so that version 3 can make them unique)."""
 
     from pydantic import BaseModel, ConfigDict
 
@@ -107,14 +108,23 @@ MIGRATION_2 = '''
 '''
 
 MIGRATION_3 = '''
-    """Version 3: `price` (a float) becomes `price_cents` (an integer), without downtime."""
+    """Version 3: one product per SKU (a collection-level step: `down` drops the index)."""
+
+    import docshift
+
+    migration = docshift.Migration(version=3, description="unique sku", collection="products",
+                                   operation=docshift.CreateIndex(keys=[("sku", 1)], unique=True))  # no kind: no document changes
+'''
+
+MIGRATION_4 = '''
+    """Version 4: `price` (a float) becomes `price_cents` (an integer), without downtime."""
 
     from pydantic import BaseModel, ConfigDict
 
     import docshift
 
 
-    class ProductsV3(BaseModel):
+    class ProductsV4(BaseModel):
         model_config = ConfigDict(extra="allow")
         price_cents: int
 
@@ -135,8 +145,8 @@ MIGRATION_3 = '''
 
 
     migration = docshift.Migration(
-        version=3, description="price in cents", collection="products", kind="transformative", up=up, down=down,
-        target_model=ProductsV3,
+        version=4, description="price in cents", collection="products", kind="transformative", up=up, down=down,
+        target_model=ProductsV4,
         expand_contract=docshift.ExpandContract(
             backfill=backfill, removes=("price",), timezone="Europe/Berlin",
             backfill_schedule="FREQ=WEEKLY;BYDAY=TU,WE,TH;BYHOUR=1;BYMINUTE=0", cleanup_schedule=None,
@@ -166,14 +176,19 @@ def test_a_project_of_its_own_from_init_to_the_phases_run_by_a_worker(venv, proj
         settings.write("soak_seconds = 0  # cleanup may follow contract at once (a test)\n")
     assert "created" in docshift(project, "new", "normalize sku", "--collection", "products", "--kind", "transformative")
     (folder / "migrations" / "0002_normalize_sku.py").write_text(textwrap.dedent(MIGRATION_2).lstrip())
-    (folder / "migrations" / "0003_price_in_cents.py").write_text(textwrap.dedent(MIGRATION_3).lstrip())
-    (folder / "migrations" / "0004_tags_to_labels.py").write_text(  # deployed once, then removed: reported stale
-        textwrap.dedent(MIGRATION_3).lstrip().replace("version=3", "version=4").replace('removes=("price",)', 'removes=("tags",)'))
+    (folder / "migrations" / "0003_unique_sku.py").write_text(textwrap.dedent(MIGRATION_3).lstrip())
+    (folder / "migrations" / "0004_price_in_cents.py").write_text(textwrap.dedent(MIGRATION_4).lstrip())
+    (folder / "migrations" / "0005_tags_to_labels.py").write_text(  # deployed once, then removed: reported stale
+        textwrap.dedent(MIGRATION_4).lstrip().replace("version=4", "version=5").replace('removes=("price",)', 'removes=("tags",)'))
 
     db = pymongo.MongoClient(ferretdb_uri)[database]
     db.products.insert_many([{"_id": i, "sku": f" ab-{i} ", "price": i + 0.99} for i in range(PRODUCTS)])
-    docshift(project, "migrate", "2")
+    docshift(project, "migrate", "3")
     assert db.products.count_documents({"schema_version": 2, "sku": "AB-7"}) == 1
+    [unique] = [i for i in db.products.index_information().values() if i["key"] == [("sku", 1)]]
+    assert unique.get("unique") is True
+    with pytest.raises(pymongo.errors.DuplicateKeyError):
+        db.products.insert_one({"_id": "copy", "sku": "AB-7", "price": 1.0})
 
     deployed = docshift(project, "deploy")
     assert f"work pool {pool} (created, process type)" in deployed
@@ -199,13 +214,14 @@ def test_a_project_of_its_own_from_init_to_the_phases_run_by_a_worker(venv, proj
         worker.terminate()
         output = worker.communicate(timeout=60)[0]
     assert db.products.count_documents({"price_cents": {"$exists": True}, "price": {"$exists": False},
-                                        "schema_version": 3}) == PRODUCTS, output[-3000:]
+                                        "schema_version": 4}) == PRODUCTS, output[-3000:]
     assert db.products.find_one({"_id": 7})["price_cents"] == 799
-    assert set(db["_migrations"].find_one({"_id": "phases:3"})) >= {"expand", "backfill", "contract", "cleanup"}
+    assert set(db["_migrations"].find_one({"_id": "phases:4"})) >= {"expand", "backfill", "contract", "cleanup"}
+    assert db["_migrations"].find_one({"_id": "current"})["version"] == 4
 
     # a resumed schedule stays resumed, an unchanged deployment is not written, a removed migration's are reported
     api(project, "PATCH", f"/deployments/{backfill['id']}/schedules/{window['id']}", {"active": True})
-    (folder / "migrations" / "0004_tags_to_labels.py").unlink()
+    (folder / "migrations" / "0005_tags_to_labels.py").unlink()
     again = docshift(project, "deploy")
     assert "unchanged backfill/products-price-in-cents" in again and "created" not in again and "updated" not in again
     assert "stale     expand/products-tags-to-labels" in again

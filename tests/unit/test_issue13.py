@@ -180,3 +180,11 @@ def test_records_are_a_table_when_it_fits_and_blocks_with_whole_ids_when_not():
 
 def test_pack_never_splits_an_item():
     assert pack(["a" * 10, "b" * 10, "c" * 100], 24) == ["a" * 10 + "   " + "b" * 10, "c" * 100]
+
+
+def test_a_collection_level_step_needs_no_kind_and_a_document_migration_does():
+    index = docshift.Migration(version=2, description="d", collection="products",
+                               operation=docshift.CreateIndex(keys=[("sku", 1)], unique=True))
+    assert index.kind is None
+    with pytest.raises(ValidationError, match="kind: Field required"):
+        docshift.Migration(version=2, description="d", collection="products", up=lambda d: d, down=lambda d: d)
