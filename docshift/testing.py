@@ -32,7 +32,7 @@ from .spec import INITIAL_VERSION, Migration
 from .transform import VERSION_FIELD
 
 __all__ = [
-    "OBJECT_IDS", "as_bson", "assert_round_trip", "assert_up_validates", "canonical", "documents_from_model",
+    "OBJECT_IDS", "ROUND_TRIP_SETTINGS", "as_bson", "assert_round_trip", "assert_up_validates", "canonical", "documents_from_model",
     "first_difference", "migrated", "round_trip_test",
 ]
 
@@ -338,15 +338,19 @@ def migrated(documents: SearchStrategy[dict], *migrations: Migration) -> SearchS
 # --- one-line tests ------------------------------------------------------------------------------------------
 
 
+ROUND_TRIP_SETTINGS = hypothesis.settings(max_examples=200, deadline=None)
+
+
 def round_trip_test(migration: Migration, documents: SearchStrategy[dict], *, previous_version: int | None = None,
-                    max_examples: int = 200, use_pre_image: bool = True, validate: bool = True,
-                    settings: hypothesis.settings | None = None) -> Callable[[], None]:
+                    use_pre_image: bool = True, validate: bool = True,
+                    settings: hypothesis.settings = ROUND_TRIP_SETTINGS) -> Callable[[], None]:
     """A hypothesis test that pytest collects: `test_0003_round_trip = round_trip_test(migration, documents)`.
 
     For each generated document of the previous version: `up(doc)` validates against the migration's
     `target_model` (when it has one and `validate` is true; see assert_up_validates), and `down(up(doc))` gives
-    back `doc` (see assert_round_trip). `settings` (a hypothesis.settings) is the base of the test's settings;
-    `max_examples` and `deadline=None` are set on top of it.
+    back `doc` (see assert_round_trip). `settings`: hypothesis' settings of the test (200 examples, no deadline by
+    default; e.g. `hypothesis.settings(ROUND_TRIP_SETTINGS, max_examples=50)`); the deadline is always off, since a
+    migration's first call may import things.
     """
     def test(doc: dict) -> None:
         if validate and migration.target_model is not None:
@@ -360,4 +364,4 @@ def round_trip_test(migration: Migration, documents: SearchStrategy[dict], *, pr
     # Tests made here share one source; this keeps their examples apart in hypothesis's example database.
     test._hypothesis_internal_add_digest = repr(
         (migration.collection, migration.version, migration.description, previous_version, use_pre_image)).encode()
-    return hypothesis.settings(settings, max_examples=max_examples, deadline=None)(given(documents)(test))
+    return hypothesis.settings(settings, deadline=None)(given(documents)(test))

@@ -58,7 +58,7 @@ def up(doc: dict) -> dict:
     return doc
 ''')
 
-    result = env.run("migrate", "--batch-size", "100")
+    result = env.cli("migrate", "--batch-size", "100")
 
     assert result.returncode == 0, result.stdout + result.stderr
     users = {d["user_id"]: d for d in env.db.users.find()}
@@ -90,7 +90,7 @@ def up(doc: dict) -> dict:
     return doc
 ''')
 
-    result = env.run("migrate", "--batch-size", "100")
+    result = env.cli("migrate", "--batch-size", "100")
 
     assert result.returncode == 1 and "failed and was rolled back" in result.stderr, result.stdout + result.stderr
     users = {d["user_id"]: d for d in env.db.users.find()}
@@ -124,7 +124,7 @@ def up(doc: dict) -> dict:
     return doc
 ''')
 
-    result = env.run("migrate", "--batch-size", "100")
+    result = env.cli("migrate", "--batch-size", "100")
 
     assert result.returncode == 0, result.stdout + result.stderr
     left = [d["_id"] for d in env.db.users.find({"schema_version": {"$exists": False}})]

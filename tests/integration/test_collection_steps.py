@@ -1,35 +1,28 @@
 """Collection-level steps on FerretDB through the `docshift` command line: indexes, renames, dropped and copied
 collections as versioned migrations with their own down, recorded in the history, shown by `plan`, rolled back."""
 
-import textwrap
 from pathlib import Path
 
 import bson
 
 from docshift import dump
 from docshift.engine.operations import actions_in
+from tests.support.env import only_migrations
 from tests.support.fingerprints import database_snapshot, raw_snapshot
 
 KILL_AFTER_DROP = {"DOCSHIFT_FAULT": "collection-kept:1", "DOCSHIFT_LOCK_LEASE_SECONDS": "2"}
 FAIL_AFTER_ACTION = {"DOCSHIFT_FAULT": "operation-done:1:raise"}
 
 
-def only_migrations(env, **files: str) -> None:
-    """Replace the seed migrations by these files (name -> `migration = ...` source, after `import docshift`)."""
-    for path in env.migrations.glob("*.py"):
-        path.unlink()
-    for name, source in files.items():
-        (env.migrations / f"{name}.py").write_text("import docshift\n\n" + textwrap.dedent(source))
-
-
 def ok(env, *args, extra=None):
-    result = env.run(*args, extra=extra)
+    result = env.cli(*args, extra=extra)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
 
 def refused(env, *args, extra=None):
-    result = env.run(*args, extra=extra)
+    """The command fails with one line; with an injected fault (read once per process) in a process of its own."""
+    result = env.run(*args, extra=extra) if extra else env.cli(*args)
     assert result.returncode == 1, result.stdout + result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     return result.stderr

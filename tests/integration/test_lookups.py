@@ -4,8 +4,7 @@ database (the command line's --uri/--database over the environment) and, in `reh
 import pymongo
 
 from tests.support.fingerprints import database_snapshot
-from tests.integration.test_collection_steps import only_migrations
-from tests.integration.test_rehearse import scratch_databases
+from tests.support.env import only_migrations, scratch_databases
 
 TIER = """\
 import docshift
@@ -49,7 +48,7 @@ def test_lookups_follow_the_command_lines_uri_and_database_not_the_environment(e
     decoy = pymongo.MongoClient(env.uri)[f"{env.database}_decoy"]
     shop(decoy, spent=lambda i: 0)  # every customer there is basic
     try:
-        result = env.run("--uri", env.uri, "--database", env.database, "migrate",
+        result = env.cli("--uri", env.uri, "--database", env.database, "migrate",
                          extra={"DOCSHIFT_MONGODB_URI": "mongodb://127.0.0.1:1/", "DOCSHIFT_DATABASE": decoy.name})
         assert result.returncode == 0, result.stdout + result.stderr
         tiers = {o["_id"]: o["tier"] for o in env.db.orders.find()}
@@ -64,7 +63,7 @@ def test_rehearse_looks_up_in_the_scratch_copy(env):
     shop(env.db)
     before = database_snapshot(env.db)
 
-    result = env.run("rehearse", "--sample", "100")
+    result = env.cli("rehearse", "--sample", "100")
 
     assert result.returncode == 0, result.stdout + result.stderr  # the source's customers have no tier: a lookup there fails
     assert "customers: 30" in result.stdout and "orders: 100" in result.stdout  # read collections are copied whole
@@ -79,7 +78,7 @@ def test_a_lookup_in_an_undeclared_collection_is_refused_by_plan_naming_it(env):
     before = database_snapshot(env.db)
 
     for command in ("plan", "migrate"):
-        result = env.run(command)
+        result = env.cli(command)
         assert result.returncode == 1, result.stdout + result.stderr
         assert result.stderr.strip() == ("docshift: error: migration 3 looks up collection 'customers', which it does not "
                                          "declare: add it to the migration's reads= (declared: invoices)")

@@ -1,11 +1,8 @@
 """`docshift rehearse` (in-process): the real migration on a scratch copy; the source database is never touched."""
 
 from docshift.demo import seed_users
+from tests.support.env import scratch_databases
 from tests.support.fingerprints import database_snapshot
-
-
-def scratch_databases(env):
-    return [name for name in env.client.list_database_names() if name.startswith(f"{env.database}_rehearsal_")]
 
 
 def test_rehearsal_migrates_a_sample_copy_and_leaves_the_source_alone(env):

@@ -8,7 +8,7 @@ from tests.support.fingerprints import database_snapshot, snapshot
 
 
 def ok(env, *args, extra=None):
-    result = env.run(*args, extra=extra)
+    result = env.cli(*args, extra=extra)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -57,9 +57,9 @@ def test_pruning_keeps_what_downs_and_rollback_need_and_the_downs_still_restore_
 def test_prune_refuses_without_a_rule_and_reads_ages(env):
     seed_users(env.db, 50, seed=32)
     ok(env, "migrate", "2")
-    refused = env.run("backups", "prune")
+    refused = env.cli("backups", "prune")
     assert refused.returncode == 1 and "say what to prune" in refused.stderr
-    bad = env.run("backups", "prune", "--older-than", "a month")
+    bad = env.cli("backups", "prune", "--older-than", "a month")
     assert bad.returncode == 1 and "e.g. 30d" in bad.stderr
     kept = ok(env, "backups", "prune", "--older-than", "30d")
     assert "backups: pruned 0" in kept and "a `down` of migration 2 needs it" in kept

@@ -1,30 +1,25 @@
 """`docshift rollback --run` and the recorded version, in sequences the model walk (tests/model) found broken."""
 
 import signal
-from datetime import datetime, timedelta, timezone
 
 from docshift.demo import seed_users
 from tests.support.fingerprints import collection_fingerprint
 from tests.support.fingerprints import raw_snapshot
 
 
-def expire_lease(env) -> None:
-    env.ledger.update_one({"_id": "lock"}, {"$set": {"expires_at": datetime.now(timezone.utc) - timedelta(hours=1)}})
-
-
 def test_an_interrupted_rollback_of_the_latest_run_moves_the_version_back_when_it_is_finished(env):
     seed_users(env.db, 300, seed=31)
     before = collection_fingerprint(env.db.users)
-    assert env.run("migrate", "2").returncode == 0
+    assert env.cli("migrate", "2").returncode == 0
     run_2 = env.ledger.find_one({"kind": "history", "version": 2})["_id"]
 
     killed = env.run("rollback", "--run", run_2, extra={"DOCSHIFT_FAULT": "rollback-batch:1"})
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
-    expire_lease(env)
-    refused = env.run("migrate", "2")
+    env.expire_lease()
+    refused = env.cli("migrate", "2")
     assert refused.returncode == 1 and f"docshift rollback --run {run_2}" in refused.stderr
 
-    again = env.run("rollback", "--run", run_2)
+    again = env.cli("rollback", "--run", run_2)
 
     assert again.returncode == 0, again.stdout + again.stderr
     assert "database is at version 1" in again.stdout
@@ -35,21 +30,21 @@ def test_an_interrupted_rollback_of_the_latest_run_moves_the_version_back_when_i
 
 def test_rolling_back_the_run_that_retried_quarantined_documents_is_refused_with_what_to_run(env):
     seed_users(env.db, 300, seed=32)
-    assert env.run("migrate", "2").returncode == 0
+    assert env.cli("migrate", "2").returncode == 0
     original = env.break_split_name(["user_10", "user_250"], "cannot split")
-    assert env.run("migrate", "--max-failures", "2").returncode == 0
+    assert env.cli("migrate", "--max-failures", "2").returncode == 0
     (env.migrations / "0003_split_name.py").write_text(original)
-    assert env.run("migrate", "--allow-changed").returncode == 0
+    assert env.cli("migrate", "--allow-changed").returncode == 0
     retry = env.ledger.find_one({"kind": "history", "version": 5, "recorded_before": 5})
     assert retry is not None and retry["outcome"] == "applied" and retry["changed"] == 2
     before = raw_snapshot(env.db.users)
 
-    refused = env.run("rollback", "--run", retry["_id"])
+    refused = env.cli("rollback", "--run", retry["_id"])
 
     assert refused.returncode == 1
     assert "retried" in refused.stderr and "`docshift migrate 4`" in refused.stderr, refused.stderr
     assert raw_snapshot(env.db.users) == before and env.ledger.find_one({"_id": "current"})["version"] == 5
-    assert env.run("migrate", "4").returncode == 0  # what it said to run
+    assert env.cli("migrate", "4").returncode == 0  # what it said to run
     assert env.db.users.count_documents({"schema_version": 4}) == 300
 
 
@@ -58,21 +53,21 @@ def test_rolling_back_the_run_that_undid_an_interrupted_run_is_refused_with_what
     changes nothing and leaves the version at 2); rolling that back used to move the version to 3 with every user
     still at 2."""
     seed_users(env.db, 300, seed=33)
-    assert env.run("migrate", "2").returncode == 0
+    assert env.cli("migrate", "2").returncode == 0
     killed = env.run("migrate", "3", extra={"DOCSHIFT_FAULT": "backup:1"})
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
-    expire_lease(env)
-    assert env.run("migrate", "2").returncode == 0
+    env.expire_lease()
+    assert env.cli("migrate", "2").returncode == 0
     undo = env.ledger.find_one({"kind": "history", "version": 3, "direction": "down"})
     assert undo["outcome"] == "reverted" and undo["undoes"] is not None
     before = raw_snapshot(env.db.users)
 
-    refused = env.run("rollback", "--run", undo["_id"])
+    refused = env.cli("rollback", "--run", undo["_id"])
 
     assert refused.returncode == 1
     assert "interrupted run" in refused.stderr and "`docshift migrate 3`" in refused.stderr, refused.stderr
     assert raw_snapshot(env.db.users) == before and env.ledger.find_one({"_id": "current"})["version"] == 2
-    assert env.run("migrate", "3").returncode == 0  # what it said to run
+    assert env.cli("migrate", "3").returncode == 0  # what it said to run
     assert env.db.users.count_documents({"schema_version": 3}) == 300
 
 
@@ -80,12 +75,12 @@ def test_rolling_back_the_latest_run_takes_back_documents_the_application_insert
     """The application's new code inserts a user at version 2 after `migrate 2`; `rollback --run` of that run moved
     the version back to 1 and left the new user at 2, silently."""
     seed_users(env.db, 200, seed=34)
-    assert env.run("migrate", "2").returncode == 0
+    assert env.cli("migrate", "2").returncode == 0
     run_2 = env.ledger.find_one({"kind": "history", "version": 2})["_id"]
     new_user = {**env.db.users.find_one({"schema_version": 2}), "_id": "inserted-at-2", "email": "new@example.com"}
     env.db.users.insert_one(new_user)
 
-    result = env.run("rollback", "--run", run_2)
+    result = env.cli("rollback", "--run", run_2)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert env.ledger.find_one({"_id": "current"})["version"] == 1

@@ -12,6 +12,7 @@ import io
 import os
 import subprocess
 import sys
+import textwrap
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -184,3 +185,16 @@ def _argv(argv: list[str]) -> Iterator[None]:
         yield
     finally:
         sys.argv = saved
+
+
+def only_migrations(env: "Env", **files: str) -> None:
+    """Replace the seed migrations by these files (name -> `migration = ...` source, after `import docshift`)."""
+    for path in env.migrations.glob("*.py"):
+        path.unlink()
+    for name, source in files.items():
+        (env.migrations / f"{name}.py").write_text("import docshift\n\n" + textwrap.dedent(source))
+
+
+def scratch_databases(env: "Env") -> list[str]:
+    """The scratch copies `rehearse` left in the server (it must leave none)."""
+    return [name for name in env.client.list_database_names() if name.startswith(f"{env.database}_rehearsal_")]

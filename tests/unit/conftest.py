@@ -5,13 +5,17 @@ with `monkeypatch`, so that they are undone after every test and nothing outside
 """
 
 
+import random
+
 import bson
 import mongomock
 import mongomock.collection
 import pytest
 from bson.raw_bson import RawBSONDocument
 
+from docshift import demo
 from docshift.loader import ScriptDirectory
+from tests.support.mock_runs import N
 from tests.support.paths import SEED_MIGRATIONS
 
 
@@ -154,3 +158,11 @@ def empty_project(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     yield tmp_path
     configure()
+
+
+@pytest.fixture
+def users(mock_db):
+    """N messy demo users at version 1, as stored (in `_id` order)."""
+    rng = random.Random(3)
+    mock_db.users.insert_many([demo.user(i, rng) for i in range(N)])
+    return list(mock_db.users.find().sort("_id", 1))

@@ -1,6 +1,5 @@
 """The engine on mongomock: planning, checksums, batched migration with checkpoints, rollback, the lease lock."""
 
-import random
 import time
 from datetime import timedelta
 
@@ -10,26 +9,21 @@ import pytest
 
 import docshift.ledger
 from tests.support.fingerprints import as_bson
-from docshift import Migration, demo
-from docshift.context import RunContext
-from docshift.engine.backups import BackupReader, PreImages, open_backup, save_by_id
+from tests.support.mock_runs import BATCH, N, begin, context, migrate_all, run_step, snapshot
+from docshift import Migration
+from docshift.engine.backups import BackupReader, open_backup, save_by_id
 from docshift.engine.batches import migrate_batches
 from docshift.engine.cursor import BatchCursor
 from docshift.engine.planning import check_checksums, plan_report, plan_steps
 from docshift.engine.rollback import RollbackResult, rollback
-from docshift.engine.runs import StepRun, record_finished, start_or_resume
-from docshift.engine.state import RunOptions
+from docshift.engine.runs import record_finished, start_or_resume
 from docshift.engine.steps import Step, make_step
 from docshift.engine.verify import verify_step
-from docshift.settings import Settings
 from docshift.storage import BACKUP_PREFIX
 from docshift.errors import BackupError, ChangedMigrationError, LockHeldError, LockLostError, RollbackPendingError
-from docshift.pacing import BatchSizer, Throttle
 from docshift.ledger import LEDGER, LOCK, LeaseLock, Ledger, now
 from docshift.transform import version_filter
 
-N = 10
-BATCH = 4
 
 
 def steps_of(steps):
@@ -129,44 +123,6 @@ def test_latest_application_counts(mock_db, seed_scripts):
 # --- batched migration ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def users(mock_db):
-    """N messy demo users at version 1, as stored (in `_id` order)."""
-    rng = random.Random(3)
-    mock_db.users.insert_many([demo.user(i, rng) for i in range(N)])
-    return list(mock_db.users.find().sort("_id", 1))
-
-
-def snapshot(db):
-    return {d["_id"]: bson.encode(d) for d in db.users.find()}
-
-
-def context(db, scripts):
-    return RunContext(Settings(), scripts, db)
-
-
-def begin(db, scripts, version, direction, pre_images=None, lock=None):
-    """A step run as the flow opens it, with a fixed batch size (mongomock answers no `hello`) and no throttle."""
-    step = make_step(scripts, version, direction)
-    state = start_or_resume(context(db, scripts), step, None)
-    run = StepRun(db, scripts.get(version).migration, step, state, step.selector, lock, BatchSizer(BATCH), Throttle(),
-                  pre_images, RunOptions(BATCH))
-    return run, run.cursor()
-
-
-def migrate_all(run, cursor):
-    while not migrate_batches(run, cursor, 2):
-        pass
-
-
-def run_step(db, scripts, version, direction, pre_images=None):
-    run, cursor = begin(db, scripts, version, direction, pre_images)
-    migrate_all(run, cursor)
-    verification = verify_step(db, scripts.get(version).migration, run.step, run.state.count_before)
-    assert verification.passed, verification.summary()
-    return run.state, record_finished(run, verification)
-
-
 def test_migrate_batches_checkpoints_every_batch_and_reaches_the_target(mock_db, seed_scripts, users):
     ids = [u["_id"] for u in users]
     run, cursor = begin(mock_db, seed_scripts, 2, "up")
@@ -205,8 +161,7 @@ def test_migrate_batches_checkpoints_every_batch_and_reaches_the_target(mock_db,
 
 def test_a_batch_read_again_changes_nothing_twice(mock_db, seed_scripts, users):
     run, cursor = begin(mock_db, seed_scripts, 2, "up")
-    step, state = run.step, run.state
-    migration = seed_scripts.get(2).migration
+    state = run.state
     migrate_batches(run, cursor, 1)
     first = snapshot(mock_db)
     cursor.reopen(None, False)  # as if the checkpoint of the first batch had not been saved
@@ -236,7 +191,7 @@ def test_start_or_resume_resumes_the_checkpointed_run(mock_db, seed_scripts, use
 
 def test_the_opposite_step_abandons_the_interrupted_run(mock_db, seed_scripts, users):
     run, cursor = begin(mock_db, seed_scripts, 2, "up")
-    step, state = run.step, run.state
+    state = run.state
     migrate_batches(run, cursor, 1)
     down_step = make_step(seed_scripts, 2, "down")
     down = start_or_resume(context(mock_db, seed_scripts), down_step, None)

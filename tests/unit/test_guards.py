@@ -8,7 +8,7 @@ import pytest
 from docshift.engine.guards import as_read_filter, field_filter, merge_newer, same_document
 from docshift.engine.rollback import RollbackResult, rollback
 from docshift.engine.verify import verify_step
-from tests.unit.test_engine_mock import N, begin, migrate_all, snapshot, users  # noqa: F401 - `users` is a fixture
+from tests.support.mock_runs import N, begin, migrate_all, snapshot
 
 
 def test_field_filter_pins_null_values_and_absent_fields():

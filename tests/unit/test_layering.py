@@ -65,3 +65,12 @@ def test_no_module_imports_a_top_level_flows_or_tasks_package():
     files = [p for d in ("docshift", "docshift/engine", "flows", "tasks", "deployments", "tests", "tests/unit",
                          "tests/integration", "benchmarks") for p in (ROOT / d).glob("*.py")]
     assert offending(files, ("flows", "tasks", "deployments")) == {}
+
+
+def test_no_test_module_imports_another():
+    """Shared test helpers live in tests/support (and the model walk in tests/model), not in test modules or conftest."""
+    tests = list((ROOT / "tests").rglob("*.py"))
+    assert len(tests) > 40
+    found = {str(p.relative_to(ROOT)): bad for p in tests
+             if (bad := sorted(n for n in imported(p) if n.startswith("tests.") and ".test_" in n or n.endswith(".conftest")))}
+    assert found == {}

@@ -48,12 +48,12 @@ class UserV1(BaseModel):
 
 # --- (1) the seed migrations, one line each ------------------------------------------------------------------
 
-test_0002_round_trip = round_trip_test(M2, users_v1().map(_only_default_shaped_preferences), settings=KIT)
-test_0002_round_trip_with_foreign_preferences = round_trip_test(M2, users_v1(), validate=False, settings=KIT)
-test_0002_round_trip_from_a_model = round_trip_test(M2, documents_from_model(UserV1), max_examples=100, settings=KIT)
-test_0003_round_trip = round_trip_test(M3, migrated(users_v1(), M2), settings=KIT)
-test_0004_round_trip = round_trip_test(M4, migrated(users_v1(), M2, M3), settings=KIT)
-test_0005_round_trip = round_trip_test(M5, migrated(users_v1(), M2, M3, M4), settings=KIT)
+test_0002_round_trip = round_trip_test(M2, users_v1().map(_only_default_shaped_preferences), settings=settings(KIT, max_examples=200))
+test_0002_round_trip_with_foreign_preferences = round_trip_test(M2, users_v1(), validate=False, settings=settings(KIT, max_examples=200))
+test_0002_round_trip_from_a_model = round_trip_test(M2, documents_from_model(UserV1), settings=settings(KIT, max_examples=100))
+test_0003_round_trip = round_trip_test(M3, migrated(users_v1(), M2), settings=settings(KIT, max_examples=200))
+test_0004_round_trip = round_trip_test(M4, migrated(users_v1(), M2, M3), settings=settings(KIT, max_examples=200))
+test_0005_round_trip = round_trip_test(M5, migrated(users_v1(), M2, M3, M4), settings=settings(KIT, max_examples=200))
 
 
 def test_round_trip_tests_are_named_and_documented_for_pytest():
@@ -125,7 +125,7 @@ FORGETFUL = Migration(version=6, description="Move email_address into contact", 
 
 
 def test_the_kit_fails_a_down_that_forgets_to_restore_a_field():
-    broken = round_trip_test(FORGETFUL, migrated(users_v1(), M2, M3, M4, M5), max_examples=100, settings=KIT)
+    broken = round_trip_test(FORGETFUL, migrated(users_v1(), M2, M3, M4, M5), settings=settings(KIT, max_examples=100))
     with pytest.raises(AssertionError) as failure:
         broken()
     message = str(failure.value)
@@ -144,7 +144,7 @@ def test_the_kit_tells_1_from_1_0_where_python_equality_does_not():
     per_day = Migration(version=2, description="visits as a rate", collection="counters", kind="transformative",
                         up=lambda doc: {**{k: v for k, v in doc.items() if k != "visits"}, "rate": doc["visits"] / 1},
                         down=lambda doc: {**{k: v for k, v in doc.items() if k != "rate"}, "visits": doc["rate"]})
-    broken = round_trip_test(per_day, documents_from_model(Counter), max_examples=50, settings=KIT)
+    broken = round_trip_test(per_day, documents_from_model(Counter), settings=settings(KIT, max_examples=50))
     with pytest.raises(AssertionError, match=r"first difference: visits: 0 \(int32\) before, 0\.0 \(double\) after"):
         broken()
 
@@ -274,11 +274,11 @@ def test_assert_up_validates_fails_clearly_for_a_wrong_up():
 
 def test_round_trip_test_checks_the_target_model_too():
     broken = round_trip_test(WRONG_UP, st.fixed_dictionaries({"_id": st.integers(0, 10**6)}, optional={"name": st.text()}),
-                             max_examples=50, settings=KIT)
+                             settings=settings(KIT, max_examples=50))
     with pytest.raises(AssertionError, match="does not validate as Person"):
         broken()
     round_trip_test(WRONG_UP, st.fixed_dictionaries({"_id": st.integers(0, 10**6)}, optional={"name": st.text()}),
-                    max_examples=50, validate=False, settings=KIT)()
+                    validate=False, settings=settings(KIT, max_examples=50))()
 
 
 def test_assert_up_validates_needs_a_target_model():
