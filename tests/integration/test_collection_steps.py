@@ -220,6 +220,7 @@ def test_drop_collection_rolled_back_after_a_failure_and_by_hand_after_kill_9(en
     status = ok(env, "status").stdout
     assert run_id in status
 
+    env.expire_lease()  # the killed process's lock, once its lease has run out
     ok(env, "rollback", "--run", run_id)
 
     assert raw_snapshot(env.db.sessions) == before and indexes(env.db.sessions) == before_indexes
