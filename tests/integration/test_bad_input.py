@@ -155,29 +155,6 @@ def test_unusual_data_migrates_exactly_and_back(env, case):
     assert collection_fingerprint(env.db.users, exact=False) == fingerprint(original)  # fields, values and types
 
 
-def test_up_making_a_nested_array_fails_plainly_and_is_rolled_back(seeded):
-    """FerretDB stores no nested arrays (nor keys with dots: it refuses both at insert, so no collection holds one);
-    a migration that writes one is refused by the server, and the run rolls back with that reason, not retried.
-    Only user_150 gets one, so that the pre-flight's sample (test_server_refusals.py) does not meet it first."""
-    assert seeded.cli("migrate").returncode == 0
-    (seeded.migrations / "0006_matrix.py").write_text(
-        "import docshift\nmigration = docshift.Migration(version=6, description='d', collection='users', "
-        "kind='additive', up=lambda d: {**d, 'matrix': [[1, 2], [3, 4]]} if d['user_id'] == 'user_150' else d, "
-        "down=lambda d: d)\n")
-    before = collection_fingerprint(seeded.db.users)
-
-    result = seeded.cli("migrate", "--batch-size", "50")
-
-    assert result.returncode == 1
-    [error] = result.stderr.strip().splitlines()  # Prefect's log of the failed task run goes to the server only
-    assert error.startswith("docshift: error: migration 6 (up) failed and was rolled back"), result.stderr
-    assert "the server refused to store" in error and "nested arrays are not supported" in error, error
-    assert "Retries are exhausted" not in result.stderr and "Retry " not in result.stderr  # a refusal is not retried
-    assert collection_fingerprint(seeded.db.users) == before
-    assert seeded.ledger.find_one({"_id": "current"})["version"] == 5
-    assert seeded.ledger.find_one({"kind": "history", "version": 6})["outcome"] == "rolled_back"
-
-
 @pytest.mark.parametrize("case", ["collection that does not exist", "empty collection"])
 def test_a_migration_of_no_documents_succeeds_and_creates_nothing(env, case):
     for script in env.migrations.glob("000*.py"):

@@ -60,9 +60,9 @@ def test_unusable_connection_is_one_line_without_the_password(env):
 
 
 def test_failure_inside_a_flow_run_is_one_line_and_prefect_logs_stay_on_the_server(seeded):
-    """Twin of test_bad_input.py::test_up_making_a_nested_array_fails_plainly_and_is_rolled_back: a task run fails
-    inside the flow, Prefect logs it (with its traceback), and the terminal still shows one line. Only user_150 gets
-    the nested array, so that the pre-flight's sample (test_server_refusals.py) does not meet it first."""
+    """FerretDB stores no nested arrays: a migration that writes one is refused by the server inside a task run, the
+    run rolls back with that reason, not retried; Prefect logs it (with its traceback) and the terminal shows one line.
+    Only user_150 gets the nested array, so that the pre-flight's sample (test_server_refusals.py) does not meet it."""
     assert seeded.cli("migrate").returncode == 0
     (seeded.migrations / "0006_matrix.py").write_text(
         "import docshift\nmigration = docshift.Migration(version=6, description='d', collection='users', "
