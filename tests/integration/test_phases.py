@@ -88,10 +88,10 @@ def test_phases_end_where_the_one_step_up_ends(env, ferretdb_uri):
 
 
 def test_backfill_over_three_windows_equals_one_uninterrupted_run(env):
-    seed_users(env.db, 4000, seed=23)
+    seed_users(env.db, 2000, seed=23)
     ok(env, "migrate", "4")
     once = env.db.client[env.database + "_once"]
-    seed_users(once, 4000, seed=23)
+    seed_users(once, 2000, seed=23)
     try:
         one_db = {"DOCSHIFT_DATABASE": once.name}
         ok(env, "migrate", "4", extra=one_db)
@@ -108,10 +108,10 @@ def test_backfill_over_three_windows_equals_one_uninterrupted_run(env):
             checkpoint = env.ledger.find_one({"_id": "checkpoint"})
             if "paused" in result.stdout:
                 entry = env.ledger.find_one({"_id": checkpoint["run_id"]})
-                assert entry["outcome"] == "paused" and checkpoint["done"] == entry["documents"] <= 4000  # 4000: sweeps left
+                assert entry["outcome"] == "paused" and checkpoint["done"] == entry["documents"] <= 2000  # 2000: sweeps left
                 assert env.ledger.find_one({"_id": "lock"}) is None
                 status = ok(env, "status")
-                assert f"backfill 5, paused at {checkpoint['done']:,} of 4,000 documents done" in status.stdout
+                assert f"backfill 5, paused at {checkpoint['done']:,} of 2,000 documents done" in status.stdout
             assert len(runs) <= 30, "the backfill makes no progress from one window to the next"
 
         assert len(runs) >= 3, runs
