@@ -163,7 +163,8 @@ def operation_step(ctx: RunContext, run: StepRun) -> StepResult:
 
 def verified(run: StepRun, progress) -> StepResult:
     """Verify the step's result and record it as applied or reverted; a failed check raises (the caller rolls back)."""
-    verification = verify(run.db, run.migration, run.step, run.state.count_before, run.state.quarantined, during_run=True)
+    verification = verify(run.db, run.migration, run.step, run.state.count_before, run.state.quarantined,
+                          during_run=True, validated=run.state.validated)
     if not verification.passed:
         raise VerificationFailed(f"verification failed: {verification.summary()}")
     update_progress_artifact(progress, 100.0, description=progress_text(run))

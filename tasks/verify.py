@@ -11,8 +11,9 @@ from .retry import transient
 
 
 @task(name="verify", retries=2, retry_delay_seconds=2, retry_condition_fn=transient, cache_policy=NO_CACHE)
-def verify(db, migration, step: Step, count_before: int | None, quarantined: list = (), during_run: bool = False) -> Verification:
+def verify(db, migration, step: Step, count_before: int | None, quarantined: list = (), during_run: bool = False,
+           validated: int | None = None) -> Verification:
     """Check the step's result and show the checks as a table artifact."""
-    result = verify_step(db, migration, step, count_before, quarantined, during_run)
+    result = verify_step(db, migration, step, count_before, quarantined, during_run, validated)
     create_table_artifact(result.rows(), description=f"Verification of {step.label}: {'passed' if result.passed else 'FAILED'}")
     return result

@@ -4,7 +4,7 @@ and the catalog of those files; restoring a file exactly; reading pre-images bac
 import itertools
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +127,12 @@ def save_by_id(coll: Collection, docs: list) -> None:
 
 
 def change_record(doc_id: Any, update: dict) -> dict:
-    """What a run wrote to one document, kept so that rollback can tell whether anyone wrote after it."""
-    fields_set = [{"k": k, "v": v} for k, v in update.get("$set", {}).items()]  # pairs: keys may hold dots; no nested arrays (FerretDB)
-    return {"_id": doc_id, "set": fields_set, "unset": list(update.get("$unset", {}))}
+    """What a run wrote to one document, kept so that rollback can tell whether anyone wrote after it.
+
+    `set` is the update's own `$set` document: its names are top-level field names without dots or `$`
+    (transform.apply refuses any other), so they store as they are. Records of older runs hold `set` as a list of
+    `{k, v}` pairs; ChangeReader gives both the same shape."""
+    return {"_id": doc_id, "set": update.get("$set", {}), "unset": list(update.get("$unset", {}))}
 
 
 def written_document(pre_image: dict, change: dict) -> dict:
@@ -167,6 +170,17 @@ class BackupReader:
         if self._next is not None and bson_order(self._next["_id"]) == key:
             return self._next
         return None
+
+
+class ChangeReader(BackupReader):
+    """A run's change records in `_id` order, each with `set` as `{k, v}` pairs (the form written_filter reads),
+    whether the run stored it as a document (change_record) or, as older runs did, as pairs."""
+
+    def get(self, doc_id: Any) -> dict | None:
+        change = super().get(doc_id)
+        if change is not None and isinstance(change["set"], Mapping):
+            return {**change, "set": [{"k": k, "v": v} for k, v in change["set"].items()]}
+        return change
 
 
 class PreImages:

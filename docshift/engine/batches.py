@@ -3,9 +3,10 @@
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-
 import bson
+from bson.raw_bson import RawBSONDocument
 from pymongo import UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -13,8 +14,6 @@ from pymongo.errors import AutoReconnect, BulkWriteError, NetworkTimeout
 
 from .. import dump, storage
 from ..errors import ConnectionClosedAfterWrite, DatabaseError, TransformError
-from ..ledger import Ledger, now
-from ..progress import ProgressEvent, publish
 from ..transform import update_for
 from .backups import change_record, save_by_id
 from .cursor import BatchCursor
@@ -24,6 +23,7 @@ from .probe import first_refusal, server_answers
 from .quarantine import quarantine
 from .runs import StepRun
 from .steps import Step, transform_one
+from .verify import sample_every, validate_written, validates
 
 
 def migrate_batches(run: StepRun, cursor: BatchCursor, max_batches: int) -> bool:
@@ -33,53 +33,74 @@ def migrate_batches(run: StepRun, cursor: BatchCursor, max_batches: int) -> bool
     (a maintenance window's end) it stops before the next batch, so the run can pause at its checkpoint. The run's
     sizer chooses each batch's size; its throttle waits between batches.
     """
-    db, step, state, deadline = run.db, run.step, run.state, run.options.deadline
-    coll, backup, changes, ledger = db[step.collection], storage.pre_images(db, state.run_id), storage.changes(db, state.run_id), Ledger(db)
+    db, step, state = run.db, run.step, run.state
+    coll, backup, changes = db[step.collection], storage.pre_images(db, state.run_id), storage.changes(db, state.run_id)
     for i in range(max_batches):
-        if i or state.batches:
-            run.throttle.wait(deadline)
-        if run.lock:
-            run.lock.check()
-        if deadline and now() >= deadline:
+        if not run.ready(first=not (i or state.batches)):
             return False
         started = time.monotonic()
         raws = cursor.next_batch(run.sizer.next())
         if not raws:
             return True
-        ops, written, docs = [], [], [bson.decode(raw.raw) for raw in raws]
-        if run.lookup:
-            run.lookup.new_batch(docs)  # one cache per batch, prefetched
-        for doc in docs:
-            if doc["_id"] in state.quarantined:
-                continue  # a sweep met it again
-            pre_image = run.pre_images.get(doc["_id"]) if run.pre_images else None
-            try:
-                update = update_for(doc, transform_one(run.migration, step, doc, pre_image, run.lookup), step.to_version)
-            except TransformError as exc:
-                quarantine(db, step, state, doc["_id"], exc, run.options.max_failures)
-                continue
-            if update:
-                ops.append(UpdateOne({"_id": doc["_id"], **step.selector, **as_read_filter(doc, update)}, update))
-                written.append(change_record(doc["_id"], update))
-        with refusals_named(db, step, written):
+        batch = prepare_batch(run, raws)
+        with refusals_named(db, step, batch.written):
             save_by_id(backup, raws)
             if state.dump:
                 dump.append(Path(state.dump), raws)
-            save_by_id(changes, written)
+            save_by_id(changes, batch.written)
             fault_point("pre-images-saved")
-            if ops:
-                result = write_batch(coll, ops, [c["_id"] for c in written], step)
+            if batch.ops:
+                result = write_batch(coll, batch.ops, [c["_id"] for c in batch.written], step)
                 state.matched += result.matched_count
                 state.changed += result.modified_count
         fault_point("batch-written")
+        if state.validated is not None:
+            state.validated += batch.validated
         state.done += len(raws)
-        state.batches += 1
-        state.last_id, state.started = cursor.last_id, True
-        ledger.save_checkpoint(state.progress, state.checkpoint_id)
-        fault_point("checkpoint-saved")
         run.sizer.record(len(raws), sum(len(raw.raw) for raw in raws), time.monotonic() - started)
-        publish(ProgressEvent(step.label, state.done, max(state.total, state.done), state.changed, state.elapsed_s))
+        run.checkpoint(cursor.last_id)
     return False
+
+
+@dataclass
+class Batch:
+    """What a batch will write: guarded updates, the change records they make, and how many documents were
+    checked against the target model."""
+
+    ops: list[UpdateOne] = field(default_factory=list)
+    written: list[dict] = field(default_factory=list)
+    validated: int = 0
+
+
+def prepare_batch(run: StepRun, raws: list[RawBSONDocument]) -> Batch:
+    """The batch's guarded updates and change records; a document whose function raises is quarantined, one the
+    target model refuses fails the run (VerificationFailed) before anything of the batch is written.
+
+    Each document is decoded twice from the bytes read, once as read (for the diff and the guard) and once for the
+    migration function to change, instead of deep-copying it."""
+    step, state, migration = run.step, run.state, run.migration
+    validate, every = validates(migration, step), sample_every(migration)
+    docs = [bson.decode(raw.raw) for raw in raws]
+    if run.lookup:
+        run.lookup.new_batch(docs)  # one cache per batch, prefetched
+    batch = Batch()
+    for position, (raw, doc) in enumerate(zip(raws, docs), start=state.done):
+        if doc["_id"] in state.quarantined:
+            continue  # a sweep met it again
+        pre_image = run.pre_images.get(doc["_id"]) if run.pre_images else None
+        try:
+            new = transform_one(migration, step, doc, pre_image, run.lookup, private=bson.decode(raw.raw))
+            update = update_for(doc, new, step.to_version)
+        except TransformError as exc:
+            quarantine(run.db, step, state, doc["_id"], exc, run.options.max_failures)
+            continue
+        if validate and update and not position % every:
+            validate_written(migration, step, new)
+            batch.validated += 1
+        if update:
+            batch.ops.append(UpdateOne({"_id": doc["_id"], **step.selector, **as_read_filter(doc, update)}, update))
+            batch.written.append(change_record(doc["_id"], update))
+    return batch
 
 
 def write_batch(coll: Collection, ops: list[UpdateOne], ids: list, step: Step):
@@ -110,7 +131,7 @@ def refusals_named(db: Database, step: Step, written: list[dict]) -> Iterator[No
             raise
         if isinstance(exc, AutoReconnect) and (isinstance(exc, NetworkTimeout) or not server_answers(db)):
             raise
-        doc_id, refused = first_refusal(db, ({"_id": c["_id"], **{p["k"]: p["v"] for p in c["set"]}} for c in written))
+        doc_id, refused = first_refusal(db, ({"_id": c["_id"], **c["set"]} for c in written))
         if refused is None and isinstance(exc, DatabaseError):
             raise
         if refused is None:

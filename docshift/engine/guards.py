@@ -7,7 +7,15 @@ A filter of `$eq` per field sees a changed or removed field, not a field someone
 absent (`as_read_filter`), or are checked against the whole document read back (`same_document`).
 """
 
+import re
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import bson
+from bson.code import Code
+from bson.dbref import DBRef
+from bson.regex import Regex
 from pymongo.collection import Collection
 
 from ..errors import DatabaseError
@@ -15,11 +23,28 @@ from ..transform import same
 from .cursor import UNSUPPORTED
 
 
+QUALIFIED = (Mapping, DBRef, Regex, re.Pattern, Code)
+"""Values a filter must wrap in `$eq` to compare them for equality."""
+BARE = frozenset({int, bson.int64.Int64, float, str, bool, list, bytes, datetime, bson.ObjectId})
+"""Types that stand for themselves in a filter (checked by exact type first: an isinstance of an ABC costs more)."""
+
+
+def equals(value: Any) -> Any:
+    """A filter's condition that a field equals `value`, in the fewest bytes: the value itself, which MongoDB
+    matches exactly as `{$eq: value}` (arrays included); `$eq` only where a bare value would mean something else (an
+    embedded document may read as operators, a regex as a pattern, a DBRef as `$ref`). A null matches a missing
+    field either way: field_filter adds `$exists`."""
+    if type(value) in BARE:
+        return value
+    return {"$eq": value} if isinstance(value, QUALIFIED) else value
+
+
 def field_filter(doc: Mapping, absent: Iterable[str] = ()) -> dict:
     """Matches while every field of `doc` (but `_id`) holds its value and the `absent` ones are missing.
 
-    A null value also needs the field to exist (`$eq: null` alone matches a missing field)."""
-    fields = {k: {"$eq": v, "$exists": True} if v is None else {"$eq": v} for k, v in doc.items() if k != "_id"}
+    A null value also needs the field to exist (`$eq: null` alone matches a missing field). Each other value is
+    compared as itself where that means `$eq` (equals): about 10 bytes less per field, in every guarded update."""
+    fields = {k: {"$eq": v, "$exists": True} if v is None else equals(v) for k, v in doc.items() if k != "_id"}
     return {**fields, **{k: {"$exists": False} for k in absent if k not in doc}}
 
 

@@ -53,7 +53,7 @@ def start_partitions(db: Database, step: Step, state: RunState, partitions: int)
     parts = []
     for index, size in enumerate(sizes):
         part = replace(state, partition=index, last_id=None, started=False, done=0, matched=0, changed=0, batches=0,
-                       resumed=0, quarantined=[], total=size)
+                       validated=0, resumed=0, quarantined=[], total=size)
         ledger.save_checkpoint({**asdict(part), "kind": "partition", "index": index, "bounds": bounds}, part.checkpoint_id)
         parts.append(part)
     return parts
@@ -77,8 +77,10 @@ def merge_partitions(db: Database, state: RunState) -> None:
             state.matched += part["matched"]
             state.changed += part["changed"]
             state.batches += part["batches"]
+            if state.validated is not None:
+                state.validated = None if part.get("validated") is None else state.validated + part["validated"]
             state.quarantined += part["quarantined"]
     Ledger(db).update_entry(state.run_id, {"partitions": summary})
     state.partitioned, state.last_id, state.started = True, None, False
     Ledger(db).save_checkpoint({k: getattr(state, k) for k in ("partitioned", "last_id", "started", "done", "matched",
-                                                               "changed", "batches", "quarantined")})
+                                                               "changed", "batches", "validated", "quarantined")})

@@ -19,7 +19,7 @@ from ..ledger import Ledger, now
 from ..settings import get_settings
 from ..spec import Migration
 from ..transform import update_for, version_filter
-from .backups import BackupReader, seal_backup, written_document
+from .backups import ChangeReader, seal_backup, written_document
 from .faults import fault_point
 from .operation_steps import undo_actions
 from .runs import lookup_for
@@ -92,7 +92,7 @@ def restore_documents(db: Database, migration: Migration, step: Step, run_id: st
     undo = replace(step, direction="down" if step.direction == "up" else "up",
                    from_version=step.to_version, to_version=step.from_version)
     exact = has_json_schema(coll)
-    changes = BackupReader(storage.changes(db, run_id))
+    changes = ChangeReader(storage.changes(db, run_id))  # `set` as pairs, whichever form the run stored
     restored = by_function = 0
     docs = storage.pre_images(db, run_id).with_options(codec_options=RAW).find().sort("_id", 1).batch_size(1000)
     while batch := list(itertools.islice(docs, 1000)):

@@ -2,6 +2,7 @@
 
 import uuid
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from pymongo.database import Database
 
@@ -9,6 +10,7 @@ from ..context import RunContext
 from ..ledger import Ledger, LeaseLock, LockWatch, now
 from ..lookup import Lookup
 from ..pacing import BatchSizer, Throttle
+from ..progress import ProgressEvent, publish
 from ..spec import Migration
 from .backups import PreImages, seal_backup
 from .cursor import BatchCursor, collection_count
@@ -39,6 +41,25 @@ class StepRun:
 
     def cursor(self) -> BatchCursor:
         return BatchCursor(self.db[self.step.collection], self.selector, self.state.last_id, self.state.started)
+
+    def ready(self, first: bool) -> bool:
+        """Before a batch (or a range on the server): the throttle's wait (not before the first of a task), the lock
+        still held; False once the options' deadline (a maintenance window's end) has passed."""
+        deadline = self.options.deadline
+        if not first:
+            self.throttle.wait(deadline)
+        if self.lock:
+            self.lock.check()
+        return not (deadline and now() >= deadline)
+
+    def checkpoint(self, last_id: Any) -> None:
+        """After a batch (or range): the run's progress saved where the next one starts, and published."""
+        state, step = self.state, self.step
+        state.batches += 1
+        state.last_id, state.started = last_id, True
+        Ledger(self.db).save_checkpoint(state.progress, state.checkpoint_id)
+        fault_point("checkpoint-saved")
+        publish(ProgressEvent(step.label, state.done, max(state.total, state.done), state.changed, state.elapsed_s))
 
 
 @dataclass(frozen=True)
@@ -92,7 +113,8 @@ def start_or_resume(ctx: RunContext, step: Step, flow_run_id: str | None) -> Run
     coll, migration = ctx.db[step.collection], ctx.scripts.get(step.version).migration
     total = planned_documents(ctx.db, migration, step) if step.operation else coll.count_documents(step.selector)
     state = RunState(run_id=f"v{step.version}-{step.direction}-{uuid.uuid4().hex[:10]}",
-                     total=total, count_before=collection_count(coll), started_at=now(), flow_run_id=flow_run_id)
+                     total=total, count_before=collection_count(coll), started_at=now(), flow_run_id=flow_run_id,
+                     validated=0)
     ledger.save_checkpoint({**step.identity, **asdict(state), "undoes": undoes})
     _record_start(ctx, step, state, undoes)
     return state

@@ -23,6 +23,9 @@ class RunState:
     matched: int = 0
     changed: int = 0
     batches: int = 0
+    validated: int | None = None
+    """Documents checked against the target model as they were written; None for a run started by a docshift that
+    did not count them (verification then reads the documents)."""
     resumed: int = 0
     quarantined: list = field(default_factory=list)
     dump: str | None = None
@@ -48,7 +51,8 @@ class RunState:
     @property
     def progress(self) -> dict:
         """What every batch checkpoints."""
-        return {k: getattr(self, k) for k in ("last_id", "started", "done", "matched", "changed", "batches", "quarantined")}
+        return {k: getattr(self, k) for k in ("last_id", "started", "done", "matched", "changed", "batches", "validated",
+                                              "quarantined")}
 
     @property
     def elapsed_s(self) -> float:

@@ -84,12 +84,14 @@ def wants_pre_image(migration: Migration, step: Step) -> bool:
     return step_function(migration, step)[1]
 
 
-def transform_one(migration: Migration, step: Step, doc: dict, pre_image: dict | None, lookup=None) -> dict:
+def transform_one(migration: Migration, step: Step, doc: dict, pre_image: dict | None, lookup=None,
+                  private: dict | None = None) -> dict:
     """The document `step` turns `doc` into, with `schema_version` set (or removed at the initial version).
-    `lookup` (a docshift.lookup.Lookup) goes to a function that asks for it."""
+    `lookup` (a docshift.lookup.Lookup) goes to a function that asks for it; `private`: a copy of `doc` the function
+    may change (default: a deep copy)."""
     fn, takes_pre_image = step_function(migration, step)
     label = f"migration {step.version} {step.phase or step.direction}" + (" (undo)" if step.phase and step.direction == "down" else "")
-    new = apply(fn, doc, *((pre_image,) if takes_pre_image else ()), label=label, lookup=lookup)
+    new = apply(fn, doc, *((pre_image,) if takes_pre_image else ()), label=label, lookup=lookup, private=private)
     new.pop("schema_version", None)
     if step.to_version != INITIAL_VERSION:
         new["schema_version"] = step.to_version

@@ -4,9 +4,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import bson
 from pydantic import ValidationError
 from pymongo.database import Database
 
+from ..errors import VerificationFailed
 from ..spec import Migration
 from ..transform import version_filter
 from .cursor import collection_count
@@ -46,14 +48,39 @@ class Verification:
         return [{**asdict(c), "verdict": "pass" if c.passed else "FAIL"} for c in self.checks]
 
 
+def sample_every(migration: Migration) -> int:
+    """Every how many migrated documents one is validated against the target model (its declared rate)."""
+    return round(1 / migration.verify_sample_rate)
+
+
+def validates(migration: Migration, step: Step) -> bool:
+    """Whether the documents a step writes are checked against the migration's target model."""
+    return step.direction == "up" and migration.target_model is not None
+
+
+def validate_written(migration: Migration, step: Step, new: dict) -> None:
+    """Check one document as a batch is about to write it (what the server will hold once the guarded update
+    matches, BSON types as stored); an invalid one fails the run before anything of its batch is written."""
+    try:
+        migration.target_model.model_validate(bson.decode(bson.encode(new)))
+    except ValidationError as exc:
+        raise VerificationFailed(f"verification failed: documents valid as {migration.target_model.__name__}: "
+                                 f"_id={new['_id']!r}: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']} (found before "
+                                 f"its batch was written)") from exc
+
+
 def verify_step(db: Database, migration: Migration, step: Step, count_before: int | None,
-                quarantined: Sequence = (), during_run: bool = False) -> Verification:
+                quarantined: Sequence = (), during_run: bool = False, validated: int | None = None) -> Verification:
     """Only quarantined documents left to do, no document gone, migrated documents valid for the target model; for a
     collection-level step, the state its actions left (the index is there, the collection was renamed, …).
 
     `during_run`: the run's own check after its last sweep. Any other document still to do was then written at
     the source version after that sweep read the collection (old code inserting or writing while the run ran): it
     is counted and named as such (`behind`), not a failure. Outside a run (`docshift verify`) it fails the check.
+
+    `validated`: how many documents the run checked against the target model as it wrote them (validate_written);
+    then they are not read again. Without it (`docshift verify`, a run whose documents were also updated on the
+    server), the documents at the target version are read and checked here.
     """
     coll = db[step.collection]
     result = Verification()
@@ -77,8 +104,12 @@ def verify_step(db: Database, migration: Migration, step: Step, count_before: in
         total = collection_count(coll)
         result.add("document count", f"at least {count_before}", total, total >= count_before)
     fault_point("verify")
-    if step.direction == "up" and migration.target_model is not None:
-        every = round(1 / migration.verify_sample_rate)  # a declared rate: every n-th document in `_id` order
+    if validates(migration, step) and validated is not None:
+        scope = "all" if sample_every(migration) == 1 else f"1 in {sample_every(migration)}"
+        result.add(f"documents valid as {migration.target_model.__name__} ({scope}: {validated:,} checked as written)",
+                   0, 0, True)  # an invalid one failed its batch before it was written
+    elif validates(migration, step):
+        every = sample_every(migration)  # a declared rate: every n-th document in `_id` order
         invalid, checked = [], 0
         for i, doc in enumerate(coll.find(version_filter(step.to_version)).sort("_id", 1).batch_size(1000)):
             if i % every:

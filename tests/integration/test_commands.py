@@ -20,7 +20,7 @@ def test_runs_are_prefect_flow_runs_with_progress_and_report(env, prefect_api):
     assert kinds["progress"]["data"] == 100.0 and "600 of 600 documents" in kinds["progress"]["description"]
     table = json.loads(kinds["table"]["data"])
     assert {row["check"]: row["verdict"] for row in table} == {"documents left at version 2": "pass", "document count": "pass",
-                                                               "documents valid as UserV3 (all: 600 checked)": "pass"}
+                                                               "documents valid as UserV3 (all: 600 checked as written)": "pass"}
     reports = api_post(api, "/artifacts/filter", {"artifacts": {"key": {"any_": ["docshift-report"]}}})
     mine = [r for r in reports if env.database in r["data"]]
     assert len(mine) == 1 and "| 3 | up | users | 600 | 600 |" in mine[0]["data"]
