@@ -12,10 +12,13 @@ QUARANTINE = "_quarantine"
 BACKUPS = "_backups"
 """The catalog of backup files: one entry per run (docshift.engine.backups)."""
 BACKUP_PREFIX = "_docshift_backup."
-"""`<prefix><run id>` holds a run's pre-images; `<prefix><run id>.changes` what the run wrote to each document."""
+"""`<prefix><run id>` holds a run's pre-images; `<prefix><run id>.changes` what the run wrote to each document;
+`<prefix><run id>.ranges` the `_id` ranges it updated on the server (a migration declared as an update)."""
 KEPT_PREFIX = "_docshift_dropped_"
 """`<prefix><run id>` is a collection that a run dropped (or a copy that its undo removed), renamed whole: stored
 bytes and indexes as they were. No dot after the prefix: FerretDB refuses to rename to a name with a dot."""
+SUFFIXES = (".changes", ".ranges")
+"""Of a run's backup collections besides its pre-images: change records, ranges updated on the server."""
 
 
 def kept_name(run_id: str) -> str:
@@ -23,16 +26,20 @@ def kept_name(run_id: str) -> str:
 
 
 def run_collections(names: list[str], run_id: str) -> list[str]:
-    """Of `names`, the collections that hold run `run_id`'s backup: pre-images, change records, a kept collection."""
+    """Of `names`, the collections that hold run `run_id`'s backup: pre-images, change records, ranges, a kept
+    collection."""
     base = backup_name(run_id)
-    return [n for n in names if n in (base, base + ".changes", kept_name(run_id))]
+    return [n for n in names if n in (base, *(base + s for s in SUFFIXES), kept_name(run_id))]
 
 
 def backup_run_id(name: str) -> str | None:
     """The run whose backup collection `name` is, or None for any other collection."""
     for prefix in (BACKUP_PREFIX, KEPT_PREFIX):
         if name.startswith(prefix):
-            return name[len(prefix):].removesuffix(".changes")
+            rest = name[len(prefix):]
+            for suffix in SUFFIXES:
+                rest = rest.removesuffix(suffix)
+            return rest
     return None
 
 
@@ -57,6 +64,11 @@ def pre_images(db: Database, run_id: str) -> Collection:
 def changes(db: Database, run_id: str) -> Collection:
     """What the run wrote to each document, so that rollback can tell whether anyone wrote after it."""
     return db[backup_name(run_id) + ".changes"]
+
+
+def ranges(db: Database, run_id: str) -> Collection:
+    """The `_id` ranges the run updated on the server, and the fields it set there (docshift.engine.ranges)."""
+    return db[backup_name(run_id) + ".ranges"]
 
 
 def probe(db: Database) -> Collection:

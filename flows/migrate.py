@@ -17,6 +17,7 @@ from docshift.engine.backups import check_backup_room
 from docshift.engine.partitions import start_partitions
 from docshift.engine.operation_steps import check_step
 from docshift.engine.planning import Plan, check_checksums, check_operations, check_server_accepts, current_plan, plan_report
+from docshift.engine.ranges import open_ranges, runs_on_server
 from docshift.engine.retention import Retention
 from docshift.engine.runs import StepResult, StepRun, check_pre_images, open_step_run
 from docshift.engine.state import MigrateOptions, RunOptions, RunState
@@ -26,12 +27,12 @@ from docshift.ledger import Ledger, LeaseLock, as_utc, now
 from docshift.settings import get_settings
 from docshift.spec import Direction, Phase
 from docshift.tasks.backup import backup, prune_backups
-from docshift.tasks.batch import batch_migrate
+from docshift.tasks.batch import batch_migrate, server_update
 from docshift.tasks.notify import announce, label_run
 from docshift.tasks.operation import apply_operation
 from docshift.tasks.partition import migrate_partition
 from docshift.tasks.rollback import rollback
-from docshift.tasks.run import fail_run, finish_run, merge_partitions, pause_run, start_run
+from docshift.tasks.run import end_ranges, fail_run, finish_run, merge_partitions, pause_run, start_run
 from docshift.tasks.verify import verify
 
 _held_lock: ContextVar[LeaseLock | None] = ContextVar("docshift_held_lock", default=None)
@@ -135,12 +136,15 @@ def apply_migration(version: int, direction: Direction, options: RunOptions, pha
 
 
 def migrate_step(ctx: RunContext, run: StepRun) -> StepResult:
-    """The run's tasks in order: backup, partitions (if any), batches, verification, the outcome record.
-    Stops at the maintenance window's end with the run paused."""
+    """The run's tasks in order: backup, ranges on the server or partitions (if any), batches, verification, the
+    outcome record. Stops at the maintenance window's end with the run paused."""
     settings, step, state, deadline = ctx.settings, run.step, run.state, run.options.deadline
     progress = create_progress_artifact(0.0, description=f"{step.label}: starting")
     backup(run, settings.backup_dir, settings.backup_gzip)
-    if run.options.partitions > 1 and not state.partitioned:
+    if not state.ranged and runs_on_server(run):
+        if not update_on_server(ctx, run, progress):
+            return window_closed(run, progress)
+    if run.options.partitions > 1 and not state.partitioned and not state.ranged:
         if not run_partitions(ctx, run, progress):
             return window_closed(run, progress)
         merge_partitions(run)
@@ -163,12 +167,25 @@ def operation_step(ctx: RunContext, run: StepRun) -> StepResult:
 
 def verified(run: StepRun, progress) -> StepResult:
     """Verify the step's result and record it as applied or reverted; a failed check raises (the caller rolls back)."""
-    verification = verify(run.db, run.migration, run.step, run.state.count_before, run.state.quarantined,
-                          during_run=True, validated=run.state.validated)
+    state = run.state  # documents updated on the server (ranges) were not checked as written: verification reads them
+    verification = verify(run.db, run.migration, run.step, state.count_before, state.quarantined,
+                          during_run=True, validated=None if state.ranged else state.validated)
     if not verification.passed:
         raise VerificationFailed(f"verification failed: {verification.summary()}")
     update_progress_artifact(progress, 100.0, description=progress_text(run))
     return finish_run(run, verification)
+
+
+def update_on_server(ctx: RunContext, run: StepRun, progress) -> bool:
+    """A migration declared as an update: its documents updated on the server by `_id` ranges, a few seconds each;
+    True when all are done (False: the window closed first). The per-document pass then does the rest."""
+    ranges = open_ranges(run, 4 * ctx.settings.batch_time_seconds)
+    while not server_update(run, ranges, ctx.settings.batches_per_task):
+        update_progress_artifact(progress, progress_percent(run.state), description=progress_text(run))
+        if run.options.deadline and now() >= run.options.deadline:
+            return False
+    end_ranges(run)
+    return True
 
 
 def roll_back_failed(ctx: RunContext, run: StepRun, exc: Exception) -> None:

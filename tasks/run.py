@@ -7,7 +7,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from docshift.context import RunContext
-from docshift.engine import partitions, runs
+from docshift.engine import partitions, ranges, runs
 from docshift.engine.runs import StepResult, StepRun
 from docshift.engine.state import RunState
 from docshift.engine.steps import Step
@@ -28,6 +28,12 @@ def start_run(ctx: RunContext, step: Step, flow_run_id: str | None) -> RunState:
 def merge_partitions(run: StepRun) -> None:
     """Add the finished partitions' counts to the run, whose own cursor then sweeps what they left."""
     partitions.merge_partitions(run.db, run.state)
+
+
+@ledger_task(name="end-ranges")
+def end_ranges(run: StepRun) -> None:
+    """The step's ranges are done on the server; its per-document pass then starts from its first document."""
+    ranges.finish_ranges(run.db, run)
 
 
 @ledger_task(name="finish-run")

@@ -22,6 +22,7 @@ from ..transform import update_for, version_filter
 from .backups import ChangeReader, seal_backup, written_document
 from .faults import fault_point
 from .operation_steps import undo_actions
+from .ranges import undo_ranges
 from .runs import lookup_for
 from .guards import exact_filter, field_filter, has_json_schema, merge_newer, same_document, write_as_read
 from .steps import Step, make_step, transform_one
@@ -71,6 +72,7 @@ def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason
         restored, by_function = undo_actions(db, step, run_id, settings.backup_dir, settings.backup_gzip), 0
     else:
         restored, by_function = restore_documents(db, migration, step, run_id)
+        restored += undo_ranges(db, step, run_id)  # a migration declared as an update: its server-side ranges
         if step.phase is None and step.recorded_before != step.recorded_after:  # not a retry, which leaves the version
             by_function += undo_written_since(db[step.collection], migration, step)
     entry = ledger.entry(run_id) or {}

@@ -18,7 +18,7 @@ from .faults import fault_point
 from .operation_steps import planned_documents
 from .quarantine import clear_quarantine
 from .state import RunOptions, RunState
-from .steps import Step, wants_pre_image
+from .steps import Step, server_side, wants_pre_image
 from .verify import Verification, written_during_run
 
 
@@ -111,10 +111,15 @@ def start_or_resume(ctx: RunContext, step: Step, flow_run_id: str | None) -> Run
         undoes = checkpoint["run_id"]
         ledger.update_entry(undoes, {"outcome": "abandoned", "finished_at": now()})
     coll, migration = ctx.db[step.collection], ctx.scripts.get(step.version).migration
-    total = planned_documents(ctx.db, migration, step) if step.operation else coll.count_documents(step.selector)
+    count = collection_count(coll)
+    if step.operation:
+        total = planned_documents(ctx.db, migration, step)
+    elif server_side(migration, step):  # counts its documents as it goes: counting them first would read them all
+        total = count
+    else:
+        total = coll.count_documents(step.selector)
     state = RunState(run_id=f"v{step.version}-{step.direction}-{uuid.uuid4().hex[:10]}",
-                     total=total, count_before=collection_count(coll), started_at=now(), flow_run_id=flow_run_id,
-                     validated=0)
+                     total=total, count_before=count, started_at=now(), flow_run_id=flow_run_id, validated=0)
     ledger.save_checkpoint({**step.identity, **asdict(state), "undoes": undoes})
     _record_start(ctx, step, state, undoes)
     return state

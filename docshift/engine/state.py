@@ -33,6 +33,8 @@ class RunState:
     flow_run_id: str | None = None
     partition: int | None = None
     partitioned: bool = False
+    ranged: bool = False
+    """Its documents were updated on the server by `_id` ranges (docshift.engine.ranges); the rest go per document."""
     finished: bool = False
 
     @classmethod

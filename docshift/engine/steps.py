@@ -80,6 +80,12 @@ def step_function(migration: Migration, step: Step) -> tuple[Callable, bool]:
     return migration.down, migration.down_uses_pre_image
 
 
+def server_side(migration: Migration, step: Step) -> bool:
+    """Whether the step can update documents on the server without reading them: the one-step `up` of a migration
+    declared as an update (docshift.engine.ranges)."""
+    return migration.update is not None and step.direction == "up" and step.phase is None
+
+
 def wants_pre_image(migration: Migration, step: Step) -> bool:
     return step_function(migration, step)[1]
 

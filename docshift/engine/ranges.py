@@ -1,0 +1,199 @@
+"""A migration declared as an update (`Migration(update={"$set": ...})`) applied on the server: one `update_many`
+per `_id` range, no document read or sent, a checkpoint after each range.
+
+Which documents: those at the step's previous version that have none of the update's fields. The pre-image of
+such a document is the document without those fields at the previous version, which the derived `down`
+(UnsetFields) gives back exactly, so none is saved; each range is recorded in the run's backup (`<backup>.ranges`,
+written before its update) so that a rollback can undo it. The documents that already had a field are left to the
+per-document pass that follows, which saves their pre-images first and writes guarded updates as for any
+migration; so are documents whose `_id` is not an ObjectId or lies outside the ranges, and documents written
+behind the ranges or changed while one ran (the range's filter no longer matched them).
+
+The ranges are spans of ObjectId time (the first four bytes of an ObjectId): finding them reads no document. The
+first and last second come from a binary search of existence probes on the `_id` index, and each range spans as
+many seconds as held about `target_seconds` of updates in the ranges before it (at least one second).
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from .. import storage
+from ..ledger import Ledger
+from ..spec import INITIAL_VERSION
+from ..transform import VERSION_FIELD, version_filter
+from .backups import save_by_id
+from .faults import fault_point
+from .guards import field_filter
+from .runs import StepRun
+from .steps import Step, server_side
+
+SECONDS = 1 << 32
+"""ObjectId time runs over four bytes of seconds."""
+
+
+def bound(second: int) -> ObjectId:
+    """The smallest ObjectId of a second."""
+    return ObjectId(second.to_bytes(4, "big") + bytes(8))
+
+
+def span(lo: ObjectId, hi: ObjectId | None) -> dict:
+    """The `_id` condition of the range from `lo` (included) to `hi` (excluded; None: no end)."""
+    return {"$gte": lo, **({"$lt": hi} if hi is not None else {})}
+
+
+def runs_on_server(run: StepRun) -> bool:
+    """Whether this step's documents are updated on the server: an `up` of a migration declared as an update, and no
+    earlier run of it since it was last reverted (whose pre-images a later `down` would otherwise prefer)."""
+    return server_side(run.migration, run.step) and set(Ledger(run.db).pre_image_runs(run.step.version)) <= {run.state.run_id}
+
+
+def range_filter(run: StepRun) -> dict:
+    """The documents a range updates: those whose pre-image `down` and rollback can make again exactly. At the
+    previous version as the step's selector says, stored as docshift writes it (no `schema_version` at the initial
+    version, else the int32 version: not null, 1, a long or a double of it), and none of the update's fields yet."""
+    if run.step.from_version == INITIAL_VERSION:
+        version = {"$exists": False}
+    else:
+        version = {"$eq": run.step.from_version, "$type": "int", "$not": {"$type": "array"}}
+    return {**run.selector, VERSION_FIELD: version, **{name: {"$exists": False} for name in run.migration.set_fields}}
+
+
+def server_update(run: StepRun) -> dict:
+    return {"$set": {**run.migration.set_fields, VERSION_FIELD: run.step.to_version}}
+
+
+@dataclass
+class IdRanges:
+    """The step's ranges of ObjectId time, from its first document's second (or the checkpoint) to its last's.
+
+    After a range that held nothing, the next starts at the second of the next document (found by probes), so that
+    a gap in the `_id`s never widens a range blindly."""
+
+    coll: Collection
+    filter: dict
+    target_seconds: float
+    lo: ObjectId | None = None
+    end: ObjectId | None = None
+    width: int = 1
+    gap: bool = False
+
+    opened: bool = False
+
+    def open(self, after: Any = None) -> None:
+        """Where the ranges still to do start and end: after the checkpoint's `after` (the end of the last range
+        done), or at the first document's second; to the last document's second."""
+        self.opened, self.gap, self.lo, self.end = True, False, None, None
+        if isinstance(after, ObjectId):
+            self.lo = after
+        elif self._exists({"$gte": bound(0)}):
+            self.lo = bound(self._search(0, SECONDS - 1, lambda s: not self._exists({"$lt": bound(s)})))
+        else:
+            return  # no document with an ObjectId `_id` to do: all go per document
+        last = self._search(second(self.lo), SECONDS, lambda s: self._exists({"$gte": bound(s)}))
+        self.end = bound(last + 1) if last + 1 < SECONDS else None
+
+    def _exists(self, condition: dict) -> bool:
+        return self.coll.find_one({**self.filter, "_id": condition}, {"_id": 1}) is not None
+
+    @staticmethod
+    def _search(lo: int, hi: int, holds) -> int:
+        """The last second in [lo, hi) for which `holds`, which is true up to some second and false after it (taken
+        as true at `lo` and false at `hi`): a binary search of existence probes, about 32 of them."""
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if holds(mid) else (lo, mid)
+        return lo
+
+    def next(self) -> tuple[ObjectId, ObjectId | None] | None:
+        """The next range, or None when the last second is done."""
+        if self.lo is None or (self.end is not None and self.lo >= self.end):
+            return None
+        if self.gap:
+            last = second(self.end) if self.end is not None else SECONDS
+            self.lo = bound(self._search(second(self.lo), last, lambda s: not self._exists(span(self.lo, bound(s)))))
+            self.gap = False
+        top = second(self.lo) + self.width
+        hi = bound(top) if top < SECONDS else None
+        if hi is None or (self.end is not None and hi >= self.end):
+            hi = self.end
+        return self.lo, hi
+
+    def record(self, hi: ObjectId | None, documents: int, seconds: float) -> None:
+        """Move past a finished range and size the next from it: about `target_seconds` of updates, a quarter to four
+        times as wide as the last (time grows with the width at the density the last range had)."""
+        self.lo = hi
+        if documents == 0:
+            self.gap = True
+        elif seconds > 0:
+            self.width = max(1, int(min(max(self.width * self.target_seconds / seconds, self.width / 4), self.width * 4)))
+
+
+def second(oid: ObjectId) -> int:
+    return int.from_bytes(oid.binary[:4], "big")
+
+
+def open_ranges(run: StepRun, target_seconds: float) -> IdRanges:
+    """The step's ranges; their bounds are found by the first task that uses them (so that it retries them)."""
+    return IdRanges(run.db[run.step.collection], range_filter(run), target_seconds)
+
+
+def migrate_ranges(run: StepRun, ranges: IdRanges, max_ranges: int) -> bool:
+    """Up to `max_ranges` ranges updated on the server, each recorded first and checkpointed after; True when the
+    last is done. Stops at the options' deadline before the next range, as batches do."""
+    db, step, state = run.db, run.step, run.state
+    if not ranges.opened:
+        ranges.open(state.last_id if state.started else None)
+    coll, records = db[step.collection], storage.ranges(db, state.run_id)
+    for i in range(max_ranges):
+        if not run.ready(first=not (i or state.batches)):
+            return False
+        if (next_range := ranges.next()) is None:
+            return True
+        lo, hi = next_range
+        save_by_id(records, [{"_id": lo, "hi": hi, "set": run.migration.set_fields}])
+        fault_point("pre-images-saved")
+        started = time.monotonic()
+        result = coll.update_many({**range_filter(run), "_id": span(lo, hi)}, server_update(run))
+        fault_point("batch-written")
+        state.done += result.modified_count
+        state.matched += result.matched_count
+        state.changed += result.modified_count
+        ranges.record(hi, result.modified_count, time.monotonic() - started)
+        run.checkpoint(hi if hi is not None else lo)  # a range's end: where the next starts (the last: again)
+        if hi is None:
+            ranges.lo = None  # the range ran to the last ObjectId
+    return False
+
+
+def finish_ranges(db: Database, run: StepRun) -> None:
+    """The ranges are done: the per-document pass starts from the first document of the step."""
+    state = run.state
+    state.ranged, state.last_id, state.started = True, None, False
+    Ledger(db).save_checkpoint({"ranged": True, "last_id": None, "started": False}, state.checkpoint_id)
+
+
+def undo_ranges(db: Database, step: Step, run_id: str) -> int:
+    """Undo the run's ranges (after its pre-images went back); how many documents went back.
+
+    A document still as the range left it (at the run's version, each field as the range set it) loses those fields
+    and goes back a version: a field-wise update, never a replace, so that a field the application added or changed
+    since (one the range did not set) is kept. One whose set fields were written since is not matched here: it is
+    left at the run's version for the rollback's sweep of documents written since (rollback.undo_written_since),
+    which gives it the opposite function, as a per-document run's document written since gets it."""
+    coll, guard = db[step.collection], version_filter(step.to_version)
+    restored = 0
+    for record in storage.ranges(db, run_id).find().sort("_id", 1):
+        where = {"_id": span(record["_id"], record["hi"]), **guard}
+        undo: dict = {"$unset": dict.fromkeys(record["set"], "")}
+        if step.from_version == INITIAL_VERSION:
+            undo["$unset"][VERSION_FIELD] = ""
+        else:
+            undo["$set"] = {VERSION_FIELD: step.from_version}
+        restored += coll.update_many({**where, **field_filter(record["set"])}, undo).modified_count
+        fault_point("rollback-batch")
+    return restored
