@@ -1,4 +1,5 @@
-"""The embedded FerretDB as scripts/ferretdb builds it: what ferretdb-1.24.2-fixes.patch must keep and must not break.
+"""The embedded FerretDB as scripts/ferretdb builds it: what ferretdb-1.24.2-fixes.patch and -pushdown.patch must keep
+and must not break.
 
 The patch serves every lookup by `_id` from the `_id` index (also when the filter has other keys) and closes each
 update statement's iterator before the next one. Its first version called `Has("_id")` on the filter the handler
@@ -10,6 +11,10 @@ garbage collection and took the whole server down.
 Stock 1.24.2 also reads a document for an update, findAndModify or delete and writes it in a separate transaction,
 so two writers of one document at the same moment lose one write (a rollback's compare-and-swap restore erased an
 application's `$set` that came in between); the patch makes each such command one read-modify-write.
+
+The pushdown patch lets SQLite narrow the rows for `_id` ranges of ObjectIds and for a top-level field equal to an
+integer (or `$in` integers and null): only ever narrowing, since the handler applies the whole filter to what the
+query returns.
 """
 
 import struct
@@ -18,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pymongo
 import pytest
-from bson import ObjectId
+from bson import Int64, ObjectId
 from bson.raw_bson import RawBSONDocument
 
 
@@ -51,7 +56,7 @@ def test_a_lookup_by_id_is_served_by_the_id_index_also_beside_other_keys(coll):
         for filter_ in ({"_id": _id}, {"_id": _id, "n": IDS.index(_id)}):
             pushed, sqlite_plan = plan(coll, filter_)
             assert pushed and "SEARCH" in sqlite_plan and "USING INDEX" in sqlite_plan, (filter_, sqlite_plan)
-    pushed, sqlite_plan = plan(coll, {"n": 3})
+    pushed, sqlite_plan = plan(coll, {"n": "3"})
     assert not pushed and "SCAN" in sqlite_plan
 
     # the pushed-down _id only narrows what is read: the other keys still decide
@@ -109,3 +114,46 @@ def test_writers_of_one_document_at_the_same_moment_lose_no_write(coll, ferretdb
 
     assert coll.find_one({"_id": "u001"}) == {"_id": "u001", "n": 1 + 400, "w0": 99, "w1": 99, "w2": 99, "w3": 99}
     assert coll.find_one({"_id": "u002"})["n"] == 2 + 400
+
+
+def test_pushed_down_filters_select_exactly_what_mongodb_selects(coll):
+    """Integer equality matches int32, int64 and double alike and arrays holding it; null matches a missing field;
+    an ObjectId range leaves out every other `_id` type; other keys, operators and types are the handler's alone."""
+    values = [1, 2, Int64(2), 2.0, 2.5, True, "2", None, [2], [1, 3], [None], {"a": 2}, -0.0, 0]
+    docs = [{"_id": ObjectId(), "i": i, "v": v} for i, v in enumerate(values)] + [{"_id": ObjectId(), "i": 100}]
+    docs += [{"_id": "s", "i": 101, "v": 2}, {"_id": 7, "i": 102, "v": 2}, {"_id": {"x": 1}, "i": 103, "v": 2}]
+    things = coll.database["things"]
+    things.insert_many(docs)
+    oids = sorted(d["_id"] for d in docs if isinstance(d["_id"], ObjectId))
+
+    def selected(filter_):
+        return sorted(d["i"] for d in things.find(filter_))
+
+    assert selected({"v": 2}) == [1, 2, 3, 8, 101, 102, 103]
+    assert selected({"v": 0}) == [12, 13]
+    assert selected({"v": {"$in": [None, 1]}}) == [0, 7, 9, 10, 100]
+    assert selected({"v": {"$in": [None]}}) == [7, 10, 100]
+    assert selected({"v": 2, "i": 2}) == [2] and selected({"v": 2, "i": {"$gt": 100}}) == [101, 102, 103]
+    assert selected({"_id": {"$gte": oids[3], "$lt": oids[6]}}) == [3, 4, 5]
+    assert selected({"_id": {"$gt": oids[-1]}}) == [] and selected({"_id": {"$lte": oids[1]}}) == [0, 1]
+    assert things.count_documents({"v": 2}) == 7
+    assert things.update_many({"_id": {"$gte": oids[0], "$lt": oids[3]}, "v": {"$exists": True}},
+                              {"$set": {"u": 1}}).modified_count == 3
+    assert selected({"u": 1}) == [0, 1, 2]
+    pushed, sqlite_plan = plan(things, {"_id": {"$gte": oids[3], "$lt": oids[6]}})
+    assert pushed and "SEARCH" in sqlite_plan and "USING INDEX" in sqlite_plan, sqlite_plan
+
+
+def test_a_bare_value_in_a_filter_matches_as_eq_does(coll):
+    """docshift's as-read guard writes `{field: value}` instead of `{field: {$eq: value}}` (but for documents,
+    regular expressions and DBRefs): the same documents must match, arrays and null included."""
+    from datetime import datetime
+
+    values = [1, Int64(1), 1.0, True, "a", None, [1, 2], [1], {"a": 1}, ObjectId(), b"x", datetime(2026, 1, 1), []]
+    things = coll.database["bare"]
+    things.insert_many([{"_id": i, "v": v} for i, v in enumerate(values)] + [{"_id": 99}])
+    for value in values:
+        if isinstance(value, dict):
+            continue
+        bare = sorted(d["_id"] for d in things.find({"v": value}))
+        assert bare == sorted(d["_id"] for d in things.find({"v": {"$eq": value}})), value
