@@ -1,33 +1,33 @@
-"""The benchmark of issue 5: one migration timed five ways, side by side, on one FerretDB, in one run.
+"""The benchmark: one migration timed and costed several ways, side by side, on one FerretDB, in one run.
 
-    .venv/bin/python -m benchmarks.run --sizes 100000 1000000 [--budget SIZE[:MODE]=SECONDS ...]
+    .venv/bin/python -m benchmarks.run --sizes 100000 [--baseline 1000] [--budget SIZE[:MODE]=SECONDS ...]
                                        [--modes SIZE=3c,3d ...] [--profile SECONDS]
 
 Per size it seeds `users` once (docshift.demo.seed_users) and keeps the documents in memory at version 1 and at
 version 2 (migration 2 applied in Python), then gives every mode a fresh copy in its own database:
 
-  1 -> 2 (additive):       c  `docshift migrate 2`          ceiling: one server-side `update_many`
+  1 -> 2 (additive):       c  `docshift migrate 2` (migration 2 as shipped: up/down functions)
+                           u  `docshift migrate 2` with the same change declared as an update (benchmarks/additive)
+                           update_many  one server-side `update_many` writing what u writes
   2 -> 3 (split `name`):   a  the original per-document loop   b  the original `limit(1000)` batch loop
                            c  `docshift migrate 3`            d  bare `_id` cursor + unordered bulk_write
-                           c2, c4  `docshift migrate 3 --partitions 2|4` (the speed-up of parallel partitions)
+                           c2, c4  `docshift migrate 3 --partitions 2|4` on threads
+                           k1, k2  `docshift migrate 3 --partitions 2` on a local Dask cluster of 1, 2 worker processes
 
-Every mode runs in its own child process, so that its peak RSS is its own (os.wait4); a, b, d and update_many
-are the small functions below with docshift's own transform (transform_one + transform.update_for), so
-the writes are identical; c is the real CLI against a real Prefect server. Each result is checked document by
-document against the expected documents (computed in memory), so the modes did equal work. With --budget, a mode
-at that size stops after that many seconds (c pauses at its maintenance window) and its time is extrapolated, as
-labelled (SIZE:MODE=SECONDS for one mode, e.g. 1000000:3b=300); --modes runs only some modes at a size (on this
-machine 1,000,000 users take hours for the original loops).
-The tables go to stdout and to benchmarks/results-table.md; benchmarks/results.md is their written account.
+Every mode runs in a child process of its own, its database traffic through a counting proxy (benchmarks.wire):
+wall time, client CPU (user + sys, wait4), peak RSS, bytes each way, round trips, the server's CPU and the peak
+size of its files. Per-document costs leave start-up out: each mode also runs at the `--baseline` size and the
+costs are the slope between the two sizes. Each result is checked document by document against the expected
+documents (computed in memory), so the modes did equal work. With --budget, a mode at that size stops after that
+many seconds (c pauses at its maintenance window) and its time is extrapolated, as labelled; --modes runs only some
+modes at a size. The tables go to stdout and to benchmarks/results-table.md; benchmarks/results.md is their account.
 """
 
 import argparse
 import copy
-import functools
 import hashlib
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -35,7 +35,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -43,100 +43,23 @@ import bson
 import pymongo
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
-from pymongo import UpdateOne
 
 from docshift.deployments.local_server import local_prefect_server
-from docshift.engine.steps import make_step, transform_one
 from docshift.demo import seed_users
 from docshift.ledger import Ledger
-from docshift.loader import ScriptDirectory
 from docshift.testing import as_bson
-from docshift.transform import update_for, version_filter
+
+from .measure import server_cpu, timed, wire
+from .modes import transformer
+from .report import ALL_MODES, MODES, Result, extrapolate, load_at_start, profile_summary, report
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 RAW = CodecOptions(document_class=RawBSONDocument)
-BATCH = 1000
 VOLATILE = ("updated_at",)
 """Set to the clock by both migrations: differs between any two runs, so left out of the comparison."""
-
-
-# ---------------------------------------------------------------- the modes (run in a child process)
-
-def transformer(version: int):
-    """The update docshift would write for one document at the step to `version` (same functions, same diff)."""
-    scripts = ScriptDirectory.load(ROOT / "migrations")
-    migration, step = scripts.get(version).migration, make_step(scripts, version, "up")
-    return lambda doc: update_for(doc, transform_one(migration, step, doc, None), step.to_version)
-
-
-def per_document(coll, version: int, budget: float) -> dict:
-    """(a) The original design: `find(...).toArray()`, then one `updateOne` per document."""
-    update, start = transformer(version), time.perf_counter()
-    docs = coll.find(version_filter(version - 1)).to_list()
-    fixed, done = time.perf_counter() - start, 0
-    for doc in docs:
-        if time.perf_counter() - start > budget:
-            break
-        coll.update_one({"_id": doc["_id"]}, update(doc))
-        done += 1
-    return {"done": done, "seconds": time.perf_counter() - start, "fixed": fixed}
-
-
-def batch_loop(coll, version: int, budget: float) -> dict:
-    """(b) The original design: `find(...).limit(1000)` + `bulkWrite` + 100 ms sleep until nothing is left.
-
-    Without an index each find scans past every document already migrated, so an iteration costs more the later
-    it comes: the per-iteration times are returned for the extrapolation.
-    """
-    update, start, done, iterations = transformer(version), time.perf_counter(), 0, []
-    while time.perf_counter() - start <= budget:
-        began = time.perf_counter()
-        batch = coll.find(version_filter(version - 1)).limit(BATCH).to_list()
-        if not batch:
-            break
-        coll.bulk_write([UpdateOne({"_id": doc["_id"]}, update(doc)) for doc in batch])
-        done += len(batch)
-        time.sleep(0.1)
-        iterations.append(time.perf_counter() - began)
-    return {"done": done, "seconds": time.perf_counter() - start, "fixed": 0.0, "iterations": iterations}
-
-
-def ceiling(coll, version: int, budget: float) -> dict:
-    """(d) What the server allows: one `_id`-ordered cursor, an unordered bulk_write per 1000, no bookkeeping."""
-    update, start, done = transformer(version), time.perf_counter(), 0
-    cursor = coll.find(version_filter(version - 1)).sort("_id", 1).batch_size(BATCH)
-    batch: list = []
-    for doc in cursor:
-        batch.append(UpdateOne({"_id": doc["_id"]}, update(doc)))
-        if len(batch) == BATCH:
-            coll.bulk_write(batch, ordered=False)
-            done, batch = done + BATCH, []
-            if time.perf_counter() - start > budget:
-                break
-    else:
-        if batch:
-            coll.bulk_write(batch, ordered=False)
-            done += len(batch)
-    return {"done": done, "seconds": time.perf_counter() - start, "fixed": 0.0}
-
-
-def update_many(coll, version: int, budget: float) -> dict:
-    """The additive ceiling: one server-side `update_many` with migration 2's fields (the seeded users have none)."""
-    scripts = ScriptDirectory.load(ROOT / "migrations")
-    defaults = scripts.get(2).migration.up({})
-    start = time.perf_counter()
-    result = coll.update_many(version_filter(version - 1), {"$set": {**defaults, "schema_version": version}})
-    return {"done": result.modified_count, "seconds": time.perf_counter() - start, "fixed": 0.0}
-
-
-CHILD_MODES = {"a": per_document, "b": batch_loop, "d": ceiling, "update_many": update_many}
-
-
-def child(args) -> None:
-    """One mode in this (child) process; prints its measurement as JSON."""
-    coll = pymongo.MongoClient(args.uri)[args.database].users
-    print(json.dumps(CHILD_MODES[args.child](coll, args.version, args.seconds)))
+DASK = {"k1": 1, "k2": 2}
+"""Dask modes: worker processes of the local cluster (each runs `--partitions 2`)."""
 
 
 # ---------------------------------------------------------------- servers
@@ -147,17 +70,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Server:
+    uri: str
+    folder: Path
+
+    @property
+    def data(self) -> Path:
+        return self.folder / "data"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / "ferretdb.pid"
+
+
 @contextmanager
-def ferretdb(work: Path) -> Iterator[str]:
+def ferretdb(work: Path) -> Iterator[Server]:
     """The project's FerretDB (scripts/ferretdb) on its own port and directory; stopped at the end."""
-    env = {**os.environ, "FERRETDB_PORT": str(free_port()), "FERRETDB_DIR": str(work / "ferretdb"),
-           "DOCSHIFT_PYTHON": sys.executable}
+    folder = work / "ferretdb"
+    env = {**os.environ, "FERRETDB_PORT": str(free_port()), "FERRETDB_DIR": str(folder), "DOCSHIFT_PYTHON": sys.executable}
     script = str(ROOT / "scripts" / "ferretdb")
     started = subprocess.run([script, "start"], env=env, capture_output=True, text=True)
     if started.returncode:
         raise SystemExit(f"scripts/ferretdb start failed:\n{started.stderr}")
     try:
-        yield started.stdout.strip()
+        yield Server(started.stdout.strip(), folder)
     finally:
         subprocess.run([script, "stop"], env=env)
 
@@ -238,82 +175,13 @@ def check(client: pymongo.MongoClient, data: Data, version: int, database: str, 
     return "identical" if done == data.size else f"identical ({done:,} migrated)"
 
 
-# ---------------------------------------------------------------- timing
-
-@dataclass
-class Result:
-    size: int
-    step: str
-    mode: str
-    done: int
-    seconds: float
-    estimate: float
-    rss_mib: float
-    check: str = ""
-    note: str = ""
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def rate(self) -> float:
-        return self.size / self.estimate if self.estimate else 0.0
-
-
-def extrapolate(size: int, measured: dict) -> tuple[float, str]:
-    """The time the whole migration would take, from a capped run: linear, or per-iteration linear for (b)."""
-    done, seconds = measured["done"], measured["seconds"]
-    if done >= size:
-        return seconds, ""
-    if not done:
-        return float("inf"), f"no document done within {seconds:.0f} s"
-    iterations = measured.get("iterations")
-    if iterations and len(iterations) >= 4:
-        k = len(iterations)
-        xs = range(k)
-        mx, my = (k - 1) / 2, sum(iterations) / k
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, iterations)) / sum((x - mx) ** 2 for x in xs)
-        n = -(-size // BATCH)
-        total = sum(my + slope * (x - mx) for x in range(n))
-        return total, (f"extrapolated from {k} iterations ({done:,} docs in {seconds:.0f} s); "
-                       f"iteration time fitted as {my - slope * mx:.2f} s + {slope * 1000:.1f} ms × iteration")
-    fixed = measured.get("fixed", 0.0)
-    return fixed + (seconds - fixed) * size / done, f"extrapolated from {done:,} docs in {seconds:.0f} s"
-
-
-def timed(command: list[str], env: dict) -> tuple[float, float, str]:
-    """Run one child to its end: wall seconds, its peak RSS in MiB, its stdout.
-
-    The peak is VmHWM of /proc/PID/status sampled every 0.2 s: it starts afresh at exec, whereas the child's
-    ru_maxrss (os.wait4) also counts the harness's own memory that the fork copied.
-    """
-    out = tempfile.TemporaryFile()
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, high_water_kib(proc.pid))
-        time.sleep(0.2)
-    seconds = time.perf_counter() - start
-    out.seek(0)
-    text = out.read().decode(errors="replace")
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(command)} failed ({proc.returncode}):\n{text[-4000:]}")
-    return seconds, peak / 1024, text
-
-
-def high_water_kib(pid: int) -> int:
-    """The process's peak resident set so far (VmHWM), or 0 once it has exited."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
-
+# ---------------------------------------------------------------- running the modes
 
 @dataclass
 class Bench:
     """The servers and settings one benchmark run shares across sizes and modes."""
 
-    uri: str
+    server: Server
     prefect: dict
     work: Path
     budgets: dict
@@ -325,55 +193,67 @@ class Bench:
 
     @cached_property
     def client(self) -> pymongo.MongoClient:
-        return pymongo.MongoClient(self.uri)
+        return pymongo.MongoClient(self.server.uri)
 
     def run_mode(self, data: Data, version: int, mode: str) -> Result:
-        """Copy the users at the version before, run the mode in a child process, check and time it."""
+        """Copy the users at the version before, run the mode in a child process through the counting proxy, check it."""
         database = f"bench_{mode}_{version}"
         load(self.client, data, version - 1, database)
         budget = self.budget(data.size, version, mode)
-        if mode.startswith("c"):
-            result = self.run_docshift(data, version, mode, database, budget)
-        else:
-            seconds, rss, text = timed([sys.executable, "-m", "benchmarks.run", "--child", mode, "--uri", self.uri,
-                                        "--database", database, "--version", str(version),
-                                        "--seconds", str(budget or 10 ** 9)],
-                                       {**os.environ, "PYTHONPATH": str(ROOT)})
-            measured = json.loads(text.strip().splitlines()[-1])
-            estimate, note = extrapolate(data.size, measured)
-            result = Result(data.size, f"{version - 1}→{version}", mode, measured["done"], measured["seconds"], estimate,
-                            rss, note=note)
+        cpu_before = server_cpu(self.server.pid_file)
+        with wire(self.server.uri) as (uri, counts):
+            if mode in ("c", "c2", "c4", "u", *DASK):
+                result = self.run_docshift(data, (version, mode), uri, database, budget)
+            else:
+                usage = timed([sys.executable, "-m", "benchmarks.modes", mode, uri, database, str(version),
+                               str(budget or 10 ** 9)], {**os.environ, "PYTHONPATH": str(ROOT)}, self.server.data)
+                measured = json.loads(usage.text.strip().splitlines()[-1])
+                estimate, note = extrapolate(data.size, measured)
+                result = Result(data.size, f"{version - 1}→{version}", mode, measured["done"], measured["seconds"],
+                                estimate, usage, note=note, batches=measured["batches"])  # its own timing: no start-up
+        result.server_cpu_s = server_cpu(self.server.pid_file) - cpu_before
+        result.wire = counts
         result.check = check(self.client, data, version, database, result.done)
         self.client.drop_database(database)
         print(f"  {result.step} {mode:>11}: {result.done:,} docs in {result.seconds:,.1f} s, {result.rate:,.0f} docs/s, "
-              f"peak RSS {result.rss_mib:,.0f} MiB {result.note} {result.extra or ''}", flush=True)
+              f"client CPU {result.usage.cpu_s:,.1f} s, server CPU {result.server_cpu_s:,.1f} s, wire {counts}, "
+              f"peak RSS {result.usage.rss_mib:,.0f} MiB {result.note}", flush=True)
         return result
 
-    def run_docshift(self, data: Data, version: int, mode: str, database: str, budget: float | None) -> Result:
-        """(c) `docshift migrate VERSION` as a user runs it: backup, checkpoints, verification, through the Prefect server
-        (c2, c4: with `--partitions 2|4`, the `_id` ranges as parallel task runs on threads)."""
-        env = {**os.environ, **self.prefect, "DOCSHIFT_MONGODB_URI": self.uri, "DOCSHIFT_DATABASE": database,
-               "DOCSHIFT_MIGRATIONS_DIR": str(ROOT / "migrations"), "DOCSHIFT_BACKUP_DIR": str(self.work / "backups"),
+    def run_docshift(self, data: Data, step: tuple[int, str], uri: str, database: str, budget: float | None) -> Result:
+        """`docshift migrate VERSION` as a user runs it: backup, checkpoints, verification, through the Prefect server.
+        c2, c4: with `--partitions 2|4` on threads; k1, k2: `--partitions 2` on Dask; u: migrations of benchmarks/additive."""
+        version, mode = step
+        migrations = ROOT / ("benchmarks/additive" if mode == "u" else "migrations")
+        env = {**os.environ, **self.prefect, "DOCSHIFT_MONGODB_URI": uri, "DOCSHIFT_DATABASE": database,
+               "DOCSHIFT_MIGRATIONS_DIR": str(migrations), "DOCSHIFT_BACKUP_DIR": str(self.work / "backups"),
                "PREFECT_LOGGING_LEVEL": "WARNING", "COLUMNS": "160"}
         command = [str(BIN / "docshift"), "migrate", str(version)]
-        if mode != "c":
+        if mode in ("c2", "c4"):
             command += ["--partitions", mode[1:]]
+        if mode in DASK:
+            command += ["--partitions", "2"]
+            env.update(DOCSHIFT_TASK_RUNNER="dask", DOCSHIFT_DASK_WORKERS=str(DASK[mode]))
         if budget is not None:
             command += ["--window-minutes", str(budget / 60)]
         if self.profile and version == 3 and mode == "c":
-            # one profile: (c) 2 -> 3 at the first size for --profile seconds, in a run of its own before the timed one
-            raw = ROOT / "benchmarks" / "profile-c.txt"
-            timed([str(BIN / "py-spy"), "record", "--nonblocking", "--idle", "--subprocesses", "--format", "raw", "-o", str(raw),
-                   "--", *command[:3], "--window-minutes", str(self.profile / 60)], env)
-            self.profile = None
-            print(f"  profile of (c) written to {raw.relative_to(ROOT)}: {profile_summary(raw)}", flush=True)
-            load(self.client, data, version - 1, database)
-        seconds, rss, _ = timed(command, env)
+            self.record_profile(data, command, env, database)
+        usage = timed(command, env, self.server.data, tree=mode in DASK)
         entry = Ledger(self.client[database]).history()[-1]
-        measured = {"done": entry["documents"], "seconds": seconds}
-        estimate, note = extrapolate(data.size, measured)
-        return Result(data.size, f"{version - 1}→{version}", mode, entry["documents"], seconds, estimate, rss,
-                      note=note, extra={"run_s": entry["duration_s"], **orchestration(self.prefect, entry["flow_run_id"], seconds)})
+        estimate, note = extrapolate(data.size, {"done": entry["documents"], "seconds": usage.seconds})
+        return Result(data.size, f"{version - 1}→{version}", mode, entry["documents"], usage.seconds, estimate, usage,
+                      note=note, batches=entry.get("batches", 0), extra={"run_s": entry["duration_s"],
+                                                                         **orchestration(self.prefect, entry["flow_run_id"], usage.seconds)})
+
+    def record_profile(self, data: Data, command: list[str], env: dict, database: str) -> None:
+        """One py-spy profile of the client's CPU (on-CPU samples, 250 a second): (c) 2 -> 3 at the first size for
+        --profile seconds, in a run of its own before the timed one."""
+        raw = ROOT / "benchmarks" / "profile-c.txt"
+        timed([str(BIN / "py-spy"), "record", "--nonblocking", "--rate", "250", "--format", "raw", "-o", str(raw),
+               "--", *command[:3], "--window-minutes", str(self.profile / 60)], env)
+        self.profile = None
+        print(f"  profile of (c) written to {raw.relative_to(ROOT)}: {profile_summary(raw)}", flush=True)
+        load(self.client, data, 2, database)
 
 
 def orchestration(prefect: dict, flow_run_id: str, wall: float) -> dict:
@@ -401,112 +281,24 @@ def orchestration(prefect: dict, flow_run_id: str, wall: float) -> dict:
             "outside_tasks_s": wall - in_tasks}
 
 
-def profile_summary(raw: Path) -> str:
-    """Shares of the main thread's sampled time (py-spy's collapsed stacks, idle included), most first.
-
-    A stack counts for the innermost part it passes through: a batch-migrate task's pymongo call is pymongo's,
-    though Prefect's task engine is further out; a Prefect API call from the flow body is Prefect's.
-    """
-    parts = {
-        "imports": ("_find_and_load ",),
-        "pymongo: server round trips and BSON": ("pymongo/",),
-        "backup file append (dump.py)": ("docshift/dump.py",),
-        "transform in Python": ("docshift/transform.py", "migrations/"),
-        "Prefect: task/flow runs, API calls, artifacts": ("prefect/",),
-        "docshift, other": ("docshift/", "tasks/", "flows/"),
-    }
-    totals, overall = dict.fromkeys([*parts, "other"], 0), 0
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
-        if not frames or frames[0].startswith("Thread._bootstrap "):
-            continue  # background threads (Prefect's event loop, heartbeats, log and API workers) wait most of the time
-        n = int(count)
-        overall += n
-        if any(f.startswith("_find_and_load ") for f in frames):
-            totals["imports"] += n
-            continue
-        hit = next((b for frame in reversed(frames) for b, marks in parts.items() if any(m in frame for m in marks)), "other")
-        totals[hit] += n
-    return ", ".join(f"{name} {100 * n / overall:.1f}%" for name, n in sorted(totals.items(), key=lambda x: -x[1]) if n)
-
-
-# ---------------------------------------------------------------- report
-
-MODES = [(3, "c"), (3, "d"), (3, "a"), (3, "b"), (3, "c2"), (3, "c4"), (2, "c"), (2, "update_many")]
-"""(c) and (d) first: the ratio the issue's main target is about is in hand even if a long run is cut short."""
-LABELS = {"a": "(a) per-document loop", "b": "(b) limit(1000) batch loop", "c": "(c) docshift migrate",
-          "c2": "(c) docshift migrate --partitions 2", "c4": "(c) docshift migrate --partitions 4",
-          "d": "(d) ceiling: _id cursor + bulk_write", "update_many": "ceiling: one update_many"}
-
-
-@functools.cache
-def load_at_start() -> float:
-    """The 1-minute load average when the run began (run calls this first; later calls get that value)."""
-    return os.getloadavg()[0]
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal"))) / 1024 ** 2
-    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, pymongo {pymongo.version}, FerretDB 1.24.2 (SQLite backend, "
-            f"scripts/ferretdb); load average at the start {load_at_start():.2f}")
-
-
-def report(results: list[Result]) -> str:
-    lines = [f"Machine: {machine()}.", "",
-             "| N | step | mode | documents | seconds | docs/s | peak RSS (MiB) | same data | note |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(results, key=lambda r: (r.size, r.step, r.mode)):
-        lines.append(f"| {r.size:,} | {r.step} | {LABELS[r.mode]} | {r.done:,} | {r.seconds:,.1f} | {r.rate:,.0f} | "
-                     f"{r.rss_mib:,.0f} | {r.check} | {r.note} |")
-    lines += ["", "| N | c/d | c/a | c/b | d/a | additive c/update_many | partitions 1 → 2 → 4 | (c) 2→3 orchestration share "
-                  "| (c) peak RSS (MiB) |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    by = {(r.size, r.step, r.mode): r for r in results}
-    sizes = sorted({r.size for r in results})
-    for n in sizes:
-        def ratio(x, y, step="2→3"):
-            a, b = by.get((n, step, x)), by.get((n, step, y))
-            return f"{a.rate / b.rate:.2f}" if a and b else "—"
-        c = by.get((n, "2→3", "c"))
-        share = (f"{100 * c.extra['overhead_s'] / c.seconds:.1f}% in the flow run "
-                 f"({c.extra['task_runs']} task runs); {100 * c.extra['outside_tasks_s'] / c.seconds:.1f}% "
-                 f"of the process outside task runs") if c else "—"
-        rss = f"{c.rss_mib:,.0f}" if c else "—"
-        speedup = f"1 → {ratio('c2', 'c')} → {ratio('c4', 'c')}"
-        lines.append(f"| {n:,} | {ratio('c', 'd')} | {ratio('c', 'a')} | {ratio('c', 'b')} | {ratio('d', 'a')} | "
-                     f"{ratio('c', 'update_many', '1→2')} | {speedup} | {share} | {rss} |")
-    cs = [by[(n, "2→3", "c")] for n in sizes if (n, "2→3", "c") in by]
-    if len(cs) > 1:
-        lines += ["", f"Peak RSS of (c) at {cs[-1].size:,} / at {cs[0].size:,}: {cs[-1].rss_mib / cs[0].rss_mib:.2f}."]
-    return "\n".join(lines) + "\n"
-
+# ---------------------------------------------------------------- command line
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--baseline", type=int, default=1000,
+                        help="also run every mode at this size: per-document costs are the slope between the sizes (0: none)")
     parser.add_argument("--budget", nargs="*", default=[], metavar="SIZE[:MODE]=SECONDS",
                         help="at SIZE, stop each mode (or MODE, e.g. 3b) after SECONDS and extrapolate its time (labelled)")
     parser.add_argument("--profile", type=float, metavar="SECONDS",
                         help="first profile (c) 2->3 at the first size with py-spy for SECONDS (benchmarks/profile-c.txt)")
     parser.add_argument("--modes", nargs="*", default=[], metavar="SIZE=MODE,...",
-                        help="at SIZE, run only these modes (3c 3d 3a 3b 2c 2update_many: target version and mode)")
+                        help="at SIZE, run only these modes (3c 3d 3a 3b 3c2 3c4 3k1 3k2 2c 2u 2update_many)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results-table.md")
-    parser.add_argument("--child", choices=CHILD_MODES, help=argparse.SUPPRESS)
-    parser.add_argument("--uri", help=argparse.SUPPRESS)
-    parser.add_argument("--database", help=argparse.SUPPRESS)
-    parser.add_argument("--version", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        return child(args)
     budgets = {budget_key(key): float(seconds) for key, seconds in (b.split("=") for b in args.budget)}
     only = {int(n): m.split(",") for n, m in (x.split("=") for x in args.modes)}
-    print(report(run(args.sizes, budgets, args.profile, args.out, only)))
+    print(report(run(args.sizes, budgets, args.profile, args.out, only, args.baseline)))
 
 
 def budget_key(key: str) -> int | tuple[int, str]:
@@ -516,22 +308,27 @@ def budget_key(key: str) -> int | tuple[int, str]:
 
 
 def run(sizes: list[int], budgets: dict, profile: float | None, out: Path,
-        only: dict[int, list[str]] | None = None) -> list[Result]:
-    """Every mode at every size on one FerretDB and one Prefect server of its own; the table goes to `out`."""
+        only: dict[int, list[str]] | None = None, baseline: int = 0) -> list[Result]:
+    """Every mode at every size on one FerretDB and one Prefect server of its own; the table goes to `out`.
+
+    With a `baseline` size, each mode runs there first (results kept in each result's `baseline`)."""
     load_at_start()  # the report's load average is the one from before the servers and modes ran
-    results = []
+    results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="docshift-bench-") as tmp:
         work = Path(tmp)
-        with ferretdb(work) as uri, prefect_server(work) as prefect:
-            bench = Bench(uri, prefect, work, budgets, profile)
+        with ferretdb(work) as server, prefect_server(work) as prefect:
+            bench = Bench(server, prefect, work, budgets, profile)
+            small = prepare(bench.client, baseline) if baseline else None
             for size in sizes:
                 start = time.perf_counter()
                 data = prepare(bench.client, size)
                 print(f"N={size:,}: seeded in {time.perf_counter() - start:,.0f} s", flush=True)
-                for version, mode in MODES:
-                    if size in (only or {}) and f"{version}{mode}" not in only[size]:
+                for version, mode in ALL_MODES:
+                    if f"{version}{mode}" not in (only or {}).get(size, [f"{v}{m}" for v, m in MODES]):
                         continue
+                    base = bench.run_mode(small, version, mode) if small and baseline < size else None
                     results.append(bench.run_mode(data, version, mode))
+                    results[-1].baseline = base
                     out.write_text(report(results))  # after every mode: a run cut short keeps what it measured
     return results
 

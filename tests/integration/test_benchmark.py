@@ -1,4 +1,5 @@
-"""The benchmark harness (benchmarks/run.py) on 500 users: every mode does the same work, the report has every row.
+"""The benchmark harness (benchmarks/run.py) on 500 users: every mode does the same work, the report has every row
+and every mode's per-document costs (client CPU, wire bytes through the counting proxy, round trips).
 
 Speed is never asserted: this only keeps the harness honest (equal work, nothing missing) as the engine changes.
 The harness runs in a Python process of its own, as `python -m benchmarks.run` does: it points Prefect at its own
@@ -13,6 +14,7 @@ import sys
 import pytest
 
 from benchmarks import run as bench
+from benchmarks.report import LABELS
 from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.slow  # its own FerretDB and Prefect server, every mode in a child process
@@ -22,7 +24,7 @@ import json, sys
 from pathlib import Path
 from benchmarks import run as bench
 results = bench.run([500], {}, None, Path(sys.argv[1]))
-print(json.dumps([[r.step, r.mode, r.done, r.check, r.note] for r in results]))
+print(json.dumps([[r.step, r.mode, r.done, r.check, r.note, r.usage.cpu_s, r.wire] for r in results]))
 """
 
 
@@ -35,10 +37,11 @@ def test_every_mode_leaves_the_same_documents_and_the_report_has_every_row(tmp_p
     results = json.loads(ran.stdout.strip().splitlines()[-1])
 
     assert sorted((step, mode) for step, mode, *_ in results) == sorted((f"{v - 1}→{v}", m) for v, m in bench.MODES)
-    assert [(mode, done, check, note) for _, mode, done, check, note in results] == [
+    assert [(mode, done, check, note) for _, mode, done, check, note, *_ in results] == [
         (m, 500, "identical", "") for _, m in bench.MODES]
     table = out.read_text()
-    for label in bench.LABELS.values():
-        assert label in table
-    ratios = [line for line in table.splitlines() if "task runs" in line]  # c/d, c/a, c/b, d/a, additive, share
+    for version, mode in bench.MODES:
+        assert table.count(f"| {version - 1}→{version} | {LABELS[mode]} |") == 2, mode  # throughput, per-document costs
+    assert all(cpu_s > 0 and wire["sent"] > 0 and wire["requests"] > 0 for *_, cpu_s, wire in results)
+    ratios = [line for line in table.splitlines() if "task runs" in line]  # c/d, c/a, c/b, additive, share
     assert len(ratios) == 1 and "—" not in ratios[0]
