@@ -18,7 +18,8 @@ ALL_MODES = [*MODES, (3, "k1"), (3, "k2")]
 """With the Dask modes, which run only when --modes names them (a Dask cluster per run)."""
 LABELS = {"a": "(a) per-document loop", "b": "(b) limit(1000) batch loop", "c": "(c) docshift migrate",
           "c2": "(c) docshift migrate --partitions 2", "c4": "(c) docshift migrate --partitions 4",
-          "k1": "(c) --partitions 2 on Dask, 1 worker process", "k2": "(c) --partitions 2 on Dask, 2 worker processes",
+          "k1": "(c) heavy up, --partitions 2 on Dask, 1 worker process",
+          "k2": "(c) heavy up, --partitions 2 on Dask, 2 worker processes",
           "u": "(c) docshift migrate, the change as an update", "d": "(d) ceiling: _id cursor + bulk_write",
           "update_many": "ceiling: one update_many"}
 MIB = 1024 * 1024

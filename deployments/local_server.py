@@ -11,8 +11,9 @@ from pathlib import Path
 
 
 @contextmanager
-def local_prefect_server(home: Path, port: int, settings: dict | None = None) -> Iterator[dict]:
-    """Start `prefect server start` on 127.0.0.1:`port`, wait until healthy, yield the client's environment, stop it.
+def local_prefect_server(home: Path, port: int, settings: dict | None = None, timeout: float = 300) -> Iterator[dict]:
+    """Start `prefect server start` on 127.0.0.1:`port`, wait until healthy (at most `timeout` seconds), yield the
+    client's environment, stop it.
 
     `settings` are extra PREFECT_* variables of the server process. Its log is `home/server.log`.
     """
@@ -23,7 +24,7 @@ def local_prefect_server(home: Path, port: int, settings: dict | None = None) ->
                                "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     api = f"http://127.0.0.1:{port}/api"
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 with urllib.request.urlopen(f"{api}/health", timeout=2):
