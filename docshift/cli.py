@@ -163,9 +163,14 @@ def backups_prune(
 
 
 @app.command()
-def restore(backup_id: Annotated[str, typer.Argument(help="Backup id from `docshift backups`.")]) -> None:
-    """Put a backup's documents back exactly, after checking its sha256."""
-    command.restore(backup_id)
+def restore(
+    backup_id: Annotated[str, typer.Argument(help="Backup id from `docshift backups`.")],
+    keep_version: Annotated[bool, typer.Option("--keep-version", help=(
+        "Restore although the documents land behind the recorded version; the next migrate carries them up."))] = False,
+) -> None:
+    """Put a backup's documents back exactly, after checking its sha256; the recorded version follows them or the
+    restore is refused (see --keep-version)."""
+    command.restore(backup_id, keep_version)
 
 
 @app.command()

@@ -11,16 +11,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import progress
 from .context import RunContext
 from .db import redact
-from .engine.backups import backup_catalog, check_backup_room, restore_backup
+from .engine.backups import backup_catalog, check_backup_room
+from .engine.drift import describe_all, drift_now
 from .engine.planning import Plan, check_checksums, check_operations, check_server_accepts, current_plan, plan_report
-from .engine.quarantine import quarantined
+from .engine.quarantine import quarantine_counts, quarantined
+from .engine.restore import Restored
+from .engine.restore import restore as restore_backup
 from .engine.retention import Retention, parse_age, plan_prune
 from .engine.retention import prune as prune_backups
 from .engine.rollback import rollback_target
 from .engine.runs import check_pre_images
 from .engine.state import MigrateOptions
-from .engine.steps import make_step
-from .engine.verify import verify_step
+from .engine.verify import verify_applied
 from .errors import AlertSetupError
 from .ledger import LeaseLock, Ledger
 from .output import print_records, size
@@ -28,7 +30,7 @@ from .loader import ScriptDirectory
 from .phases import check_ready
 from .project import Layout, init_project, new_migration
 from .settings import find_settings_file, get_settings, read_toml_table
-from .spec import INITIAL_VERSION, PHASES, Kind, Phase
+from .spec import PHASES, Kind, Phase
 from .transform import update_for
 
 console = Console(soft_wrap=True)  # lines stay whole when piped or logged
@@ -38,7 +40,8 @@ def _context() -> RunContext:
 
 
 def status() -> dict:
-    """Where the database is: current and latest version, pending migrations, an unfinished run, the lock."""
+    """Where the database is: current and latest version, pending migrations, an unfinished run, quarantined
+    documents, documents behind the recorded version (drift), the lock."""
     ctx = _context()
     settings, scripts, db = ctx.settings, ctx.scripts, ctx.db
     ledger = Ledger(db)
@@ -61,8 +64,15 @@ def status() -> dict:
         if scripts.get(version).migration.expand_contract and (done := ledger.phases(version)):
             console.print(f"phases of {version}     {', '.join(p for p in PHASES if p in done)} done"
                           + (f"; next: {PHASES[len(done)]}" if len(done) < len(PHASES) else ""))
+    counts, drift = quarantine_counts(db), drift_now(db, scripts)
+    console.print("quarantined     " + (f"{sum(counts.values()):,} documents ("
+                                        + ", ".join(f"migration {v}: {n:,}" for v, n in sorted(counts.items()))
+                                        + "), left unchanged: `docshift quarantine` lists them" if counts else "none"))
+    console.print("drift           " + (describe_all(drift) + ": the next `docshift migrate` carries them up"
+                                        if drift else "none"), markup=False, highlight=False)
     console.print(f"lock            {lock['owner'] + ' until ' + str(lock['expires_at']) if lock else 'free'}")
-    return {"current": current, "head": scripts.head, "pending": pending, "checkpoint": checkpoint, "lock": lock}
+    return {"current": current, "head": scripts.head, "pending": pending, "checkpoint": checkpoint, "lock": lock,
+            "quarantined": counts, "behind": drift}
 
 
 def plan(target: int | None) -> Plan:
@@ -78,8 +88,9 @@ def print_plan(report: Plan) -> None:
     if not report.steps:
         console.print("nothing to do: already at the target version")
     for step in report.steps:
+        again = ", applied before: for documents behind it" if step.again else ""
         console.print(f"  {step.direction:4} {step.version} {step.collection}: {step.description} "
-                      f"({step.kind}, {step.documents:,} documents)")
+                      f"({step.kind}, {step.documents:,} documents{again})")
         if step.operation:
             console.print(f"      {step.operation}", markup=False, highlight=False)
         for note in step.notes:
@@ -98,8 +109,8 @@ def migrate(target: int | None, options: MigrateOptions, dry_run: bool = False):
     report = with_progress_bars(migrate_flow, target_version=target, options=options, dry_run=dry_run)
     if dry_run:
         print_plan(report)
-    else:
-        print_report(report)
+        return report
+    print_report(report)
     return report
 
 
@@ -186,9 +197,12 @@ def rollback(run_id: str):
 
 
 def print_report(report) -> None:
-    """The migrate flow's MigrationReport as a table (one block per step where it does not fit), then where the
-    database is now; a run that paused at its window's end says so last, with where and how it continues."""
-    rows = [{"migration": str(s.version), "direction": s.direction, "documents": f"{s.documents:,}",
+    """The migrate flow's MigrationReport as a table (one block per step where it does not fit; an applied migration
+    run again for documents behind it says `up again`), then where the database is now: documents still behind the
+    recorded version (engine.drift) are named instead of claiming it; a run that paused at its window's end says so
+    last, with where and how it continues."""
+    rows = [{"migration": str(s.version), "direction": "up again" if s.direction == "up" and s.version <= report.current
+             else s.direction, "documents": f"{s.documents:,}",
              "changed": f"{s.changed:,}", "quarantined": str(s.quarantined), "seconds": f"{s.duration_s:.1f}",
              "docs/s": f"{s.docs_per_s:,.0f}", "backup": s.backup, "verification": s.verification} for s in report.steps]
     if rows:
@@ -208,7 +222,11 @@ def print_report(report) -> None:
         console.print("some documents were quarantined and left unchanged: see `docshift quarantine`; "
                       "fix the migration and run `docshift migrate --allow-changed` to retry them")
     paused = next((s for s in report.steps if s.paused), None)
-    if paused is None:
+    if paused is None and getattr(report, "behind", ()):
+        console.print(f"the database is recorded at version {report.version}, but documents are behind it (drift): "
+                      f"{describe_all(list(report.behind))}; the next `docshift migrate` carries them up",
+                      markup=False, highlight=False)
+    elif paused is None:
         console.print(f"database is now at version {report.version}")
     else:
         console.print(f"paused at the maintenance window's end: migration {paused.version} {paused.direction} at "
@@ -236,6 +254,7 @@ def history() -> list[dict]:
     rows = [{"run": e["_id"], "migration": str(e["version"]), "direction": e["direction"], "outcome": e["outcome"],
              "started": str(e["started_at"])[:19], "seconds": str(e.get("duration_s", "")),
              "documents": str(e.get("documents", "")), "changed": str(e.get("changed", "")),
+             "quarantined": str(e.get("quarantined", "")),
              "checksum": e["checksum"][:12], "flow run": str(e.get("flow_run_id") or "")} for e in entries]
     print_records(console, "docshift history", rows,
                   lambda r: (f"{r['run']}  migration {r['migration']} {r['direction']}, {r['outcome']}",
@@ -266,12 +285,10 @@ def init(folder: Path) -> Layout:
 def verify(version: int | None) -> bool:
     """Run the verification checks of an applied migration (default: the current version) now."""
     ctx = _context()
-    version = Ledger(ctx.db).current_version() if version is None else ctx.scripts.check_target(version)
-    if version == INITIAL_VERSION:
+    version, result = verify_applied(ctx, version)
+    if not result.checks:
         console.print("version 1 is the initial schema: nothing to verify")
         return True
-    step = make_step(ctx.scripts, version, "up")
-    result = verify_step(ctx.db, ctx.scripts.get(version).migration, step, count_before=None)
     for c in result.checks:
         console.print(f"{'pass' if c.passed else 'FAIL'}  {c.check}: expected {c.expected}, found {c.found}")
     return result.passed
@@ -336,14 +353,24 @@ def what_backup(b) -> str:
     return f"migration {b.version} {b.direction}" if b.version is not None else "no run in the history"
 
 
-def restore(backup_id: str) -> int:
-    """Put a backup's documents back exactly (by `_id`), after checking the file's sha256; holds the lock meanwhile."""
+def restore(backup_id: str, keep_version: bool = False) -> Restored:
+    """Put a backup's documents back exactly (by `_id`), after checking the file's sha256, holding the lock; the
+    recorded version moves back with them when the backup's run was the latest change, and a restore that would
+    leave them behind it is refused unless `keep_version` (see docshift.engine.restore)."""
     ctx = _context()
     with LeaseLock(ctx.db, ctx.settings.lock_lease_seconds, f"restore {backup_id}"):
-        restored = restore_backup(ctx.db, backup_id)
-    console.print(f"restored {restored:,} documents from backup {backup_id}; the recorded version is unchanged "
-                  f"(use `docshift rollback` to undo a run and its version)")
-    return restored
+        done = restore_backup(ctx, backup_id, keep_version)
+    line = f"restored {done.documents:,} documents of {done.collection} from backup {backup_id}"
+    if done.version_after != done.version_before:
+        line += (f"; run {backup_id} is undone: the database is recorded at version {done.version_after} again "
+                 f"(was {done.version_before}), `docshift migrate` applies what follows again")
+    elif done.behind:
+        line += (f"; {done.behind:,} of them are behind the recorded version {done.version_after}: "
+                 f"the next `docshift migrate` carries them up")
+    else:
+        line += f"; the database stays at version {done.version_after}"
+    console.print(line, markup=False, highlight=False)
+    return done
 
 
 def alerts_setup() -> list[str]:

@@ -90,3 +90,7 @@ class ConnectionClosedAfterWrite(ConnectionError):
     """The server closed the connection while docshift wrote, yet answers otherwise and stored each value when tried
     alone. Not a DocshiftError: retried, but once only (tasks/retry.py): the same write closing it again is no
     network trouble."""
+
+
+class RestoreRefused(DocshiftError):
+    """Restoring a backup would leave documents behind or ahead of the recorded version, or a run is unfinished."""

@@ -14,6 +14,8 @@ from .spec import INITIAL_VERSION
 from .storage import LEDGER
 
 CURRENT, LOCK, CHECKPOINT = "current", "lock", "checkpoint"
+UNDONE = ("rolled_back", "restored")
+"""Outcomes of runs whose changes were undone: by a rollback, or by restoring their backup."""
 
 
 def now() -> datetime:
@@ -80,7 +82,7 @@ class Ledger:
                 continue
             if e["direction"] == "down" and e["outcome"] == "reverted":
                 runs.clear()
-            elif e["direction"] == "up" and e["outcome"] != "rolled_back" and e.get("phase") != "cleanup":
+            elif e["direction"] == "up" and e["outcome"] not in UNDONE and e.get("phase") != "cleanup":
                 runs.append(e["_id"])  # cleanup's pre-images are already at `version`
         return runs
 
@@ -129,6 +131,7 @@ class Ledger:
     def break_lock(self) -> dict | None:
         """Remove the lock whoever holds it; returns what it was."""
         return self.coll.find_one_and_delete({"_id": LOCK})
+
 
 
 class LockWatch:

@@ -14,6 +14,7 @@ from prefect.runtime import flow_run
 from docshift.context import RunContext
 from docshift.db import redact
 from docshift.engine.backups import check_backup_room
+from docshift.engine.drift import Drift, describe_all, find_drift
 from docshift.engine.partitions import start_partitions
 from docshift.engine.operation_steps import check_step
 from docshift.engine.planning import Plan, check_checksums, check_operations, check_server_accepts, current_plan, plan_report
@@ -39,7 +40,8 @@ _held_lock: ContextVar[LeaseLock | None] = ContextVar("docshift_held_lock", defa
 
 @dataclass(frozen=True)
 class MigrationReport:
-    """What a `migrate` run did: one result per step, and where the database is now."""
+    """What a `migrate` run did: one result per step, where the database is recorded now, and the documents still
+    behind that record (written at an old version while the run went, or left to an expand-contract backfill)."""
 
     current: int
     target: int
@@ -48,6 +50,8 @@ class MigrationReport:
     version: int
     retention: Retention | None = None
     """Backups pruned after the run (DOCSHIFT_PRUNE_KEEP_LAST / DOCSHIFT_PRUNE_OLDER_THAN), if set."""
+    behind: tuple[Drift, ...] = ()
+    """Documents behind the recorded version at the end (engine.drift): written at an old version while the run went."""
 
     @property
     def paused(self) -> bool:
@@ -87,7 +91,10 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
             if results[-1].paused:
                 break
         retention = prune_backups(ctx.db, settings) if results and not results[-1].paused else None
-    report = MigrationReport(current, target, settings.database, results, Ledger(ctx.db).current_version(), retention)
+        ledger = Ledger(ctx.db)
+        version = ledger.current_version()
+        behind = tuple(find_drift(ctx.db, ctx.scripts, version, ledger.checkpoint()))
+    report = MigrationReport(current, target, settings.database, results, version, retention, behind)
     create_markdown_artifact(report_markdown(report), key="docshift-report", description="docshift migration report")
     return report
 
@@ -268,4 +275,7 @@ def report_markdown(report: MigrationReport) -> str:
         documents, data, files = report.retention.totals()
         lines += ["", f"Pruned {len(report.retention.pruned)} old backups ({documents:,} documents, {data:,} bytes of "
                       f"server data, {files:,} bytes of files); kept {len(report.retention.kept)}."]
+    if report.behind:
+        lines += ["", f"**Recorded at version {report.version}, but documents are behind it (drift):** "
+                  + describe_all(list(report.behind)) + ". `docshift migrate` carries them up."]
     return "\n".join(lines)

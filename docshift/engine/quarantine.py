@@ -47,3 +47,15 @@ def quarantined(db: Database) -> list[dict]:
     """Every quarantined document's entry, by migration and time."""
     return list(db[storage.QUARANTINE].find().sort([("version", 1), ("at", 1)]))
 
+
+def quarantined_ids(db: Database, collection: str) -> list:
+    """The `_id`s of a collection's documents that an `up` left behind on purpose (not drift)."""
+    return [e["doc_id"] for e in db[storage.QUARANTINE].find({"collection": collection, "direction": "up"}, {"doc_id": 1})]
+
+
+def quarantine_counts(db: Database) -> dict[int, int]:
+    """Quarantined documents per migration."""
+    counts: dict[int, int] = {}
+    for entry in db[storage.QUARANTINE].find({}, {"version": 1}):
+        counts[entry["version"]] = counts.get(entry["version"], 0) + 1
+    return counts
