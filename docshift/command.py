@@ -23,15 +23,15 @@ from .engine.rollback import rollback_target
 from .engine.runs import check_pre_images
 from .engine.state import MigrateOptions
 from .engine.verify import verify_applied
-from .errors import AlertSetupError
+from .errors import AlertSetupError, RehearsalFailed
 from .ledger import LeaseLock, Ledger
-from .output import print_records, size
+from .output import print_records
 from .loader import ScriptDirectory
 from .phases import check_ready
 from .project import Layout, init_project, new_migration
+from .reports import print_outcome, print_plan, print_quarantined, print_report, print_retention
 from .settings import find_settings_file, get_settings, read_toml_table
 from .spec import PHASES, Kind, Phase
-from .transform import update_for
 
 console = Console(soft_wrap=True)  # lines stay whole when piped or logged
 
@@ -79,26 +79,8 @@ def plan(target: int | None) -> Plan:
     """What `migrate TARGET` would do, with document counts and sample diffs; writes nothing."""
     ctx = _context()
     report = plan_report(ctx, ctx.scripts.check_target(ctx.scripts.head if target is None else target))
-    print_plan(report)
+    print_plan(console, report)
     return report
-
-
-def print_plan(report: Plan) -> None:
-    console.print(f"from version {report.current} to {report.target}")
-    if not report.steps:
-        console.print("nothing to do: already at the target version")
-    for step in report.steps:
-        again = ", applied before: for documents behind it" if step.again else ""
-        console.print(f"  {step.direction:4} {step.version} {step.collection}: {step.description} "
-                      f"({step.kind}, {step.documents:,} documents{again})")
-        if step.operation:
-            console.print(f"      {step.operation}", markup=False, highlight=False)
-        for note in step.notes:
-            console.print(f"      note: {note}", markup=False, highlight=False)
-        for before, after in step.samples:
-            change = after if step.operation else update_for(before, after, after.get("schema_version", 1))
-            console.print(f"      _id {before['_id']}: {'copied as ' if step.operation else ''}{change}",
-                          markup=False, highlight=False)
 
 
 def migrate(target: int | None, options: MigrateOptions, dry_run: bool = False):
@@ -108,9 +90,10 @@ def migrate(target: int | None, options: MigrateOptions, dry_run: bool = False):
     preflight(target, options.allow_changed, dry_run)
     report = with_progress_bars(migrate_flow, target_version=target, options=options, dry_run=dry_run)
     if dry_run:
-        print_plan(report)
+        print_plan(console, report)
         return report
-    print_report(report)
+    print_report(console, report)
+    print_outcome(console, report)
     return report
 
 
@@ -196,55 +179,27 @@ def rollback(run_id: str):
     return result
 
 
-def print_report(report) -> None:
-    """The migrate flow's MigrationReport as a table (one block per step where it does not fit; an applied migration
-    run again for documents behind it says `up again`), then where the database is now: documents still behind the
-    recorded version (engine.drift) are named instead of claiming it; a run that paused at its window's end says so
-    last, with where and how it continues."""
-    rows = [{"migration": str(s.version), "direction": "up again" if s.direction == "up" and s.version <= report.current
-             else s.direction, "documents": f"{s.documents:,}",
-             "changed": f"{s.changed:,}", "quarantined": str(s.quarantined), "seconds": f"{s.duration_s:.1f}",
-             "docs/s": f"{s.docs_per_s:,.0f}", "backup": s.backup, "verification": s.verification} for s in report.steps]
-    if rows:
-        print_records(console, f"docshift: {report.database} from version {report.current} to {report.target}", rows,
-                      lambda r: (f"migration {r['migration']} {r['direction']}: {r['verification']}",
-                                 {"migration", "direction", "verification"}))
-    else:
-        console.print("already at the target version: nothing to do")
-    if retention := getattr(report, "retention", None):
-        print_retention(retention, summary_only=True)
-    for s in report.steps:
-        if s.behind:
-            console.print(f"migration {s.version}: {s.behind:,} document{'s' if s.behind != 1 else ''} written at the old "
-                          f"version during the run {'were' if s.behind != 1 else 'was'} left there (`behind` in its "
-                          f"history entry)")
-    if any(s.quarantined for s in report.steps):
-        console.print("some documents were quarantined and left unchanged: see `docshift quarantine`; "
-                      "fix the migration and run `docshift migrate --allow-changed` to retry them")
-    paused = next((s for s in report.steps if s.paused), None)
-    if paused is None and getattr(report, "behind", ()):
-        console.print(f"the database is recorded at version {report.version}, but documents are behind it (drift): "
-                      f"{describe_all(list(report.behind))}; the next `docshift migrate` carries them up",
-                      markup=False, highlight=False)
-    elif paused is None:
-        console.print(f"database is now at version {report.version}")
-    else:
-        console.print(f"paused at the maintenance window's end: migration {paused.version} {paused.direction} at "
-                      f"{paused.documents:,} of {paused.total:,} documents (run {paused.run_id}); the database stays at "
-                      f"version {report.version} and the next window's run continues from the checkpoint "
-                      f"(`docshift migrate`)", markup=False, highlight=False)
-
-
 def rehearse(target: int | None, sample: int | None, batch_size: int | None, max_failures: int = 0):
-    """Run the migration on a scratch copy (or a sample) of the data and report; the source is not touched."""
+    """Run the migration on a scratch copy (or a sample) of the data and report what it did there and which documents
+    would fail; the source database is not touched, so nothing here claims that its version changed."""
     from .flows.rehearse import rehearse as rehearse_flow
 
     scripts = _context().scripts
     scripts.check_target(scripts.head if target is None else target)
     rehearsal = rehearse_flow(target_version=target, sample=sample, batch_size=batch_size, max_failures=max_failures)
-    console.print(f"rehearsal on a copy of {rehearsal.database} ({', '.join(f'{n}: {c:,}' for n, c in rehearsal.copied.items())} "
-                  f"documents), dropped afterwards:")
-    print_report(rehearsal.report)
+    copied = ", ".join(f"{n}: {c:,}" for n, c in rehearsal.copied.items())
+    console.print(f"rehearsal on a copy of {rehearsal.database} ({copied} documents), dropped afterwards:")
+    if rehearsal.report is not None:
+        print_report(console, rehearsal.report, title="rehearsal")
+    if rehearsal.failing:
+        console.print(f"{len(rehearsal.failing)} document(s) of {rehearsal.database} would fail:")
+        print_quarantined(console, rehearsal.failing, runs=False)
+    still = f"rehearsal only: {rehearsal.database} was not changed and is still at version {rehearsal.version}"
+    if rehearsal.failure:
+        console.print(still)
+        raise RehearsalFailed(f"the rehearsal failed, so `docshift migrate` would fail the same way: {rehearsal.failure}")
+    console.print(f"{still}; `docshift migrate {rehearsal.target}` would take it to version {rehearsal.target}"
+                  + (" with these documents quarantined" if rehearsal.failing else ""))
     return rehearsal
 
 
@@ -298,9 +253,7 @@ def quarantine() -> list[dict]:
     """Documents whose migration function raised, left unchanged, with the error: the next migrate retries them."""
     entries = quarantined(_context().db)
     console.print(f"docshift quarantine ({len(entries)} documents)")
-    for e in entries:
-        console.print(f"  migration {e['version']} {e['direction']} {e['collection']} _id={e['doc_id']!r}: {e['error']} "
-                      f"[at {(e['traceback'] or ['?'])[-1]}; run {e['run_id']}]", markup=False, highlight=False)
+    print_quarantined(console, entries)
     return entries
 
 
@@ -330,27 +283,8 @@ def prune(keep_last: int | None, older_than: str | None, dry_run: bool = False) 
         with LeaseLock(ctx.db, ctx.settings.lock_lease_seconds, "backups prune"):
             retention = plan_prune(ctx.db, ctx.settings.backup_dir, keep_last, age)
             prune_backups(ctx.db, retention)
-    print_retention(retention)
+    print_retention(console, retention)
     return retention
-
-
-def print_retention(retention: Retention, summary_only: bool = False) -> None:
-    """Each backup kept (and why) or pruned, one line each, oldest first; then the totals."""
-    verb = "would prune" if retention.dry_run else "pruned"
-    for b, why in [] if summary_only else retention.decisions:
-        if why is not None:
-            line = f"kept         {b.run_id}  {what_backup(b)}: {why}"
-        else:
-            line = (f"{verb:<12} {b.run_id}  {what_backup(b)}: {b.documents:,} documents, {size(b.data_bytes)} in the "
-                    f"database, {size(b.file_bytes)} of files")
-        console.print(line, markup=False, highlight=False)
-    documents, data, files = retention.totals()
-    console.print(f"backups: {verb} {len(retention.pruned)} ({documents:,} documents, {size(data)} of server data, "
-                  f"{size(files)} of files), kept {len(retention.kept)}", markup=False, highlight=False)
-
-
-def what_backup(b) -> str:
-    return f"migration {b.version} {b.direction}" if b.version is not None else "no run in the history"
 
 
 def restore(backup_id: str, keep_version: bool = False) -> Restored:

@@ -94,3 +94,7 @@ class ConnectionClosedAfterWrite(ConnectionError):
 
 class RestoreRefused(DocshiftError):
     """Restoring a backup would leave documents behind or ahead of the recorded version, or a run is unfinished."""
+
+
+class RehearsalFailed(DocshiftError):
+    """A rehearsal's migration failed on the scratch copy: the real run would fail the same way."""

@@ -13,6 +13,10 @@ from .state import RunState
 from .steps import Step
 
 
+SEE_QUARANTINE = "; see `docshift quarantine`"
+"""Where a failed run's message sends the user (a rehearsal, whose quarantine is dropped with its copy, leaves it out)."""
+
+
 def quarantine(db: Database, step: Step, state: RunState, doc_id: Any, exc: TransformError, max_failures: int) -> None:
     """Record a document whose function raised and leave it unchanged; over `max_failures` the run fails."""
     cause = exc.__cause__ or exc
@@ -27,7 +31,7 @@ def quarantine(db: Database, step: Step, state: RunState, doc_id: Any, exc: Tran
     state.quarantined.append(doc_id)
     if len(state.quarantined) > max_failures:
         raise TransformError(f"{len(state.quarantined)} document(s) failed, more than --max-failures {max_failures}; "
-                             f"first: {exc}; see `docshift quarantine`") from exc
+                             f"first: {exc}{SEE_QUARANTINE}") from exc
 
 
 def clear_quarantine(db: Database, step: Step) -> None:
