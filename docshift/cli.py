@@ -60,10 +60,11 @@ def migrate(
     max_failures: Annotated[int, typer.Option(min=0, help="Documents that may fail and be quarantined before the run rolls back.")] = 0,
     window_minutes: WindowMinutes = None,
     partitions: Annotated[Optional[int], typer.Option(min=1, max=64, help="`_id` ranges migrated in parallel (env DOCSHIFT_PARTITIONS)")] = None,
+    new_database: Annotated[bool, typer.Option("--new-database", help="Start a ledger in a database that has none of the migrated collections yet.")] = False,
 ) -> None:
     """Migrate up or down to TARGET through the Prefect `migrate` flow."""
     options = MigrateOptions(batch_size=batch_size, max_failures=max_failures, window_minutes=window_minutes,
-                             partitions=partitions, allow_changed=allow_changed)
+                             partitions=partitions, allow_changed=allow_changed, new_database=new_database)
     command.migrate(target, options, dry_run)
 
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import progress
-from .context import RunContext
+from .context import RunContext, check_database
 from .db import redact
 from .engine.backups import backup_catalog, check_backup_room
 from .engine.drift import describe_all, drift_now
@@ -35,8 +35,11 @@ from .spec import PHASES, Kind, Phase
 
 console = Console(soft_wrap=True)  # lines stay whole when piped or logged
 
-def _context() -> RunContext:
-    return RunContext.open(get_settings())
+def _context(new_database: bool = False) -> RunContext:
+    """The command's context, refusing a database that looks mistyped (no ledger, none of the migrated collections)."""
+    ctx = RunContext.open(get_settings())
+    check_database(ctx, new_database)
+    return ctx
 
 
 def status() -> dict:
@@ -87,7 +90,7 @@ def migrate(target: int | None, options: MigrateOptions, dry_run: bool = False):
     """Run the `migrate` Prefect flow to TARGET (default: latest), showing a progress bar and the report."""
     from .flows.migrate import migrate as migrate_flow
 
-    preflight(target, options.allow_changed, dry_run)
+    preflight(target, options.allow_changed, dry_run, options.new_database)
     report = with_progress_bars(migrate_flow, target_version=target, options=options, dry_run=dry_run)
     if dry_run:
         print_plan(console, report)
@@ -150,10 +153,10 @@ def phase(name: Phase, version: int, approve: bool = False, window_minutes: floa
     return result
 
 
-def preflight(target: int | None, allow_changed: bool, dry_run: bool = False) -> None:
-    """Refuse what would fail anyway before a flow run starts: bad files, target, connection, edits, lock, values the
-    server cannot store, backup room."""
-    ctx = _context()
+def preflight(target: int | None, allow_changed: bool, dry_run: bool = False, new_database: bool = False) -> None:
+    """Refuse what would fail anyway before a flow run starts: bad files, target, connection, a mistyped database,
+    edits, lock, values the server cannot store, backup room."""
+    ctx = _context(new_database)
     target = ctx.scripts.check_target(ctx.scripts.head if target is None else target)
     current, steps = current_plan(ctx, target)
     check_checksums(ctx, current, allow_changed)

@@ -11,7 +11,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.futures import wait
 from prefect.runtime import flow_run
 
-from docshift.context import RunContext
+from docshift.context import RunContext, check_database
 from docshift.db import redact
 from docshift.engine.backups import check_backup_room
 from docshift.engine.drift import Drift, describe_all, find_drift
@@ -66,9 +66,11 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
     `database` overrides DOCSHIFT_DATABASE for this run (one deployment, several databases; rehearsals).
     `options.window_minutes`: the maintenance window's length; at its end the run pauses at a checkpoint and the next
     run resumes. `options.partitions`: `_id` ranges migrated in parallel (default DOCSHIFT_PARTITIONS). With
-    `dry_run`, returns the plan.
+    `dry_run`, returns the plan. `options.new_database`: start a ledger in a database that has none of the migrated
+    collections (else refused as mistyped).
     """
     ctx = RunContext.open(get_settings(database))
+    check_database(ctx, options.new_database)
     settings = ctx.settings
     label_run(settings.database)
     target = ctx.scripts.check_target(ctx.scripts.head if target_version is None else target_version)

@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from pymongo.database import Database
 
-from docshift.context import RunContext
+from docshift.context import RunContext, check_database
 from docshift.dump import RAW
 from docshift.engine.backups import backup_catalog
 from docshift.engine.operations import create_index, spec_of
@@ -43,6 +43,7 @@ def rehearse(target_version: int | None = None, sample: int | None = None, batch
     source's current version, into a scratch database; run the real `migrate` flow there, collect the documents that
     failed, and drop the copy. A failed run is the rehearsal's finding, not its failure: it is in the result."""
     ctx = RunContext.open(get_settings())
+    check_database(ctx)
     settings, source, scripts = ctx.settings, ctx.db, ctx.scripts
     scratch = source.client[f"{settings.database}_rehearsal_{uuid.uuid4().hex[:8]}"]
     migrations = [s.migration for s in scripts.scripts.values()]
