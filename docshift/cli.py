@@ -2,6 +2,7 @@
 
 import enum
 import os
+import signal
 import sys
 import traceback as tb
 from pathlib import Path
@@ -12,10 +13,11 @@ from pymongo.errors import PyMongoError
 
 from . import command
 from .db import redact
-from .errors import DocshiftError
+from .errors import DocshiftError, Interrupted
 from .settings import configure
 from .engine.state import MigrateOptions
 from .spec import PHASES, Kind
+from .stop import SignalStop, received_signal, stop_at_once
 
 app = typer.Typer(help="MongoDB schema migrations as Prefect flows.", no_args_is_help=True, add_completion=False)
 
@@ -204,13 +206,24 @@ def main() -> None:
     prints them here too.
     """
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    previous = {signum: signal.signal(signum, stop_at_once)  # a run's flow replaces them while it goes
+                for signum in (signal.SIGINT, signal.SIGTERM)}     # (docshift.stop.supervise)
     try:
         app()
+    except SignalStop as exc:  # outside a run: nothing is half-done that the command does not finish when run again
+        print(f"docshift: interrupted by {exc}", file=sys.stderr)
+        sys.exit(exc.exit_status)
+    except Interrupted as exc:  # a run stopped at a batch boundary, checkpoint kept, lock released
+        print(f"docshift: {exc}", file=sys.stderr)
+        sys.exit(128 + (received_signal() or signal.SIGINT))
     except DocshiftError as exc:
         fail(exc, redact(str(exc)))
     except PyMongoError as exc:  # the server went away mid-run, after the start-up checks and every retry
         fail(exc, f"the database failed during the command ({type(exc).__name__}: {redact(str(exc))}); "
                   f"a migration keeps its checkpoint: run it again to resume")
+    finally:
+        for signum, handler in previous.items():  # as they were (main() called in a process that goes on: tests)
+            signal.signal(signum, handler)
 
 
 def fail(exc: BaseException, message: str) -> None:

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import progress
 from .context import RunContext, check_database
-from .db import redact
+from .db import connect, redact
 from .engine.backups import backup_catalog, check_backup_room
 from .engine.drift import describe_all, drift_now
 from .engine.planning import Plan, check_checksums, check_operations, check_server_accepts, current_plan, plan_report
@@ -24,7 +24,7 @@ from .engine.runs import check_pre_images
 from .engine.state import MigrateOptions
 from .engine.verify import verify_applied
 from .errors import AlertSetupError, RehearsalFailed
-from .ledger import LeaseLock, Ledger
+from .ledger import LeaseLock, Ledger, describe_lock
 from .output import print_records
 from .loader import ScriptDirectory
 from .phases import check_ready
@@ -32,6 +32,7 @@ from .project import Layout, init_project, new_migration
 from .reports import print_outcome, print_plan, print_quarantined, print_report, print_retention
 from .settings import find_settings_file, get_settings, read_toml_table
 from .spec import PHASES, Kind, Phase
+from .stop import Watch, supervise
 
 console = Console(soft_wrap=True)  # lines stay whole when piped or logged
 
@@ -58,9 +59,10 @@ def status() -> dict:
         console.print(f"unfinished      rollback of run {checkpoint['run_id']} ({checkpoint['reason']}): "
                       f"finish it with `docshift rollback --run {checkpoint['run_id']}`")
     elif checkpoint:
-        paused = (Ledger(db).entry(checkpoint["run_id"]) or {}).get("outcome") == "paused"
+        outcome = (Ledger(db).entry(checkpoint["run_id"]) or {}).get("outcome")
+        stopped = f"{outcome} at " if outcome in ("paused", "interrupted") else ""
         console.print(f"unfinished run  {checkpoint['run_id']}: {checkpoint.get('phase') or checkpoint['direction']} "
-                      f"{checkpoint['version']}, {'paused at ' if paused else ''}{checkpoint['done']:,} of "
+                      f"{checkpoint['version']}, {stopped}{checkpoint['done']:,} of "
                       f"{checkpoint['total']:,} documents done (resumes on the next "
                       f"{checkpoint.get('phase') or 'migrate'} run)")
     for version in scripts.versions:
@@ -73,7 +75,7 @@ def status() -> dict:
                                         + "), left unchanged: `docshift quarantine` lists them" if counts else "none"))
     console.print("drift           " + (describe_all(drift) + ": the next `docshift migrate` carries them up"
                                         if drift else "none"), markup=False, highlight=False)
-    console.print(f"lock            {lock['owner'] + ' until ' + str(lock['expires_at']) if lock else 'free'}")
+    console.print(f"lock            {describe_lock(lock)}", markup=False, highlight=False)
     return {"current": current, "head": scripts.head, "pending": pending, "checkpoint": checkpoint, "lock": lock,
             "quarantined": counts, "behind": drift}
 
@@ -91,13 +93,31 @@ def migrate(target: int | None, options: MigrateOptions, dry_run: bool = False):
     from .flows.migrate import migrate as migrate_flow
 
     preflight(target, options.allow_changed, dry_run, options.new_database)
-    report = with_progress_bars(migrate_flow, target_version=target, options=options, dry_run=dry_run)
+    report = run_flow(migrate_flow, target_version=target, options=options, dry_run=dry_run)
     if dry_run:
         print_plan(console, report)
         return report
     print_report(console, report)
     print_outcome(console, report)
     return report
+
+
+def run_flow(flow, **parameters):
+    """Run a Prefect flow as the command's supervised run (docshift.stop): in a thread of its own with progress bars,
+    reporting to PREFECT_API_URL's server or a temporary one of its own; SIGINT and SIGTERM stop it at a batch
+    boundary, and it stops within a bounded time when its Prefect server is gone."""
+    from .deployments.local_server import prefect_server
+
+    settings = get_settings()
+    with prefect_server() as server:
+        def let_go() -> None:
+            try:
+                Ledger(connect(settings)).release_own_lock()
+            finally:
+                server.kill()
+
+        watch = Watch(server.health, let_go, settings.orchestration_timeout_seconds)
+        return supervise(lambda: with_progress_bars(flow, **parameters), watch)
 
 
 def with_progress_bars(run, **parameters):
@@ -139,7 +159,7 @@ def phase(name: Phase, version: int, approve: bool = False, window_minutes: floa
         if not approve:
             console.print(f"cleanup waits up to {approval_timeout_seconds} s for approval in the Prefect UI "
                           f"(the flow run's page: Resume)")
-    result = with_progress_bars(getattr(phase_flows, name), **parameters)
+    result = run_flow(getattr(phase_flows, name), **parameters)
     if getattr(result, "paused", False):
         console.print(f"{name} of migration {version} paused at the window's end: {result.verification} documents "
                       f"(run {result.run_id}); the next {name} run continues from the checkpoint")
@@ -175,7 +195,7 @@ def rollback(run_id: str):
     ctx = _context()
     rollback_target(ctx, run_id)
     Ledger(ctx.db).check_lock_free()
-    result = rollback_flow(run_id=run_id)
+    result = run_flow(rollback_flow, run_id=run_id)
     console.print(f"run {run_id} rolled back: {result.restored:,} documents restored from its backup, "
                   f"{result.undone_by_function:,} written since undone by the migration's function; "
                   f"database is at version {result.version}")
@@ -189,7 +209,7 @@ def rehearse(target: int | None, sample: int | None, batch_size: int | None, max
 
     scripts = _context().scripts
     scripts.check_target(scripts.head if target is None else target)
-    rehearsal = rehearse_flow(target_version=target, sample=sample, batch_size=batch_size, max_failures=max_failures)
+    rehearsal = run_flow(rehearse_flow, target_version=target, sample=sample, batch_size=batch_size, max_failures=max_failures)
     copied = ", ".join(f"{n}: {c:,}" for n, c in rehearsal.copied.items())
     console.print(f"rehearsal on a copy of {rehearsal.database} ({copied} documents), dropped afterwards:")
     if rehearsal.report is not None:

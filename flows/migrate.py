@@ -22,10 +22,11 @@ from docshift.engine.retention import Retention
 from docshift.engine.runs import StepResult, StepRun, check_pre_images, open_step_run
 from docshift.engine.state import MigrateOptions, RunOptions, RunState
 from docshift.engine.steps import make_step
-from docshift.errors import LockLostError, MigrationFailed, VerificationFailed
+from docshift.errors import Interrupted, LockLostError, MigrationFailed, VerificationFailed
 from docshift.ledger import Ledger, LeaseLock, as_utc, now
 from docshift.settings import get_settings
 from docshift.spec import Direction, Phase
+from docshift.stop import check_stop
 from docshift.tasks.backup import backup, prune_backups
 from docshift.tasks.batch import batch_migrate
 from docshift.tasks.notify import announce, label_run
@@ -88,6 +89,7 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
         check_operations(ctx, steps)
         results = []
         for s in steps:
+            check_stop(f"before migration {s.version} ({s.direction})", "docshift migrate")
             results.append(applier(settings)(s.version, s.direction, run_options,
                                              recorded=(s.recorded_before, s.recorded_after), database=settings.database))
             if results[-1].paused:
@@ -139,6 +141,9 @@ def apply_migration(version: int, direction: Direction, options: RunOptions, pha
         return (operation_step if step.operation else migrate_step)(ctx, run)
     except LockLostError:
         raise
+    except Interrupted:
+        pause_run(run, "interrupted")  # resumable: the checkpoint stays, the lock is released on the way out
+        raise
     except Exception as exc:
         roll_back_failed(ctx, run, exc)
 
@@ -187,6 +192,8 @@ def roll_back_failed(ctx: RunContext, run: StepRun, exc: Exception) -> None:
     try:
         fail_run(run, reason)
         undone = rollback(ctx.db, run.migration, step, run_id, reason)
+    except Interrupted:
+        raise
     except Exception as rollback_exc:
         raise MigrationFailed(
             f"migration {step.version} ({step.direction}) failed: {reason}; rollback could not finish either "

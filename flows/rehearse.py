@@ -15,7 +15,7 @@ from docshift.engine.backups import backup_catalog
 from docshift.engine.operations import create_index, spec_of
 from docshift.engine.quarantine import SEE_QUARANTINE, quarantined
 from docshift.engine.state import MigrateOptions
-from docshift.errors import DocshiftError
+from docshift.errors import DocshiftError, Interrupted
 from docshift.flows.migrate import MigrationReport, migrate
 from docshift.ledger import Ledger
 from docshift.settings import get_settings
@@ -59,6 +59,8 @@ def rehearse(target_version: int | None = None, sample: int | None = None, batch
         try:
             rehearsal.report = migrate(target_version=target_version, database=scratch.name,
                                        options=MigrateOptions(batch_size=batch_size, max_failures=max_failures))
+        except Interrupted:
+            raise
         except DocshiftError as exc:
             rehearsal.failure = str(exc).replace(SEE_QUARANTINE, "")  # its documents are listed instead
         rehearsal.failing.extend(quarantined(scratch))

@@ -15,6 +15,7 @@ from .. import dump, storage
 from ..errors import ConnectionClosedAfterWrite, DatabaseError, TransformError
 from ..ledger import Ledger, now
 from ..progress import ProgressEvent, publish
+from ..stop import check_stop
 from ..transform import update_for
 from .backups import change_record, save_by_id
 from .cursor import BatchCursor
@@ -30,8 +31,9 @@ def migrate_batches(run: StepRun, cursor: BatchCursor, max_batches: int) -> bool
     """Up to `max_batches` batches: pre-images saved, guarded updates written, checkpoint saved after each.
 
     Returns whether the step has no documents left to do; the counts are in `run.state`. At the options' deadline
-    (a maintenance window's end) it stops before the next batch, so the run can pause at its checkpoint. The run's
-    sizer chooses each batch's size; its throttle waits between batches.
+    (a maintenance window's end) it stops before the next batch, so the run can pause at its checkpoint; asked to stop
+    (a signal, see docshift.stop) it raises Interrupted there. The run's sizer chooses each batch's size; its
+    throttle waits between batches.
     """
     db, step, state, deadline = run.db, run.step, run.state, run.options.deadline
     coll, backup, changes, ledger = db[step.collection], storage.pre_images(db, state.run_id), storage.changes(db, state.run_id), Ledger(db)
@@ -40,6 +42,8 @@ def migrate_batches(run: StepRun, cursor: BatchCursor, max_batches: int) -> bool
             run.throttle.wait(deadline)
         if run.lock:
             run.lock.check()
+        check_stop(f"at {state.done:,} of {state.total:,} documents ({step.label})",
+                   f"docshift phase {step.phase} {step.version}" if step.phase else "docshift migrate")
         if deadline and now() >= deadline:
             return False
         started = time.monotonic()

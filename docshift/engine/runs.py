@@ -180,10 +180,11 @@ def record_finished(run: StepRun, verification: Verification) -> StepResult:
     return result
 
 
-def record_paused(run: StepRun) -> StepResult:
-    """Record that the run stopped at a maintenance window's end; its checkpoint stays for the next window's run."""
-    result = _result(run, "paused", f"paused at {run.state.done:,} of {run.state.total:,}")
-    Ledger(run.db).update_entry(run.state.run_id, {**_entry_fields(result), "paused_at": now()})
+def record_paused(run: StepRun, outcome: str = "paused") -> StepResult:
+    """Record that the run stopped at a batch boundary: at a maintenance window's end (`paused`) or asked to by a
+    signal (`interrupted`); its checkpoint stays for the next run."""
+    result = _result(run, outcome, f"{outcome} at {run.state.done:,} of {run.state.total:,}")
+    Ledger(run.db).update_entry(run.state.run_id, {**_entry_fields(result), f"{outcome}_at": now()})
     return result
 
 
