@@ -1,13 +1,77 @@
-"""A Prefect server of one's own on loopback (SQLite, its own PREFECT_HOME): for the tests and the benchmark."""
+"""Prefect servers of one's own on loopback: one with its own PREFECT_HOME for the tests and the benchmark, and the
+temporary one a `docshift` command starts when no PREFECT_API_URL is set; and how a command tells that its server
+still answers."""
 
+import importlib.util
 import os
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+from docshift.errors import OrchestrationError
+from docshift.stop import Unhealthy
+
+
+@dataclass(frozen=True)
+class PrefectServer:
+    """A server this process started: its API and its process (None when the server is someone else's)."""
+
+    api: str
+    process: subprocess.Popen | None = None
+
+    def health(self) -> Unhealthy | None:
+        """None while the API answers; else why not, final when this process's own server has exited."""
+        if self.process is not None and (code := self.process.poll()) is not None:
+            return Unhealthy(f"the temporary Prefect server exited (status {code})", final=True)
+        try:
+            with urllib.request.urlopen(f"{self.api}/health", timeout=5):
+                return None
+        except OSError as exc:
+            return Unhealthy(f"the Prefect API at {self.api} does not answer ({getattr(exc, 'reason', exc)})")
+
+    def kill(self) -> None:
+        """Stop this process's own server now (a command that must exit without its run)."""
+        if self.process is not None:
+            self.process.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _started(process: subprocess.Popen, api: str, log: Path, timeout: float) -> None:
+    """Wait until the server's API answers; stop it and raise with its log's end if it exits or never answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{api}/health", timeout=2):
+                return
+        except OSError as exc:
+            if process.poll() is not None or time.monotonic() > deadline:
+                code = process.poll()
+                _stop(process)
+                ended = f"did not answer within {timeout:g} s" if code is None else f"exited with status {code}"
+                tail = " | ".join(line for line in log.read_text().splitlines()[-5:] if line.strip())
+                raise OrchestrationError(f"the Prefect server {ended}{'; its log ends: ' + tail if tail else ''}") from exc
+            time.sleep(0.2)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextmanager
@@ -19,26 +83,62 @@ def local_prefect_server(home: Path, port: int, settings: dict | None = None, ti
     """
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port), **(settings or {})}
-    log = open(home / "server.log", "w")
-    server = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    api = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{api}/health", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the Prefect server did not start:\n{(home / 'server.log').read_text()[-3000:]}")
-                time.sleep(0.5)
-        yield {"PREFECT_API_URL": api, "PREFECT_HOME": str(home)}
-    finally:
-        server.terminate()
+    with open(home / "server.log", "w") as log:
+        server = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
+                                   "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        api = f"http://127.0.0.1:{port}/api"
+        _started(server, api, home / "server.log", timeout)
         try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+            yield {"PREFECT_API_URL": api, "PREFECT_HOME": str(home)}
+        finally:
+            _stop(server)
+
+
+@contextmanager
+def temporary_prefect_server(timeout: float = 300) -> Iterator[PrefectServer]:
+    """The server Prefect itself would start for a run without PREFECT_API_URL (same app, same PREFECT_HOME), but in
+    a session of its own, so that a Ctrl-C in the terminal reaches the `docshift` process alone: the run can then stop
+    cleanly and record it here before the server goes. It may take long to start (creating its database under a
+    busy machine's load took 41 s here, Prefect's own limit being 20 s); one that exits is reported at once. Sets PREFECT_API_URL for this context (and the threads that
+    copy it) and for child processes."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    port = free_port()
+    prefect_dir = Path(importlib.util.find_spec("prefect").submodule_search_locations[0])
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    with tempfile.NamedTemporaryFile("w", prefix="docshift-prefect-", suffix=".log") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect_dir.parent), "--factory",
+             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "error",
+             "--lifespan", "on"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        api = f"http://127.0.0.1:{port}/api"
+        _started(process, api, Path(log.name), timeout)
+        os.environ["PREFECT_API_URL"] = api
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: api}):
+                yield PrefectServer(api, process)
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
+            drain_prefect()
+            _stop(process)
+
+
+@contextmanager
+def prefect_server() -> Iterator[PrefectServer]:
+    """The Prefect server a command's flow runs report to: PREFECT_API_URL's, or a temporary one of its own."""
+    from prefect.settings import get_current_settings
+
+    if api := get_current_settings().api.url:
+        yield PrefectServer(api.rstrip("/"))
+        return
+    with temporary_prefect_server() as server:
+        yield server
+
+
+def drain_prefect(timeout: float = 5) -> None:
+    """Send Prefect's queued log lines and events before the server goes, instead of retrying them against it at exit."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=timeout)
+    EventsWorker.drain_all(timeout=timeout)

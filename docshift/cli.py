@@ -2,6 +2,7 @@
 
 import enum
 import os
+import signal
 import sys
 import traceback as tb
 from pathlib import Path
@@ -12,10 +13,11 @@ from pymongo.errors import PyMongoError
 
 from . import command
 from .db import redact
-from .errors import DocshiftError
+from .errors import DocshiftError, Interrupted
 from .settings import configure
 from .engine.state import MigrateOptions
 from .spec import PHASES, Kind
+from .stop import SignalStop, received_signal, stop_at_once
 
 app = typer.Typer(help="MongoDB schema migrations as Prefect flows.", no_args_is_help=True, add_completion=False)
 
@@ -60,10 +62,11 @@ def migrate(
     max_failures: Annotated[int, typer.Option(min=0, help="Documents that may fail and be quarantined before the run rolls back.")] = 0,
     window_minutes: WindowMinutes = None,
     partitions: Annotated[Optional[int], typer.Option(min=1, max=64, help="`_id` ranges migrated in parallel (env DOCSHIFT_PARTITIONS)")] = None,
+    new_database: Annotated[bool, typer.Option("--new-database", help="Start a ledger in a database that has none of the migrated collections yet.")] = False,
 ) -> None:
     """Migrate up or down to TARGET through the Prefect `migrate` flow."""
     options = MigrateOptions(batch_size=batch_size, max_failures=max_failures, window_minutes=window_minutes,
-                             partitions=partitions, allow_changed=allow_changed)
+                             partitions=partitions, allow_changed=allow_changed, new_database=new_database)
     command.migrate(target, options, dry_run)
 
 
@@ -163,9 +166,14 @@ def backups_prune(
 
 
 @app.command()
-def restore(backup_id: Annotated[str, typer.Argument(help="Backup id from `docshift backups`.")]) -> None:
-    """Put a backup's documents back exactly, after checking its sha256."""
-    command.restore(backup_id)
+def restore(
+    backup_id: Annotated[str, typer.Argument(help="Backup id from `docshift backups`.")],
+    keep_version: Annotated[bool, typer.Option("--keep-version", help=(
+        "Restore although the documents land behind the recorded version; the next migrate carries them up."))] = False,
+) -> None:
+    """Put a backup's documents back exactly, after checking its sha256; the recorded version follows them or the
+    restore is refused (see --keep-version)."""
+    command.restore(backup_id, keep_version)
 
 
 @app.command()
@@ -198,13 +206,24 @@ def main() -> None:
     prints them here too.
     """
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    previous = {signum: signal.signal(signum, stop_at_once)  # a run's flow replaces them while it goes
+                for signum in (signal.SIGINT, signal.SIGTERM)}     # (docshift.stop.supervise)
     try:
         app()
+    except SignalStop as exc:  # outside a run: nothing is half-done that the command does not finish when run again
+        print(f"docshift: interrupted by {exc}", file=sys.stderr)
+        sys.exit(exc.exit_status)
+    except Interrupted as exc:  # a run stopped at a batch boundary, checkpoint kept, lock released
+        print(f"docshift: {exc}", file=sys.stderr)
+        sys.exit(128 + (received_signal() or signal.SIGINT))
     except DocshiftError as exc:
         fail(exc, redact(str(exc)))
     except PyMongoError as exc:  # the server went away mid-run, after the start-up checks and every retry
         fail(exc, f"the database failed during the command ({type(exc).__name__}: {redact(str(exc))}); "
                   f"a migration keeps its checkpoint: run it again to resume")
+    finally:
+        for signum, handler in previous.items():  # as they were (main() called in a process that goes on: tests)
+            signal.signal(signum, handler)
 
 
 def fail(exc: BaseException, message: str) -> None:

@@ -9,36 +9,43 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import progress
-from .context import RunContext
-from .db import redact
-from .engine.backups import backup_catalog, check_backup_room, restore_backup
+from .context import RunContext, check_database
+from .db import connect, redact
+from .engine.backups import backup_catalog, check_backup_room
+from .engine.drift import describe_all, drift_now
 from .engine.planning import Plan, check_checksums, check_operations, check_server_accepts, current_plan, plan_report
-from .engine.quarantine import quarantined
+from .engine.quarantine import quarantine_counts, quarantined
+from .engine.restore import Restored
+from .engine.restore import restore as restore_backup
 from .engine.retention import Retention, parse_age, plan_prune
 from .engine.retention import prune as prune_backups
 from .engine.rollback import rollback_target
 from .engine.runs import check_pre_images
 from .engine.state import MigrateOptions
-from .engine.steps import make_step
-from .engine.verify import verify_step
-from .errors import AlertSetupError
-from .ledger import LeaseLock, Ledger
-from .output import print_records, size
+from .engine.verify import verify_applied
+from .errors import AlertSetupError, RehearsalFailed
+from .ledger import LeaseLock, Ledger, describe_lock
+from .output import print_records
 from .loader import ScriptDirectory
 from .phases import check_ready
 from .project import Layout, init_project, new_migration
+from .reports import print_outcome, print_plan, print_quarantined, print_report, print_retention
 from .settings import find_settings_file, get_settings, read_toml_table
-from .spec import INITIAL_VERSION, PHASES, Kind, Phase
-from .transform import update_for
+from .spec import PHASES, Kind, Phase
+from .stop import Watch, supervise
 
 console = Console(soft_wrap=True)  # lines stay whole when piped or logged
 
-def _context() -> RunContext:
-    return RunContext.open(get_settings())
+def _context(new_database: bool = False) -> RunContext:
+    """The command's context, refusing a database that looks mistyped (no ledger, none of the migrated collections)."""
+    ctx = RunContext.open(get_settings())
+    check_database(ctx, new_database)
+    return ctx
 
 
 def status() -> dict:
-    """Where the database is: current and latest version, pending migrations, an unfinished run, the lock."""
+    """Where the database is: current and latest version, pending migrations, an unfinished run, quarantined
+    documents, documents behind the recorded version (drift), the lock."""
     ctx = _context()
     settings, scripts, db = ctx.settings, ctx.scripts, ctx.db
     ledger = Ledger(db)
@@ -52,55 +59,65 @@ def status() -> dict:
         console.print(f"unfinished      rollback of run {checkpoint['run_id']} ({checkpoint['reason']}): "
                       f"finish it with `docshift rollback --run {checkpoint['run_id']}`")
     elif checkpoint:
-        paused = (Ledger(db).entry(checkpoint["run_id"]) or {}).get("outcome") == "paused"
+        outcome = (Ledger(db).entry(checkpoint["run_id"]) or {}).get("outcome")
+        stopped = f"{outcome} at " if outcome in ("paused", "interrupted") else ""
         console.print(f"unfinished run  {checkpoint['run_id']}: {checkpoint.get('phase') or checkpoint['direction']} "
-                      f"{checkpoint['version']}, {'paused at ' if paused else ''}{checkpoint['done']:,} of "
+                      f"{checkpoint['version']}, {stopped}{checkpoint['done']:,} of "
                       f"{checkpoint['total']:,} documents done (resumes on the next "
                       f"{checkpoint.get('phase') or 'migrate'} run)")
     for version in scripts.versions:
         if scripts.get(version).migration.expand_contract and (done := ledger.phases(version)):
             console.print(f"phases of {version}     {', '.join(p for p in PHASES if p in done)} done"
                           + (f"; next: {PHASES[len(done)]}" if len(done) < len(PHASES) else ""))
-    console.print(f"lock            {lock['owner'] + ' until ' + str(lock['expires_at']) if lock else 'free'}")
-    return {"current": current, "head": scripts.head, "pending": pending, "checkpoint": checkpoint, "lock": lock}
+    counts, drift = quarantine_counts(db), drift_now(db, scripts)
+    console.print("quarantined     " + (f"{sum(counts.values()):,} documents ("
+                                        + ", ".join(f"migration {v}: {n:,}" for v, n in sorted(counts.items()))
+                                        + "), left unchanged: `docshift quarantine` lists them" if counts else "none"))
+    console.print("drift           " + (describe_all(drift) + ": the next `docshift migrate` carries them up"
+                                        if drift else "none"), markup=False, highlight=False)
+    console.print(f"lock            {describe_lock(lock)}", markup=False, highlight=False)
+    return {"current": current, "head": scripts.head, "pending": pending, "checkpoint": checkpoint, "lock": lock,
+            "quarantined": counts, "behind": drift}
 
 
 def plan(target: int | None) -> Plan:
     """What `migrate TARGET` would do, with document counts and sample diffs; writes nothing."""
     ctx = _context()
     report = plan_report(ctx, ctx.scripts.check_target(ctx.scripts.head if target is None else target))
-    print_plan(report)
+    print_plan(console, report)
     return report
-
-
-def print_plan(report: Plan) -> None:
-    console.print(f"from version {report.current} to {report.target}")
-    if not report.steps:
-        console.print("nothing to do: already at the target version")
-    for step in report.steps:
-        console.print(f"  {step.direction:4} {step.version} {step.collection}: {step.description} "
-                      f"({step.kind}, {step.documents:,} documents)")
-        if step.operation:
-            console.print(f"      {step.operation}", markup=False, highlight=False)
-        for note in step.notes:
-            console.print(f"      note: {note}", markup=False, highlight=False)
-        for before, after in step.samples:
-            change = after if step.operation else update_for(before, after, after.get("schema_version", 1))
-            console.print(f"      _id {before['_id']}: {'copied as ' if step.operation else ''}{change}",
-                          markup=False, highlight=False)
 
 
 def migrate(target: int | None, options: MigrateOptions, dry_run: bool = False):
     """Run the `migrate` Prefect flow to TARGET (default: latest), showing a progress bar and the report."""
     from .flows.migrate import migrate as migrate_flow
 
-    preflight(target, options.allow_changed, dry_run)
-    report = with_progress_bars(migrate_flow, target_version=target, options=options, dry_run=dry_run)
+    preflight(target, options.allow_changed, dry_run, options.new_database)
+    report = run_flow(migrate_flow, target_version=target, options=options, dry_run=dry_run)
     if dry_run:
-        print_plan(report)
-    else:
-        print_report(report)
+        print_plan(console, report)
+        return report
+    print_report(console, report)
+    print_outcome(console, report)
     return report
+
+
+def run_flow(flow, **parameters):
+    """Run a Prefect flow as the command's supervised run (docshift.stop): in a thread of its own with progress bars,
+    reporting to PREFECT_API_URL's server or a temporary one of its own; SIGINT and SIGTERM stop it at a batch
+    boundary, and it stops within a bounded time when its Prefect server is gone."""
+    from .deployments.local_server import prefect_server
+
+    settings = get_settings()
+    with prefect_server() as server:
+        def let_go() -> None:
+            try:
+                Ledger(connect(settings)).release_own_lock()
+            finally:
+                server.kill()
+
+        watch = Watch(server.health, let_go, settings.orchestration_timeout_seconds)
+        return supervise(lambda: with_progress_bars(flow, **parameters), watch)
 
 
 def with_progress_bars(run, **parameters):
@@ -142,7 +159,7 @@ def phase(name: Phase, version: int, approve: bool = False, window_minutes: floa
         if not approve:
             console.print(f"cleanup waits up to {approval_timeout_seconds} s for approval in the Prefect UI "
                           f"(the flow run's page: Resume)")
-    result = with_progress_bars(getattr(phase_flows, name), **parameters)
+    result = run_flow(getattr(phase_flows, name), **parameters)
     if getattr(result, "paused", False):
         console.print(f"{name} of migration {version} paused at the window's end: {result.verification} documents "
                       f"(run {result.run_id}); the next {name} run continues from the checkpoint")
@@ -156,10 +173,10 @@ def phase(name: Phase, version: int, approve: bool = False, window_minutes: floa
     return result
 
 
-def preflight(target: int | None, allow_changed: bool, dry_run: bool = False) -> None:
-    """Refuse what would fail anyway before a flow run starts: bad files, target, connection, edits, lock, values the
-    server cannot store, backup room."""
-    ctx = _context()
+def preflight(target: int | None, allow_changed: bool, dry_run: bool = False, new_database: bool = False) -> None:
+    """Refuse what would fail anyway before a flow run starts: bad files, target, connection, a mistyped database,
+    edits, lock, values the server cannot store, backup room."""
+    ctx = _context(new_database)
     target = ctx.scripts.check_target(ctx.scripts.head if target is None else target)
     current, steps = current_plan(ctx, target)
     check_checksums(ctx, current, allow_changed)
@@ -178,55 +195,34 @@ def rollback(run_id: str):
     ctx = _context()
     rollback_target(ctx, run_id)
     Ledger(ctx.db).check_lock_free()
-    result = rollback_flow(run_id=run_id)
+    result = run_flow(rollback_flow, run_id=run_id)
     console.print(f"run {run_id} rolled back: {result.restored:,} documents restored from its backup, "
                   f"{result.undone_by_function:,} written since undone by the migration's function; "
                   f"database is at version {result.version}")
     return result
 
 
-def print_report(report) -> None:
-    """The migrate flow's MigrationReport as a table (one block per step where it does not fit), then where the
-    database is now; a run that paused at its window's end says so last, with where and how it continues."""
-    rows = [{"migration": str(s.version), "direction": s.direction, "documents": f"{s.documents:,}",
-             "changed": f"{s.changed:,}", "quarantined": str(s.quarantined), "seconds": f"{s.duration_s:.1f}",
-             "docs/s": f"{s.docs_per_s:,.0f}", "backup": s.backup, "verification": s.verification} for s in report.steps]
-    if rows:
-        print_records(console, f"docshift: {report.database} from version {report.current} to {report.target}", rows,
-                      lambda r: (f"migration {r['migration']} {r['direction']}: {r['verification']}",
-                                 {"migration", "direction", "verification"}))
-    else:
-        console.print("already at the target version: nothing to do")
-    if retention := getattr(report, "retention", None):
-        print_retention(retention, summary_only=True)
-    for s in report.steps:
-        if s.behind:
-            console.print(f"migration {s.version}: {s.behind:,} document{'s' if s.behind != 1 else ''} written at the old "
-                          f"version during the run {'were' if s.behind != 1 else 'was'} left there (`behind` in its "
-                          f"history entry)")
-    if any(s.quarantined for s in report.steps):
-        console.print("some documents were quarantined and left unchanged: see `docshift quarantine`; "
-                      "fix the migration and run `docshift migrate --allow-changed` to retry them")
-    paused = next((s for s in report.steps if s.paused), None)
-    if paused is None:
-        console.print(f"database is now at version {report.version}")
-    else:
-        console.print(f"paused at the maintenance window's end: migration {paused.version} {paused.direction} at "
-                      f"{paused.documents:,} of {paused.total:,} documents (run {paused.run_id}); the database stays at "
-                      f"version {report.version} and the next window's run continues from the checkpoint "
-                      f"(`docshift migrate`)", markup=False, highlight=False)
-
-
 def rehearse(target: int | None, sample: int | None, batch_size: int | None, max_failures: int = 0):
-    """Run the migration on a scratch copy (or a sample) of the data and report; the source is not touched."""
+    """Run the migration on a scratch copy (or a sample) of the data and report what it did there and which documents
+    would fail; the source database is not touched, so nothing here claims that its version changed."""
     from .flows.rehearse import rehearse as rehearse_flow
 
     scripts = _context().scripts
     scripts.check_target(scripts.head if target is None else target)
-    rehearsal = rehearse_flow(target_version=target, sample=sample, batch_size=batch_size, max_failures=max_failures)
-    console.print(f"rehearsal on a copy of {rehearsal.database} ({', '.join(f'{n}: {c:,}' for n, c in rehearsal.copied.items())} "
-                  f"documents), dropped afterwards:")
-    print_report(rehearsal.report)
+    rehearsal = run_flow(rehearse_flow, target_version=target, sample=sample, batch_size=batch_size, max_failures=max_failures)
+    copied = ", ".join(f"{n}: {c:,}" for n, c in rehearsal.copied.items())
+    console.print(f"rehearsal on a copy of {rehearsal.database} ({copied} documents), dropped afterwards:")
+    if rehearsal.report is not None:
+        print_report(console, rehearsal.report, title="rehearsal")
+    if rehearsal.failing:
+        console.print(f"{len(rehearsal.failing)} document(s) of {rehearsal.database} would fail:")
+        print_quarantined(console, rehearsal.failing, runs=False)
+    still = f"rehearsal only: {rehearsal.database} was not changed and is still at version {rehearsal.version}"
+    if rehearsal.failure:
+        console.print(still)
+        raise RehearsalFailed(f"the rehearsal failed, so `docshift migrate` would fail the same way: {rehearsal.failure}")
+    console.print(f"{still}; `docshift migrate {rehearsal.target}` would take it to version {rehearsal.target}"
+                  + (" with these documents quarantined" if rehearsal.failing else ""))
     return rehearsal
 
 
@@ -236,6 +232,7 @@ def history() -> list[dict]:
     rows = [{"run": e["_id"], "migration": str(e["version"]), "direction": e["direction"], "outcome": e["outcome"],
              "started": str(e["started_at"])[:19], "seconds": str(e.get("duration_s", "")),
              "documents": str(e.get("documents", "")), "changed": str(e.get("changed", "")),
+             "quarantined": str(e.get("quarantined", "")),
              "checksum": e["checksum"][:12], "flow run": str(e.get("flow_run_id") or "")} for e in entries]
     print_records(console, "docshift history", rows,
                   lambda r: (f"{r['run']}  migration {r['migration']} {r['direction']}, {r['outcome']}",
@@ -266,12 +263,10 @@ def init(folder: Path) -> Layout:
 def verify(version: int | None) -> bool:
     """Run the verification checks of an applied migration (default: the current version) now."""
     ctx = _context()
-    version = Ledger(ctx.db).current_version() if version is None else ctx.scripts.check_target(version)
-    if version == INITIAL_VERSION:
+    version, result = verify_applied(ctx, version)
+    if not result.checks:
         console.print("version 1 is the initial schema: nothing to verify")
         return True
-    step = make_step(ctx.scripts, version, "up")
-    result = verify_step(ctx.db, ctx.scripts.get(version).migration, step, count_before=None)
     for c in result.checks:
         console.print(f"{'pass' if c.passed else 'FAIL'}  {c.check}: expected {c.expected}, found {c.found}")
     return result.passed
@@ -281,9 +276,7 @@ def quarantine() -> list[dict]:
     """Documents whose migration function raised, left unchanged, with the error: the next migrate retries them."""
     entries = quarantined(_context().db)
     console.print(f"docshift quarantine ({len(entries)} documents)")
-    for e in entries:
-        console.print(f"  migration {e['version']} {e['direction']} {e['collection']} _id={e['doc_id']!r}: {e['error']} "
-                      f"[at {(e['traceback'] or ['?'])[-1]}; run {e['run_id']}]", markup=False, highlight=False)
+    print_quarantined(console, entries)
     return entries
 
 
@@ -313,37 +306,28 @@ def prune(keep_last: int | None, older_than: str | None, dry_run: bool = False) 
         with LeaseLock(ctx.db, ctx.settings.lock_lease_seconds, "backups prune"):
             retention = plan_prune(ctx.db, ctx.settings.backup_dir, keep_last, age)
             prune_backups(ctx.db, retention)
-    print_retention(retention)
+    print_retention(console, retention)
     return retention
 
 
-def print_retention(retention: Retention, summary_only: bool = False) -> None:
-    """Each backup kept (and why) or pruned, one line each, oldest first; then the totals."""
-    verb = "would prune" if retention.dry_run else "pruned"
-    for b, why in [] if summary_only else retention.decisions:
-        if why is not None:
-            line = f"kept         {b.run_id}  {what_backup(b)}: {why}"
-        else:
-            line = (f"{verb:<12} {b.run_id}  {what_backup(b)}: {b.documents:,} documents, {size(b.data_bytes)} in the "
-                    f"database, {size(b.file_bytes)} of files")
-        console.print(line, markup=False, highlight=False)
-    documents, data, files = retention.totals()
-    console.print(f"backups: {verb} {len(retention.pruned)} ({documents:,} documents, {size(data)} of server data, "
-                  f"{size(files)} of files), kept {len(retention.kept)}", markup=False, highlight=False)
-
-
-def what_backup(b) -> str:
-    return f"migration {b.version} {b.direction}" if b.version is not None else "no run in the history"
-
-
-def restore(backup_id: str) -> int:
-    """Put a backup's documents back exactly (by `_id`), after checking the file's sha256; holds the lock meanwhile."""
+def restore(backup_id: str, keep_version: bool = False) -> Restored:
+    """Put a backup's documents back exactly (by `_id`), after checking the file's sha256, holding the lock; the
+    recorded version moves back with them when the backup's run was the latest change, and a restore that would
+    leave them behind it is refused unless `keep_version` (see docshift.engine.restore)."""
     ctx = _context()
     with LeaseLock(ctx.db, ctx.settings.lock_lease_seconds, f"restore {backup_id}"):
-        restored = restore_backup(ctx.db, backup_id)
-    console.print(f"restored {restored:,} documents from backup {backup_id}; the recorded version is unchanged "
-                  f"(use `docshift rollback` to undo a run and its version)")
-    return restored
+        done = restore_backup(ctx, backup_id, keep_version)
+    line = f"restored {done.documents:,} documents of {done.collection} from backup {backup_id}"
+    if done.version_after != done.version_before:
+        line += (f"; run {backup_id} is undone: the database is recorded at version {done.version_after} again "
+                 f"(was {done.version_before}), `docshift migrate` applies what follows again")
+    elif done.behind:
+        line += (f"; {done.behind:,} of them are behind the recorded version {done.version_after}: "
+                 f"the next `docshift migrate` carries them up")
+    else:
+        line += f"; the database stays at version {done.version_after}"
+    console.print(line, markup=False, highlight=False)
+    return done
 
 
 def alerts_setup() -> list[str]:

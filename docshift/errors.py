@@ -90,3 +90,19 @@ class ConnectionClosedAfterWrite(ConnectionError):
     """The server closed the connection while docshift wrote, yet answers otherwise and stored each value when tried
     alone. Not a DocshiftError: retried, but once only (tasks/retry.py): the same write closing it again is no
     network trouble."""
+
+
+class RestoreRefused(DocshiftError):
+    """Restoring a backup would leave documents behind or ahead of the recorded version, or a run is unfinished."""
+
+
+class Interrupted(DocshiftError):
+    """A run stopped at a batch boundary because it was asked to (SIGINT, SIGTERM, its orchestration gone)."""
+
+
+class RehearsalFailed(DocshiftError):
+    """A rehearsal's migration failed on the scratch copy: the real run would fail the same way."""
+
+
+class OrchestrationError(DocshiftError):
+    """The Prefect server a command needs could not be started or reached."""

@@ -14,6 +14,8 @@ from .spec import INITIAL_VERSION
 from .storage import LEDGER
 
 CURRENT, LOCK, CHECKPOINT = "current", "lock", "checkpoint"
+UNDONE = ("rolled_back", "restored")
+"""Outcomes of runs whose changes were undone: by a rollback, or by restoring their backup."""
 
 
 def now() -> datetime:
@@ -25,6 +27,34 @@ def now() -> datetime:
 def as_utc(t: datetime) -> datetime:
     """A datetime read back from BSON (naive UTC) made comparable with now()."""
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def holder_is_dead(holder: dict | None) -> bool:
+    """Whether the lock's owner (`host:pid:purpose`) is a process of this host that no longer exists. A holder on
+    another host, or one whose process exists (or cannot be told), counts as alive until its lease runs out."""
+    host, _, rest = (holder or {}).get("owner", "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists, owned by another user
+    return False
+
+
+def describe_lock(holder: dict | None) -> str:
+    """The lock as `status` shows it: free, held until when, or held by a dead process (taken over by the next run)."""
+    if holder is None:
+        return "free"
+    text = f"{holder['owner']} until {holder['expires_at']}"
+    if holder_is_dead(holder):
+        return text + " (dead: that process is gone from this host; the next run takes the lock over)"
+    if as_utc(holder["expires_at"]) <= now():
+        return text + " (lease ran out: free)"
+    return text
 
 
 def lock_held(holder: dict) -> LockHeldError:
@@ -80,7 +110,7 @@ class Ledger:
                 continue
             if e["direction"] == "down" and e["outcome"] == "reverted":
                 runs.clear()
-            elif e["direction"] == "up" and e["outcome"] != "rolled_back" and e.get("phase") != "cleanup":
+            elif e["direction"] == "up" and e["outcome"] not in UNDONE and e.get("phase") != "cleanup":
                 runs.append(e["_id"])  # cleanup's pre-images are already at `version`
         return runs
 
@@ -123,12 +153,19 @@ class Ledger:
     def check_lock_free(self) -> None:
         """Raise LockHeldError if a live run holds the lock (a pre-flight check; acquiring is what is atomic)."""
         holder = self.lock_holder()
-        if holder and as_utc(holder["expires_at"]) > now():
+        if holder and as_utc(holder["expires_at"]) > now() and not holder_is_dead(holder):
             raise lock_held(holder)
 
     def break_lock(self) -> dict | None:
         """Remove the lock whoever holds it; returns what it was."""
         return self.coll.find_one_and_delete({"_id": LOCK})
+
+    def release_own_lock(self) -> dict | None:
+        """Remove the lock if a thread of this process holds it (a run stopped from outside its flow); returns it."""
+        holder = self.lock_holder()
+        if holder and holder["owner"].startswith(f"{socket.gethostname()}:{os.getpid()}:"):
+            return self.coll.find_one_and_delete({"_id": LOCK, "owner": holder["owner"]})
+        return None
 
 
 class LockWatch:
@@ -167,9 +204,18 @@ class LeaseLock:
                 return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError as exc:
-            raise lock_held(self.coll.find_one({"_id": LOCK}) or {}) from exc
+            holder = self.coll.find_one({"_id": LOCK}) or {}
+            if not (holder_is_dead(holder) and self._take_over(holder, t)):
+                raise lock_held(holder) from exc
         self._renewer = threading.Thread(target=self._renew, name="docshift-lease", daemon=True)
         self._renewer.start()
+
+    def _take_over(self, holder: dict, t) -> bool:
+        """Take the lock from a dead holder in one operation that matches only while that holder still has it."""
+        taken = self.coll.find_one_and_update(
+            {"_id": LOCK, "owner": holder["owner"], "expires_at": holder["expires_at"]},
+            {"$set": {"owner": self.owner, "acquired_at": t, "expires_at": t + self.lease}})
+        return taken is not None
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease.total_seconds() / 3):

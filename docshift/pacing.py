@@ -11,6 +11,7 @@ from datetime import datetime
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from . import stop
 from .errors import ThrottleError
 from .ledger import now
 
@@ -78,14 +79,15 @@ class Throttle:
     """Between batches: an optional pause, and a wait while replication lag is over the limit.
 
     It fails closed: lag that cannot be measured counts as too high. Waiting longer than `max_wait_seconds` stops the
-    run at its checkpoint with a plain error (a re-run resumes); a maintenance window's end stops the wait too.
+    run at its checkpoint with a plain error (a re-run resumes); a maintenance window's end or a request to stop the
+    run (docshift.stop: the batch loop then raises Interrupted) ends the wait too.
     """
 
     pause_seconds: float = 0.0
     max_lag_seconds: float = 10.0
     max_wait_seconds: float = 600.0
     lag: Callable[[], float | None] | None = None
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] = stop.sleep
     clock: Callable[[], float] = time.monotonic
     waited_seconds: float = 0.0
 
@@ -105,8 +107,8 @@ class Throttle:
         started = self.clock()
         while (lag := self.lag()) is None or lag > self.max_lag_seconds:
             waited = self.clock() - started
-            if deadline and now() >= deadline:
-                return  # the window closed: the run pauses at its checkpoint instead
+            if deadline and now() >= deadline or stop.stop_requested():
+                return  # the window closed, or the run was asked to stop: it stops at its checkpoint instead
             if waited >= self.max_wait_seconds:
                 reason = "cannot be measured" if lag is None else f"is {lag:.1f} s, over {self.max_lag_seconds:g} s"
                 raise ThrottleError(f"replication lag {reason} for {waited:.0f} s; stopped at the last checkpoint "

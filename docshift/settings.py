@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         86400.0, ge=0, description="Minimum time between an expand-contract change's contract and its cleanup."
     )
     server_timeout_ms: int = Field(5000, gt=0, description="How long to wait for the server before giving up.")
+    orchestration_timeout_seconds: float = Field(
+        60.0, gt=0, description="How long a `docshift` run waits for its Prefect API to answer again before it stops."
+    )
     alert_url: SecretStr | None = Field(
         None, description="Where `docshift alerts setup` sends notifications (JSON POST); a secret: it may carry a token."
     )

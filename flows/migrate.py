@@ -11,9 +11,10 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.futures import wait
 from prefect.runtime import flow_run
 
-from docshift.context import RunContext
+from docshift.context import RunContext, check_database
 from docshift.db import redact
 from docshift.engine.backups import check_backup_room
+from docshift.engine.drift import Drift, describe_all, find_drift
 from docshift.engine.partitions import start_partitions
 from docshift.engine.operation_steps import check_step
 from docshift.engine.planning import Plan, check_checksums, check_operations, check_server_accepts, current_plan, plan_report
@@ -22,10 +23,11 @@ from docshift.engine.retention import Retention
 from docshift.engine.runs import StepResult, StepRun, check_pre_images, open_step_run
 from docshift.engine.state import MigrateOptions, RunOptions, RunState
 from docshift.engine.steps import make_step
-from docshift.errors import LockLostError, MigrationFailed, VerificationFailed
+from docshift.errors import Interrupted, LockLostError, MigrationFailed, VerificationFailed
 from docshift.ledger import Ledger, LeaseLock, as_utc, now
 from docshift.settings import get_settings
 from docshift.spec import Direction, Phase
+from docshift.stop import check_stop
 from docshift.tasks.backup import backup, prune_backups
 from docshift.tasks.batch import batch_migrate, server_update
 from docshift.tasks.notify import announce, label_run
@@ -40,7 +42,8 @@ _held_lock: ContextVar[LeaseLock | None] = ContextVar("docshift_held_lock", defa
 
 @dataclass(frozen=True)
 class MigrationReport:
-    """What a `migrate` run did: one result per step, and where the database is now."""
+    """What a `migrate` run did: one result per step, where the database is recorded now, and the documents still
+    behind that record (written at an old version while the run went, or left to an expand-contract backfill)."""
 
     current: int
     target: int
@@ -49,6 +52,8 @@ class MigrationReport:
     version: int
     retention: Retention | None = None
     """Backups pruned after the run (DOCSHIFT_PRUNE_KEEP_LAST / DOCSHIFT_PRUNE_OLDER_THAN), if set."""
+    behind: tuple[Drift, ...] = ()
+    """Documents behind the recorded version at the end (engine.drift): written at an old version while the run went."""
 
     @property
     def paused(self) -> bool:
@@ -63,9 +68,11 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
     `database` overrides DOCSHIFT_DATABASE for this run (one deployment, several databases; rehearsals).
     `options.window_minutes`: the maintenance window's length; at its end the run pauses at a checkpoint and the next
     run resumes. `options.partitions`: `_id` ranges migrated in parallel (default DOCSHIFT_PARTITIONS). With
-    `dry_run`, returns the plan.
+    `dry_run`, returns the plan. `options.new_database`: start a ledger in a database that has none of the migrated
+    collections (else refused as mistyped).
     """
     ctx = RunContext.open(get_settings(database))
+    check_database(ctx, options.new_database)
     settings = ctx.settings
     label_run(settings.database)
     target = ctx.scripts.check_target(ctx.scripts.head if target_version is None else target_version)
@@ -83,12 +90,16 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
         check_operations(ctx, steps)
         results = []
         for s in steps:
+            check_stop(f"before migration {s.version} ({s.direction})", "docshift migrate")
             results.append(applier(settings)(s.version, s.direction, run_options,
                                              recorded=(s.recorded_before, s.recorded_after), database=settings.database))
             if results[-1].paused:
                 break
         retention = prune_backups(ctx.db, settings) if results and not results[-1].paused else None
-    report = MigrationReport(current, target, settings.database, results, Ledger(ctx.db).current_version(), retention)
+        ledger = Ledger(ctx.db)
+        version = ledger.current_version()
+        behind = tuple(find_drift(ctx.db, ctx.scripts, version, ledger.checkpoint()))
+    report = MigrationReport(current, target, settings.database, results, version, retention, behind)
     create_markdown_artifact(report_markdown(report), key="docshift-report", description="docshift migration report")
     return report
 
@@ -130,6 +141,9 @@ def apply_migration(version: int, direction: Direction, options: RunOptions, pha
     try:
         return (operation_step if step.operation else migrate_step)(ctx, run)
     except LockLostError:
+        raise
+    except Interrupted:
+        pause_run(run, "interrupted")  # resumable: the checkpoint stays, the lock is released on the way out
         raise
     except Exception as exc:
         roll_back_failed(ctx, run, exc)
@@ -196,6 +210,8 @@ def roll_back_failed(ctx: RunContext, run: StepRun, exc: Exception) -> None:
     try:
         fail_run(run, reason)
         undone = rollback(ctx.db, run.migration, step, run_id, reason)
+    except Interrupted:
+        raise
     except Exception as rollback_exc:
         raise MigrationFailed(
             f"migration {step.version} ({step.direction}) failed: {reason}; rollback could not finish either "
@@ -286,4 +302,7 @@ def report_markdown(report: MigrationReport) -> str:
         documents, data, files = report.retention.totals()
         lines += ["", f"Pruned {len(report.retention.pruned)} old backups ({documents:,} documents, {data:,} bytes of "
                       f"server data, {files:,} bytes of files); kept {len(report.retention.kept)}."]
+    if report.behind:
+        lines += ["", f"**Recorded at version {report.version}, but documents are behind it (drift):** "
+                  + describe_all(list(report.behind)) + ". `docshift migrate` carries them up."]
     return "\n".join(lines)

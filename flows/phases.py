@@ -13,7 +13,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 
-from docshift.context import RunContext
+from docshift.context import RunContext, check_database
 from docshift.engine.backups import check_backup_room
 from docshift.engine.planning import check_checksums
 from docshift.engine.runs import StepResult
@@ -46,6 +46,7 @@ class PhaseRecord:
 def _phase_context(version: int, phase: Phase, database: str | None) -> RunContext:
     """The run's context (labelled for alerts), after checking the phase may start."""
     ctx = RunContext.open(get_settings(database))
+    check_database(ctx)
     label_run(ctx.settings.database, version, phase)
     check_ready(ctx.db, ctx.scripts, version, phase, ctx.settings.soak_seconds)
     check_checksums(ctx, Ledger(ctx.db).current_version(), allow_changed=False)

@@ -3,31 +3,36 @@
 import itertools
 import shutil
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 from pymongo.database import Database
 
-from docshift.context import RunContext
+from docshift.context import RunContext, check_database
 from docshift.dump import RAW
 from docshift.engine.backups import backup_catalog
 from docshift.engine.operations import create_index, spec_of
+from docshift.engine.quarantine import SEE_QUARANTINE, quarantined
 from docshift.engine.state import MigrateOptions
+from docshift.errors import DocshiftError, Interrupted
 from docshift.flows.migrate import MigrationReport, migrate
 from docshift.ledger import Ledger
 from docshift.settings import get_settings
 
 
-@dataclass(frozen=True)
+@dataclass
 class Rehearsal:
-    """A rehearsal's report: the real run's, on a scratch copy of `database` that is gone now."""
+    """What a rehearsal found on a scratch copy of `database` (gone now; `database` itself is unchanged): the real
+    run's report, or why it failed, and the documents whose migration functions raised, with the error and where."""
 
-    report: MigrationReport
     database: str
-    scratch: str
+    version: int
+    target: int
     copied: dict[str, int]
+    report: MigrationReport | None = None
+    failure: str | None = None
+    failing: list[dict] = field(default_factory=list)
 
 
 @flow(name="rehearse", description="Migrate a scratch copy (or a sample) of the data, verify and report; the source is untouched.")
@@ -35,25 +40,35 @@ def rehearse(target_version: int | None = None, sample: int | None = None, batch
              max_failures: int = 0) -> "Rehearsal":
     """Copy every collection the migrations change (the first `sample` documents of each, if given) and those their
     functions look up (`reads`, whole, so that lookups find what documents point at), with their indexes and the
-    source's current version, into a scratch database; run the real `migrate` flow there, and drop the copy."""
+    source's current version, into a scratch database; run the real `migrate` flow there, collect the documents that
+    failed, and drop the copy. A failed run is the rehearsal's finding, not its failure: it is in the result."""
     ctx = RunContext.open(get_settings())
+    check_database(ctx)
     settings, source, scripts = ctx.settings, ctx.db, ctx.scripts
     scratch = source.client[f"{settings.database}_rehearsal_{uuid.uuid4().hex[:8]}"]
     migrations = [s.migration for s in scripts.scripts.values()]
     read = {name for m in migrations for name in m.reads}
-    copied = {}
+    version = Ledger(source).current_version()
+    rehearsal = Rehearsal(settings.database, version,
+                          scripts.check_target(scripts.head if target_version is None else target_version), {})
     try:
         for name in sorted({m.collection for m in migrations} | read):
-            copied[name] = copy_collection(source, scratch, name, None if name in read else sample)
-        Ledger(scratch).set_current(Ledger(source).current_version())
-        get_run_logger().info("rehearsing on %s: %s", scratch.name, copied)
-        report = migrate(target_version=target_version, database=scratch.name,
-                         options=MigrateOptions(batch_size=batch_size, max_failures=max_failures))
+            rehearsal.copied[name] = copy_collection(source, scratch, name, None if name in read else sample)
+        Ledger(scratch).set_current(version)
+        get_run_logger().info("rehearsing on %s: %s", scratch.name, rehearsal.copied)
+        try:
+            rehearsal.report = migrate(target_version=target_version, database=scratch.name,
+                                       options=MigrateOptions(batch_size=batch_size, max_failures=max_failures))
+        except Interrupted:
+            raise
+        except DocshiftError as exc:
+            rehearsal.failure = str(exc).replace(SEE_QUARANTINE, "")  # its documents are listed instead
+        rehearsal.failing.extend(quarantined(scratch))
     finally:
         for entry in backup_catalog(scratch):
             shutil.rmtree(Path(entry["path"]).parents[1], ignore_errors=True)
         source.client.drop_database(scratch.name)
-    return Rehearsal(report, settings.database, scratch.name, copied)
+    return rehearsal
 
 
 def copy_collection(source: Database, scratch: Database, name: str, sample: int | None) -> int:

@@ -43,9 +43,9 @@ def finish_run(run: StepRun, verification: Verification) -> StepResult:
 
 
 @ledger_task(name="pause-run")
-def pause_run(run: StepRun) -> StepResult:
-    """Record that the run paused at its maintenance window's end; the next window's run resumes it."""
-    return runs.record_paused(run)
+def pause_run(run: StepRun, outcome: str = "paused") -> StepResult:
+    """Record that the run paused at its maintenance window's end (or was interrupted); the next run resumes it."""
+    return runs.record_paused(run, outcome)
 
 
 @ledger_task(name="fail-run")

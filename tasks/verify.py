@@ -6,6 +6,7 @@ from prefect.cache_policies import NO_CACHE
 
 from docshift.engine.steps import Step
 from docshift.engine.verify import Verification, verify_step
+from docshift.engine.verify import verify_applied as verify_now
 
 from .retry import transient
 
@@ -17,3 +18,13 @@ def verify(db, migration, step: Step, count_before: int | None, quarantined: lis
     result = verify_step(db, migration, step, count_before, quarantined, during_run, validated)
     create_table_artifact(result.rows(), description=f"Verification of {step.label}: {'passed' if result.passed else 'FAILED'}")
     return result
+
+
+@task(name="verify-applied", retries=2, retry_delay_seconds=2, retry_condition_fn=transient, cache_policy=NO_CACHE)
+def verify_applied(ctx, version: int | None) -> tuple[int, Verification]:
+    """Check an applied migration and the documents behind against the data now; the checks as a table artifact."""
+    version, result = verify_now(ctx, version)
+    if result.checks:
+        create_table_artifact(result.rows(), description=f"Verification of migration {version}: "
+                                                         f"{'passed' if result.passed else 'FAILED'}")
+    return version, result

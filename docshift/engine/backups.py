@@ -17,6 +17,8 @@ from pymongo.errors import BulkWriteError, CollectionInvalid, PyMongoError
 from .. import dump, storage
 from ..errors import BackupError, DatabaseError, TargetError
 from ..ledger import Ledger, now
+from ..spec import INITIAL_VERSION
+from ..transform import VERSION_FIELD
 from .faults import fault_point
 from .guards import field_filter
 from .steps import Step
@@ -90,8 +92,8 @@ def backup_catalog(db: Database) -> list[dict]:
     return list(db[storage.BACKUPS].find().sort("created", 1))
 
 
-def restore_backup(db: Database, backup_id: str, batch_size: int = 1000) -> int:
-    """Put back exactly the documents of a backup file (matched by `_id`, replacing what is there), after checking its sha256."""
+def checked_backup(db: Database, backup_id: str) -> dict:
+    """A sealed backup's catalog entry, after checking that its file is there and matches its recorded sha256."""
     entry = db[storage.BACKUPS].find_one({"_id": backup_id})
     if entry is None:
         raise TargetError(f"no backup {backup_id!r} (see `docshift backups`)")
@@ -104,8 +106,22 @@ def restore_backup(db: Database, backup_id: str, batch_size: int = 1000) -> int:
     if sha256 != entry["sha256"]:
         raise BackupError(f"backup file {path} does not match its recorded sha256 (recorded {entry['sha256'][:16]}…, "
                           f"file {sha256[:16]}…): it was changed or damaged; nothing was restored")
+    return entry
+
+
+def backup_versions(entry: dict) -> dict[int, int]:
+    """How many documents of a backup file are at each schema version (a document without one at 1)."""
+    versions: dict[int, int] = {}
+    for raw in dump.read(Path(entry["path"])):
+        version = raw.get(VERSION_FIELD) or INITIAL_VERSION
+        versions[version] = versions.get(version, 0) + 1
+    return versions
+
+
+def put_back(db: Database, entry: dict, batch_size: int = 1000) -> int:
+    """Replace (by `_id`, inserting where gone) the collection's documents with the exact ones of a checked backup."""
     coll, restored = db[entry["collection"]], 0
-    docs = dump.read(path)
+    docs = dump.read(Path(entry["path"]))
     while batch := list(itertools.islice(docs, batch_size)):
         coll.bulk_write([ReplaceOne({"_id": raw["_id"]}, raw, upsert=True) for raw in batch], ordered=True)
         restored += len(batch)

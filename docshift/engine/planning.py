@@ -8,6 +8,7 @@ from ..ledger import Ledger
 from ..loader import ScriptDirectory
 from ..spec import INITIAL_VERSION
 from ..transform import versions_filter
+from .drift import carry_from, find_drift, lineage
 from .operation_steps import actions_of, check_step, copy_of, planned_documents
 from .quarantine import quarantined_versions
 from .backups import PreImages
@@ -29,6 +30,8 @@ class PlannedStep:
     """A collection-level step: what it does (`create unique index sku_1 (sku: 1) on products`)."""
     notes: tuple[str, ...] = ()
     """What the plan found about a collection-level step (already done, nothing to drop, checked when it runs)."""
+    again: bool = False
+    """An applied migration run again for documents behind it (quarantined, restored, written by old code)."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,9 @@ def plan_steps(scripts: ScriptDirectory, current: int, target: int, checkpoint: 
     """The steps from `current` to `target`: ups ascending or downs descending, as in the original runner.
 
     An interrupted step (a checkpoint) is resumed when the path contains it; when the path goes the
-    other way, the partial step is undone first so that no document is left half-way. Going up, quarantined
-    documents (`retry_from`: collection -> lowest migration they failed) are first carried up to `current` again.
+    other way, the partial step is undone first so that no document is left half-way. Going up, documents behind
+    `current` (`retry_from`: collection -> lowest migration they are behind: quarantined or drifted) are first
+    carried up to `current` again.
     """
     if checkpoint and checkpoint.get("rolling_back"):
         raise RollbackPendingError(
@@ -61,7 +65,8 @@ def plan_steps(scripts: ScriptDirectory, current: int, target: int, checkpoint: 
     if target >= current and retry_from:
         retries = [replace(make_step(scripts, v, "up"), recorded_before=current, recorded_after=current)
                    for v in scripts.versions
-                   if v <= current and retry_from.get(scripts.get(v).migration.collection, v + 1) <= v]
+                   if v <= current and scripts.get(v).migration.operation is None
+                   and retry_from.get(scripts.get(v).migration.collection, v + 1) <= v]
         steps = retries + steps
     if checkpoint and checkpoint["version"] in scripts.scripts:
         pending = (checkpoint["version"], checkpoint["direction"])
@@ -196,14 +201,30 @@ def check_server_accepts(ctx: RunContext, steps: list[Step]) -> None:
 def current_plan(ctx: RunContext, target: int) -> tuple[int, list[Step]]:
     """The database's recorded version and the steps to `target` from there, as the ledger and quarantine stand."""
     ledger = Ledger(ctx.db)
-    current = ledger.current_version()
-    steps = plan_steps(ctx.scripts, current, target, ledger.checkpoint(), quarantined_versions(ctx.db, current))
+    current, checkpoint = ledger.current_version(), ledger.checkpoint()
+    steps = plan_steps(ctx.scripts, current, target, checkpoint, behind_from(ctx, current, checkpoint))
     for step in steps:
         started = ledger.phases(step.version)
-        if step.direction == "up" and started and "cleanup" not in started:
+        if step.direction == "up" and under_way(started):
             raise PhaseError(f"migration {step.version} is being applied in expand-contract phases "
                              f"({', '.join(sorted(started))} done): continue with its phases, not `migrate`")
     return current, steps
+
+
+def behind_from(ctx: RunContext, current: int, checkpoint: dict | None) -> dict[str, int]:
+    """Per collection, the lowest applied migration whose documents are behind: quarantined ones (retried) and
+    drifted ones (carried up again). A collection whose migration is mid-way through expand-contract phases is left
+    to its backfill phase."""
+    retry, ledger = quarantined_versions(ctx.db, current), Ledger(ctx.db)
+    for collection, version in carry_from(ctx.scripts, find_drift(ctx.db, ctx.scripts, current, checkpoint)).items():
+        if not any(under_way(ledger.phases(v)) for v in lineage(ctx.scripts, collection, current) if v >= version):
+            retry[collection] = min(retry.get(collection, version), version)
+    return retry
+
+
+def under_way(phases: dict) -> bool:
+    """An expand-contract change has started and not finished with its cleanup."""
+    return bool(phases) and "cleanup" not in phases
 
 
 def plan_report(ctx: RunContext, target: int) -> Plan:
@@ -216,6 +237,6 @@ def plan_report(ctx: RunContext, target: int) -> Plan:
         migration = ctx.scripts.get(s.version).migration
         what = migration.operation.describe(s.collection, s.direction) if migration.operation else None
         planned.append(PlannedStep(s.version, s.direction, s.collection, migration.kind or "collection-level",
-                                   migration.description, n,
-                                   pairs, what, found))
+                                   migration.description, n, pairs, what, found,
+                                   s.direction == "up" and s.version <= current))
     return Plan(current, target, planned)

@@ -13,6 +13,10 @@ from .state import RunState
 from .steps import Step
 
 
+SEE_QUARANTINE = "; see `docshift quarantine`"
+"""Where a failed run's message sends the user (a rehearsal, whose quarantine is dropped with its copy, leaves it out)."""
+
+
 def quarantine(db: Database, step: Step, state: RunState, doc_id: Any, exc: TransformError, max_failures: int) -> None:
     """Record a document whose function raised and leave it unchanged; over `max_failures` the run fails."""
     cause = exc.__cause__ or exc
@@ -27,7 +31,7 @@ def quarantine(db: Database, step: Step, state: RunState, doc_id: Any, exc: Tran
     state.quarantined.append(doc_id)
     if len(state.quarantined) > max_failures:
         raise TransformError(f"{len(state.quarantined)} document(s) failed, more than --max-failures {max_failures}; "
-                             f"first: {exc}; see `docshift quarantine`") from exc
+                             f"first: {exc}{SEE_QUARANTINE}") from exc
 
 
 def clear_quarantine(db: Database, step: Step) -> None:
@@ -47,3 +51,15 @@ def quarantined(db: Database) -> list[dict]:
     """Every quarantined document's entry, by migration and time."""
     return list(db[storage.QUARANTINE].find().sort([("version", 1), ("at", 1)]))
 
+
+def quarantined_ids(db: Database, collection: str) -> list:
+    """The `_id`s of a collection's documents that an `up` left behind on purpose (not drift)."""
+    return [e["doc_id"] for e in db[storage.QUARANTINE].find({"collection": collection, "direction": "up"}, {"doc_id": 1})]
+
+
+def quarantine_counts(db: Database) -> dict[int, int]:
+    """Quarantined documents per migration."""
+    counts: dict[int, int] = {}
+    for entry in db[storage.QUARANTINE].find({}, {"version": 1}):
+        counts[entry["version"]] = counts.get(entry["version"], 0) + 1
+    return counts

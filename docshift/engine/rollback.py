@@ -18,6 +18,7 @@ from ..errors import TargetError
 from ..ledger import Ledger, now
 from ..settings import get_settings
 from ..spec import Migration
+from ..stop import check_stop
 from ..transform import update_for, version_filter
 from .backups import ChangeReader, seal_backup, written_document
 from .faults import fault_point
@@ -98,6 +99,8 @@ def restore_documents(db: Database, migration: Migration, step: Step, run_id: st
     restored = by_function = 0
     docs = storage.pre_images(db, run_id).with_options(codec_options=RAW).find().sort("_id", 1).batch_size(1000)
     while batch := list(itertools.islice(docs, 1000)):
+        check_stop(f"while rolling back run {run_id} ({restored + by_function:,} documents restored so far)",
+                   f"docshift rollback --run {run_id}")
         written = [Written(raw, pre, written_document(pre, change), change["unset"])
                    for raw in batch if (change := changes.get(raw["_id"])) for pre in [bson.decode(raw.raw)]]
         if exact:

@@ -12,6 +12,7 @@ from ..lookup import Lookup
 from ..pacing import BatchSizer, Throttle
 from ..progress import ProgressEvent, publish
 from ..spec import Migration
+from ..stop import check_stop
 from .backups import PreImages, seal_backup
 from .cursor import BatchCursor, collection_count
 from .faults import fault_point
@@ -44,12 +45,15 @@ class StepRun:
 
     def ready(self, first: bool) -> bool:
         """Before a batch (or a range on the server): the throttle's wait (not before the first of a task), the lock
-        still held; False once the options' deadline (a maintenance window's end) has passed."""
-        deadline = self.options.deadline
+        still held, no stop asked for (a signal: Interrupted is raised here, see docshift.stop); False once the
+        options' deadline (a maintenance window's end) has passed."""
+        deadline, state, step = self.options.deadline, self.state, self.step
         if not first:
             self.throttle.wait(deadline)
         if self.lock:
             self.lock.check()
+        check_stop(f"at {state.done:,} of {state.total:,} documents ({step.label})",
+                   f"docshift phase {step.phase} {step.version}" if step.phase else "docshift migrate")
         return not (deadline and now() >= deadline)
 
     def checkpoint(self, last_id: Any) -> None:
@@ -207,10 +211,11 @@ def record_finished(run: StepRun, verification: Verification) -> StepResult:
     return result
 
 
-def record_paused(run: StepRun) -> StepResult:
-    """Record that the run stopped at a maintenance window's end; its checkpoint stays for the next window's run."""
-    result = _result(run, "paused", f"paused at {run.state.done:,} of {run.state.total:,}")
-    Ledger(run.db).update_entry(run.state.run_id, {**_entry_fields(result), "paused_at": now()})
+def record_paused(run: StepRun, outcome: str = "paused") -> StepResult:
+    """Record that the run stopped at a batch boundary: at a maintenance window's end (`paused`) or asked to by a
+    signal (`interrupted`); its checkpoint stays for the next run."""
+    result = _result(run, outcome, f"{outcome} at {run.state.done:,} of {run.state.total:,}")
+    Ledger(run.db).update_entry(run.state.run_id, {**_entry_fields(result), f"{outcome}_at": now()})
     return result
 
 

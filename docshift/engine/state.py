@@ -76,6 +76,8 @@ class MigrateOptions(BaseModel):
     window_minutes: float | None = Field(None, ge=0, description="Maintenance window: pause at a checkpoint when it ends.")
     partitions: int | None = Field(None, ge=1, le=64, description="`_id` ranges migrated in parallel.")
     allow_changed: bool = Field(False, description="Run although applied migration files were edited.")
+    new_database: bool = Field(False, description="Start a ledger in a database that has none of the migrated "
+                                                  "collections yet (else refused as a mistyped name).")
 
 
 @dataclass(frozen=True)

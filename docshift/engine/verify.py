@@ -8,13 +8,16 @@ import bson
 from pydantic import ValidationError
 from pymongo.database import Database
 
+from ..context import RunContext
 from ..errors import VerificationFailed
-from ..spec import Migration
+from ..ledger import Ledger
+from ..spec import INITIAL_VERSION, Migration
 from ..transform import version_filter
 from .cursor import collection_count
+from .drift import describe_all, drift_now
 from .faults import fault_point
 from .operation_steps import verify_actions
-from .steps import Step
+from .steps import Step, make_step
 
 
 @dataclass(frozen=True)
@@ -130,3 +133,18 @@ def written_during_run(step: Step) -> str:
     if step.phase == "cleanup":
         return f"given {', '.join(step.removes)} again during the run"
     return f"written at version {step.from_version} during the run"
+
+
+def verify_applied(ctx: RunContext, version: int | None) -> tuple[int, Verification]:
+    """`docshift verify [VERSION]`: an applied migration's checks (default: the current version's) against the data
+    now, and no document behind its collection's recorded version (drift: of that migration's collection, or of every
+    one by default). At the initial version there is nothing to check: (1, no checks)."""
+    asked = version is not None
+    version = ctx.scripts.check_target(version) if asked else Ledger(ctx.db).current_version()
+    if version == INITIAL_VERSION:
+        return version, Verification()
+    step = make_step(ctx.scripts, version, "up")
+    result = verify_step(ctx.db, ctx.scripts.get(version).migration, step, None)
+    behind = drift_now(ctx.db, ctx.scripts, [step.collection] if asked else None)
+    result.add("documents behind their collection's recorded version (drift)", 0, describe_all(behind) or 0, not behind)
+    return version, result

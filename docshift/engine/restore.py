@@ -1,0 +1,79 @@
+"""Restoring a backup file so that the ledger still tells the truth about the documents it puts back.
+
+A backup holds documents at the schema version they had before its run. Put back while the ledger records a later
+version, they would be behind it (drift) and the next `migrate` would count them as done. So a restore either
+leaves every document at the version its collection is recorded at, or moves the record back with them (its run
+was the latest change: the restore undoes it exactly), or, only when asked, leaves them behind for the next
+`migrate` to carry up; otherwise it refuses before writing anything and says what to run.
+"""
+
+from dataclasses import dataclass
+
+from ..context import RunContext
+from ..errors import RestoreRefused, TargetError
+from ..ledger import Ledger, now
+from .backups import backup_versions, checked_backup, put_back
+from .drift import collection_versions
+from .rollback import rollback_target
+from .steps import make_step
+
+
+@dataclass(frozen=True)
+class Restored:
+    backup_id: str
+    collection: str
+    documents: int
+    version_before: int
+    version_after: int
+    """The database's recorded version afterwards: moved back when the restore undid the latest run."""
+    behind: int
+    """Documents put back below their collection's recorded version (only with keep_version)."""
+
+
+def restore(ctx: RunContext, backup_id: str, keep_version: bool = False) -> Restored:
+    """Check the backup, decide what the recorded version must be, then put its documents back exactly."""
+    db, ledger = ctx.db, Ledger(ctx.db)
+    entry = checked_backup(db, backup_id)
+    if checkpoint := ledger.checkpoint():
+        raise RestoreRefused(f"run {checkpoint['run_id']} is unfinished; resume it with `docshift migrate` (or undo it "
+                             f"with `docshift rollback --run {checkpoint['run_id']}`) before restoring; nothing was restored")
+    collection, current, versions = entry["collection"], ledger.current_version(), backup_versions(entry)
+    recorded = collection_versions(ctx.scripts, current).get(collection, min(versions, default=current))
+    rewind = rewind_to(ctx, backup_id, collection, versions)
+    if set(versions) <= {recorded}:
+        rewind = None
+    elif rewind is None and not (keep_version and max(versions) < recorded):
+        back_to = make_step(ctx.scripts, entry["version"], entry["direction"]).recorded_before
+        raise RestoreRefused(refusal(entry, versions, recorded, current, back_to))
+    documents = put_back(db, entry)
+    if rewind is not None:
+        ledger.set_current(rewind)
+        ledger.update_entry(backup_id, {"outcome": "restored", "restored_at": now(), "restored_documents": documents})
+    behind = 0 if rewind is not None else sum(n for v, n in versions.items() if v < recorded)
+    return Restored(backup_id, collection, documents, current, current if rewind is None else rewind, behind)
+
+
+def rewind_to(ctx: RunContext, run_id: str, collection: str, versions: dict[int, int]) -> int | None:
+    """The version to record when restoring this run's backup undoes it exactly: it is the latest change to the
+    database and its documents are at what their collection was before it; otherwise None."""
+    try:
+        step, finished = rollback_target(ctx, run_id)
+    except TargetError:
+        return None
+    before = collection_versions(ctx.scripts, step.recorded_before).get(collection)
+    return step.recorded_before if finished and set(versions) <= {before} else None
+
+
+def refusal(entry: dict, versions: dict[int, int], recorded: int, current: int, back_to: int) -> str:
+    """Why the restore was refused, and the commands that do what the user most likely wants: migrate to where the
+    database was before the backup's run (`back_to`), or restore anyway."""
+    backup_id, collection = entry["_id"], entry["collection"]
+    at = ", ".join(f"{n:,} at version {v}" for v, n in sorted(versions.items()))
+    head = (f"backup {backup_id} holds {collection} documents ({at}) but the ledger records {collection} at version "
+            f"{recorded} (database at version {current}), and its run is not the latest change, so the recorded version "
+            f"cannot move back with them; nothing was restored. ")
+    if max(versions) > recorded:
+        return head + f"Run `docshift migrate {back_to}` to apply that migration again instead"
+    return head + (f"Run `docshift migrate {back_to}` to go back through the migrations' downs instead, or "
+                   f"`docshift restore {backup_id} --keep-version` to put them back anyway: `docshift status` then "
+                   f"shows them behind, and the next `docshift migrate` carries them up to version {recorded} again")

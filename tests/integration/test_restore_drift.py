@@ -1,0 +1,120 @@
+"""Issue 12, item 2: `restore` keeps the ledger true, and documents behind the recorded version ("drift": restored
+from an old backup, or written at an old version by old application code) are shown by `status` and `verify` and
+carried up by `migrate`, which never reports a version that documents have not reached."""
+
+import re
+
+from docshift.demo import seed_users
+from tests.support.fingerprints import collection_fingerprint, database_snapshot, fingerprint
+from tests.support.orders import add_orders_migrations, expected_orders, seed_orders
+
+N = 2000
+
+
+def backup_of(env, version: int) -> str:
+    return env.db["_backups"].find_one({"version": version, "direction": "up"})["_id"]
+
+
+def recorded(env) -> int:
+    return env.ledger.find_one({"_id": "current"})["version"]
+
+
+def test_restoring_an_older_run_is_refused_unless_kept_and_migrate_then_carries_the_documents_up(env):
+    add_orders_migrations(env.migrations)
+    seed_users(env.db, 200, seed=41)
+    seed_orders(env.db, N, seed=41)
+    original = list(env.db.orders.find())
+    assert env.cli("migrate", "7", "--batch-size", "500").returncode == 0
+    backup = backup_of(env, 6)  # orders as they were before migration 6: at version 1
+    before = database_snapshot(env.db)
+
+    refused = env.cli("restore", backup)
+
+    assert refused.returncode == 1 and refused.stdout == ""
+    [line] = refused.stderr.splitlines()
+    assert line.startswith(f"docshift: error: backup {backup} holds orders documents ({N:,} at version 1) but the "
+                           f"ledger records orders at version 7"), line
+    assert f"`docshift restore {backup} --keep-version`" in line and "`docshift migrate 5`" in line
+    assert database_snapshot(env.db) == before
+
+    kept = env.cli("restore", backup, "--keep-version")
+
+    assert kept.returncode == 0, kept.stderr
+    assert f"{N:,} of them are behind the recorded version 7: the next `docshift migrate` carries them up" in kept.stdout
+    assert recorded(env) == 7 and env.db.orders.count_documents({"schema_version": {"$exists": False}}) == N
+    status = env.cli("status")
+    assert f"drift           orders: {N:,} documents behind version 7 ({N:,} at 1)" in status.stdout, status.stdout
+    verify = env.cli("verify")
+    assert verify.returncode == 1
+    assert (f"FAIL  documents behind their collection's recorded version (drift): expected 0, found orders: {N:,}"
+            in verify.stdout), verify.stdout
+    plan = env.cli("plan")
+    assert re.search(rf"up +6 orders: Total in cents \(transformative, {N:,} documents, applied before", plan.stdout), plan.stdout
+
+    carried = env.cli("migrate", "--batch-size", "500")
+
+    assert carried.returncode == 0, carried.stdout + carried.stderr
+    rows = [r.split("│") for r in carried.stdout.splitlines() if r.startswith("│ ")]
+    assert [(r[1].strip(), r[2].strip(), r[3].strip()) for r in rows] == [
+        ("6", "up again", f"{N:,}"), ("7", "up again", f"{N:,}"), ("8", "up", f"{N:,}")]
+    assert "database is now at version 8" in carried.stdout
+    assert collection_fingerprint(env.db.orders, exact=False) == fingerprint(expected_orders(original, env.migrations, 8))
+    assert "drift           none" in env.cli("status").stdout
+    assert env.cli("verify").returncode == 0
+
+
+def test_restoring_the_latest_run_moves_the_recorded_version_back_with_the_documents(env):
+    add_orders_migrations(env.migrations, without_users=True)
+    seed_orders(env.db, N, seed=42)
+    original = collection_fingerprint(env.db.orders, exact=False)
+    assert env.cli("migrate", "7", "--batch-size", "500").returncode == 0
+    backup = backup_of(env, 7)
+
+    restored = env.cli("restore", backup)
+
+    assert restored.returncode == 0, restored.stderr
+    assert f"run {backup} is undone: the database is recorded at version 6 again (was 7)" in restored.stdout
+    assert recorded(env) == 6 and env.ledger.find_one({"_id": backup})["outcome"] == "restored"
+    assert env.db.orders.count_documents({"schema_version": 6}) == N
+    status = env.cli("status")
+    assert "current version 6" in status.stdout and "pending         7, 8" in status.stdout
+    assert "drift           none" in status.stdout
+    assert env.cli("migrate", "1").returncode == 0  # the downs of 6 find their pre-images as before
+    assert collection_fingerprint(env.db.orders, exact=False) == original
+
+
+def test_documents_written_at_an_old_version_during_a_run_are_never_reported_as_migrated(env):
+    """Old application code inserts an order at version 6 while migration 8 runs (here: migration 8's `up` does it
+    for one order, so that the write lands inside the run), and another one after it. The run completes (a document
+    old code writes is not the run's failure) but its last line names them instead of claiming version 8."""
+    add_orders_migrations(env.migrations, without_users=True)
+    seed_orders(env.db, N, seed=43)
+    assert env.cli("migrate", "7", "--batch-size", "500").returncode == 0
+    path = env.migrations / "0008_order_currency.py"
+    path.write_text(path.read_text().replace("def up(doc):\n", (
+        "def up(doc):\n"
+        "    if doc['order_id'] == 'o-1500':\n"
+        "        import pymongo, os\n"
+        "        pymongo.MongoClient(os.environ['DOCSHIFT_MONGODB_URI'])[os.environ['DOCSHIFT_DATABASE']].orders.update_one(\n"
+        "            {'_id': 'old-code-1'}, {'$setOnInsert': {'order_id': 'old-1', 'total_cents': 100, 'status': 'PAID',\n"
+        "                                                   'schema_version': 6}}, upsert=True)\n")))
+
+    run = env.cli("migrate", "--batch-size", "500")
+
+    assert run.returncode == 0, run.stdout + run.stderr  # the run completes (its own check counts what it left)
+    assert "database is now at version" not in run.stdout
+    assert run.stdout.strip().splitlines()[-1] == (
+        "the database is recorded at version 8, but documents are behind it (drift): orders: 1 documents behind "
+        "version 8 (1 at 6); the next `docshift migrate` carries them up"), run.stdout
+    env.db.orders.insert_one({"_id": "old-code-2", "order_id": "old-2", "total": 3.5, "status": "new"})  # at 1, after
+    assert "orders: 2 documents behind version 8 (1 at 1, 1 at 6)" in env.cli("status").stdout
+    assert env.cli("verify", "8").returncode == 1
+
+    again = env.cli("migrate", "--batch-size", "500")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "database is now at version 8" in again.stdout
+    assert env.db.orders.count_documents({"schema_version": 8}) == N + 2
+    assert env.db.orders.find_one({"_id": "old-code-2"}) == {
+        "_id": "old-code-2", "order_id": "old-2", "total_cents": 350, "state": "new", "currency": "EUR", "schema_version": 8}
+    assert env.cli("verify").returncode == 0
