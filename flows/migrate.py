@@ -23,6 +23,7 @@ from docshift.engine.retention import Retention
 from docshift.engine.runs import StepResult, StepRun, check_pre_images, open_step_run
 from docshift.engine.state import MigrateOptions, RunOptions, RunState
 from docshift.engine.steps import make_step
+from docshift.engine.verify import DuringRun
 from docshift.errors import Interrupted, LockLostError, MigrationFailed, VerificationFailed
 from docshift.ledger import Ledger, LeaseLock, as_utc, now
 from docshift.settings import get_settings
@@ -182,8 +183,8 @@ def operation_step(ctx: RunContext, run: StepRun) -> StepResult:
 def verified(run: StepRun, progress) -> StepResult:
     """Verify the step's result and record it as applied or reverted; a failed check raises (the caller rolls back)."""
     state = run.state  # documents updated on the server (ranges) were not checked as written: verification reads them
-    verification = verify(run.db, run.migration, run.step, state.count_before, state.quarantined,
-                          during_run=True, validated=None if state.ranged else state.validated)
+    verification = verify(run.db, run.migration, run.step, state.count_before,
+                          DuringRun(state.quarantined, None if state.ranged else state.validated))
     if not verification.passed:
         raise VerificationFailed(f"verification failed: {verification.summary()}")
     update_progress_artifact(progress, 100.0, description=progress_text(run))

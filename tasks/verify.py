@@ -5,17 +5,16 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from docshift.engine.steps import Step
-from docshift.engine.verify import Verification, verify_step
+from docshift.engine.verify import DuringRun, Verification, verify_step
 from docshift.engine.verify import verify_applied as verify_now
 
 from .retry import transient
 
 
 @task(name="verify", retries=2, retry_delay_seconds=2, retry_condition_fn=transient, cache_policy=NO_CACHE)
-def verify(db, migration, step: Step, count_before: int | None, quarantined: list = (), during_run: bool = False,
-           validated: int | None = None) -> Verification:
+def verify(db, migration, step: Step, count_before: int | None, during: DuringRun | None = None) -> Verification:
     """Check the step's result and show the checks as a table artifact."""
-    result = verify_step(db, migration, step, count_before, quarantined, during_run, validated)
+    result = verify_step(db, migration, step, count_before, during)
     create_table_artifact(result.rows(), description=f"Verification of {step.label}: {'passed' if result.passed else 'FAILED'}")
     return result
 

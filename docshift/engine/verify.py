@@ -6,6 +6,7 @@ from typing import Any
 
 import bson
 from pydantic import ValidationError
+from pymongo.collection import Collection
 from pymongo.database import Database
 
 from ..context import RunContext
@@ -72,18 +73,24 @@ def validate_written(migration: Migration, step: Step, new: dict) -> None:
                                  f"its batch was written)") from exc
 
 
+@dataclass(frozen=True)
+class DuringRun:
+    """What a run knows when it checks its own result after its last sweep: the documents it quarantined, and how
+    many it checked against the target model as it wrote them (validate_written; None: not checked, read them)."""
+
+    quarantined: Sequence = ()
+    validated: int | None = None
+
+
 def verify_step(db: Database, migration: Migration, step: Step, count_before: int | None,
-                quarantined: Sequence = (), during_run: bool = False, validated: int | None = None) -> Verification:
+                during: DuringRun | None = None) -> Verification:
     """Only quarantined documents left to do, no document gone, migrated documents valid for the target model; for a
     collection-level step, the state its actions left (the index is there, the collection was renamed, …).
 
-    `during_run`: the run's own check after its last sweep. Any other document still to do was then written at
-    the source version after that sweep read the collection (old code inserting or writing while the run ran): it
-    is counted and named as such (`behind`), not a failure. Outside a run (`docshift verify`) it fails the check.
-
-    `validated`: how many documents the run checked against the target model as it wrote them (validate_written);
-    then they are not read again. Without it (`docshift verify`, a run whose documents were also updated on the
-    server), the documents at the target version are read and checked here.
+    `during`: the run's own check after its last sweep. Any other document still to do was then written at the
+    source version after that sweep read the collection (old code inserting or writing while the run ran): it is
+    counted and named as such (`behind`), not a failure. Outside a run (`docshift verify`) it fails the check. The
+    documents the run checked as it wrote them are not read again; otherwise those at the target version are.
     """
     coll = db[step.collection]
     result = Verification()
@@ -92,40 +99,50 @@ def verify_step(db: Database, migration: Migration, step: Step, count_before: in
             result.add(*row)
         fault_point("verify")
         return result
+    quarantined = list(during.quarantined) if during else []
     left = coll.count_documents(step.selector)
-    if during_run and left:  # each counted apart (not one from the other): the application may go on writing
-        others = {**step.selector, "_id": {"$nin": list(quarantined)}} if quarantined else step.selector
-        result.behind = coll.count_documents(others) if quarantined else left
-        result.behind_ids = [d["_id"] for d in coll.find(others, {"_id": 1}).sort("_id", 1).limit(10)]
-        left = coll.count_documents({**step.selector, "_id": {"$in": list(quarantined)}}) if quarantined else 0
+    if during and left:
+        count_behind(coll, step, quarantined, result)
+        left = coll.count_documents({**step.selector, "_id": {"$in": quarantined}}) if quarantined else 0
     todo = f"documents still holding {', '.join(step.removes)}" if step.phase == "cleanup" else f"documents left at version {step.from_version}"
     result.add(todo + (" (quarantined)" if quarantined else ""), len(quarantined), left, left == len(quarantined))
-    if result.behind:
-        example = f" e.g. _id={result.behind_ids[0]!r}" if result.behind_ids else ""
-        result.add(f"{written_during_run(step)} (counted, left there)", "any", f"{result.behind}{example}", True)
     if count_before is not None:  # a run inserts and deletes nothing; the application may insert meanwhile
         total = collection_count(coll)
         result.add("document count", f"at least {count_before}", total, total >= count_before)
     fault_point("verify")
-    if validates(migration, step) and validated is not None:
-        scope = "all" if sample_every(migration) == 1 else f"1 in {sample_every(migration)}"
+    if validates(migration, step):
+        check_model(coll, migration, step, during.validated if during else None, result)
+    return result
+
+
+def count_behind(coll: Collection, step: Step, quarantined: list, result: Verification) -> None:
+    """The documents still to do but not quarantined, in one read (the application may go on writing): `behind`."""
+    others = {**step.selector, "_id": {"$nin": quarantined}} if quarantined else step.selector
+    ids = [d["_id"] for d in coll.find(others, {"_id": 1}).sort("_id", 1)]
+    result.behind, result.behind_ids = len(ids), ids[:10]
+    if ids:
+        result.add(f"{written_during_run(step)} (counted, left there)", "any", f"{len(ids)} e.g. _id={ids[0]!r}", True)
+
+
+def check_model(coll: Collection, migration: Migration, step: Step, validated: int | None, result: Verification) -> None:
+    """Migrated documents valid as the target model: counted if the run checked them as written, else read."""
+    every = sample_every(migration)  # a declared rate: every n-th document in `_id` order
+    scope = "all" if every == 1 else f"1 in {every}"
+    if validated is not None:
         result.add(f"documents valid as {migration.target_model.__name__} ({scope}: {validated:,} checked as written)",
                    0, 0, True)  # an invalid one failed its batch before it was written
-    elif validates(migration, step):
-        every = sample_every(migration)  # a declared rate: every n-th document in `_id` order
-        invalid, checked = [], 0
-        for i, doc in enumerate(coll.find(version_filter(step.to_version)).sort("_id", 1).batch_size(1000)):
-            if i % every:
-                continue
-            checked += 1
-            try:
-                migration.target_model.model_validate(doc)
-            except ValidationError as exc:
-                invalid.append(f"_id={doc['_id']!r}: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}")
-        scope = "all" if every == 1 else f"1 in {every}"
-        result.add(f"documents valid as {migration.target_model.__name__} ({scope}: {checked:,} checked)", 0,
-                   len(invalid) if not invalid else f"{len(invalid)} e.g. {invalid[0]}", not invalid)
-    return result
+        return
+    invalid, checked = [], 0
+    for i, doc in enumerate(coll.find(version_filter(step.to_version)).sort("_id", 1).batch_size(1000)):
+        if i % every:
+            continue
+        checked += 1
+        try:
+            migration.target_model.model_validate(doc)
+        except ValidationError as exc:
+            invalid.append(f"_id={doc['_id']!r}: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}")
+    result.add(f"documents valid as {migration.target_model.__name__} ({scope}: {checked:,} checked)", 0,
+               len(invalid) if not invalid else f"{len(invalid)} e.g. {invalid[0]}", not invalid)
 
 
 def written_during_run(step: Step) -> str:

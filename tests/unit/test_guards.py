@@ -7,7 +7,7 @@ import pytest
 
 from docshift.engine.guards import as_read_filter, field_filter, merge_newer, same_document
 from docshift.engine.rollback import RollbackResult, rollback
-from docshift.engine.verify import verify_step
+from docshift.engine.verify import DuringRun, verify_step
 from tests.support.mock_runs import N, begin, migrate_all, snapshot
 
 
@@ -64,7 +64,7 @@ def test_a_run_counts_documents_written_at_its_source_version_after_its_last_swe
     late = mock_db.users.insert_one({"user_id": "late", "email": "late@example.com"}).inserted_id
     migration = seed_scripts.get(2).migration
 
-    during = verify_step(mock_db, migration, run.step, run.state.count_before, during_run=True)
+    during = verify_step(mock_db, migration, run.step, run.state.count_before, DuringRun())
     outside = verify_step(mock_db, migration, run.step, run.state.count_before)
 
     assert during.passed and (during.behind, during.behind_ids) == (1, [late])
@@ -80,6 +80,6 @@ def test_quarantined_documents_are_not_counted_as_written_during_the_run(mock_db
     mock_db.users.update_one({"_id": stuck}, {"$unset": {"schema_version": ""}} if quarantined_left else {"$set": {"x": 1}})
     mock_db.users.insert_one({"user_id": "late"})
 
-    result = verify_step(mock_db, seed_scripts.get(2).migration, run.step, None, quarantined=[stuck], during_run=True)
+    result = verify_step(mock_db, seed_scripts.get(2).migration, run.step, None, DuringRun(quarantined=[stuck]))
 
     assert result.behind == 1 and result.passed is quarantined_left
