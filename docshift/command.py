@@ -199,6 +199,9 @@ def rollback(run_id: str):
     console.print(f"run {run_id} rolled back: {result.restored:,} documents restored from its backup, "
                   f"{result.undone_by_function:,} written since undone by the migration's function; "
                   f"database is at version {result.version}")
+    if drift := drift_now(ctx.db, ctx.scripts):
+        console.print(f"drift: {describe_all(drift)}: the next `docshift migrate` carries them up", markup=False,
+                      highlight=False)
     return result
 
 

@@ -74,8 +74,8 @@ def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason
     else:
         restored, by_function = restore_documents(db, migration, step, run_id)
         restored += undo_ranges(db, step, run_id)  # a migration declared as an update: its server-side ranges
-        if step.phase is None and step.recorded_before != step.recorded_after:  # not a retry, which leaves the version
-            by_function += undo_written_since(db[step.collection], migration, step)
+        if step.phase is None and step.direction == "up" and step.recorded_before != step.recorded_after:
+            by_function += undo_written_since(db[step.collection], migration, step)  # not a retry: it keeps the version
     entry = ledger.entry(run_id) or {}
     ledger.update_entry(run_id, {"outcome": "rolled_back", "finished_at": now(), "error": reason,
                                  "restored": entry.get("restored", 0) + restored,
@@ -162,9 +162,13 @@ def undo_newer_writes(coll: Collection, migration: Migration, undo: Step, guard:
 
 
 def undo_written_since(coll: Collection, migration: Migration, step: Step) -> int:
-    """Documents still at the run's version that the run did not write (the application inserted them at that version
-    since, or while it ran) get the opposite function too, without a pre-image: none is left at a version the
-    database is no longer at."""
+    """Documents still at an up run's version that the run did not write (the application inserted them at that
+    version since, or while it ran) get `down` too, without a pre-image: none is left at a version the database is no
+    longer at.
+
+    Not for a down run: carried up by a rollback, a document would have no pre-image for the next `down`, which then
+    could not give back what `up` dropped. Documents the application wrote at a down run's older version stay there,
+    as drift that `status` reports and the next `docshift migrate` carries up, its pre-images saved first."""
     guard = version_filter(step.to_version)
     undo = replace(step, direction="down" if step.direction == "up" else "up",
                    from_version=step.to_version, to_version=step.from_version)
