@@ -1,6 +1,7 @@
 """The `docshift` command line: parses arguments and calls docshift.command."""
 
 import enum
+import logging
 import os
 import signal
 import sys
@@ -203,9 +204,13 @@ def main() -> None:
 
     The terminal shows progress bars, reports and that line; Prefect's own log lines (tracebacks of failed task runs
     included) go to the Prefect server, where the flow run shows them. PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL=INFO
-    prints them here too.
+    prints them here too. So do Prefect's internal errors (its `debug` handler) and the failures of shipping logs to
+    an API that has gone away (a logging handler's error, silenced as the logging module's docs advise in production):
+    when the orchestration dies, the command's own line says so.
     """
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_DEBUG_LEVEL", "CRITICAL")
+    logging.raiseExceptions = False
     previous = {signum: signal.signal(signum, stop_at_once)  # a run's flow replaces them while it goes
                 for signum in (signal.SIGINT, signal.SIGTERM)}     # (docshift.stop.supervise)
     try:

@@ -19,7 +19,7 @@ from docshift.demo import seed_users
 from tests.support.env import Env, docshift_settings, process_environment
 from tests.support.fingerprints import raw_snapshot
 from tests.support.paths import ROOT
-from tests.support.prefect_api import prefect, run_deployment, start_worker
+from tests.support.prefect_api import prefect, run_deployment, start_worker, stop_worker
 
 @pytest.fixture(scope="module")
 def worker(ferretdb_uri, prefect_api, tmp_path_factory):
@@ -40,8 +40,7 @@ def worker(ferretdb_uri, prefect_api, tmp_path_factory):
     deployed.close()
     process = start_worker(variables)
     yield settings, variables
-    process.terminate()
-    process.communicate(timeout=30)
+    stop_worker(process)
 
 
 @pytest.fixture

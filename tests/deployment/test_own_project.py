@@ -27,6 +27,7 @@ import pymongo
 import pytest
 
 from tests.support.paths import ROOT
+from tests.support.prefect_api import stop_worker
 
 pytestmark = pytest.mark.own_project
 
@@ -211,8 +212,7 @@ def test_a_project_of_its_own_from_init_to_the_phases_run_by_a_worker(venv, proj
             prefect(project, "deployment", "run", f"{phase}/products-price-in-cents", *args, "--watch",
                     "--watch-timeout", "240")
     finally:
-        worker.terminate()
-        output = worker.communicate(timeout=60)[0]
+        output = stop_worker(worker)
     assert db.products.count_documents({"price_cents": {"$exists": True}, "price": {"$exists": False},
                                         "schema_version": 4}) == PRODUCTS, output[-3000:]
     assert db.products.find_one({"_id": 7})["price_cents"] == 799

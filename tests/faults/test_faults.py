@@ -23,7 +23,7 @@ from docshift.dump import RAW
 from tests.support.env import expire_lease
 from tests.support.fingerprints import collection_fingerprint, database_snapshot, expected_after_all_ups, fingerprint
 from tests.support.paths import BIN, ROOT, free_port
-from tests.support.prefect_api import deploy_all, flow_run_state, prefect, remove_automations, start_worker
+from tests.support.prefect_api import deploy_all, flow_run_state, prefect, remove_automations, start_worker, stop_worker
 from tests.support.waiting import descendants, wait_for_checkpoint
 
 N, BATCH, LEASE = 500, 50, 2
@@ -221,8 +221,7 @@ def test_worker_killed_during_a_deployment_run_is_crashed_and_a_new_run_resumes(
         resumed = prefect(env.vars, "deployment", "run", "migrate/migrate", "--param", 'options={"batch_size": 100}', "--watch",
                           "--watch-timeout", "300", timeout=360)
     finally:
-        worker.terminate()
-        worker.communicate(timeout=30)
+        stop_worker(worker)
 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert collection_fingerprint(env.db.users, drop={"updated_at"}) == expected

@@ -9,6 +9,7 @@ the process boundary of a message). Both return a `subprocess.CompletedProcess`-
 
 import contextlib
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -95,10 +96,15 @@ def docshift_settings(uri: str, database: str, migrations: Path, backups: Path) 
             "DOCSHIFT_BACKUP_DIR": str(backups)}
 
 
+SET_BY_MAIN = ("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "PREFECT_LOGGING_HANDLERS_DEBUG_LEVEL")
+"""Variables docshift.cli.main sets when they are not set: a test's docshift runs without them, as a user's does."""
+
+
 def process_environment(prefect_api: dict, settings: dict) -> dict:
     """The environment of a `docshift` or `prefect` process a test starts: as a user's shell would have it."""
     variables = {**os.environ, **prefect_api, **settings, **CLI_ENV}
-    variables.pop("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL")  # docshift.cli.main sets it itself: the tests check that
+    for name in SET_BY_MAIN:  # docshift.cli.main sets them itself: the tests check that
+        variables.pop(name, None)
     return variables
 
 
@@ -133,12 +139,13 @@ def invoke(argv: list[str], environ: dict) -> subprocess.CompletedProcess:
 
 @contextlib.contextmanager
 def _environ(values: dict) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    saved["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = os.environ.get("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL")  # main() sets it
+    saved = {key: os.environ.get(key) for key in (*values, *SET_BY_MAIN)}
+    raise_exceptions = logging.raiseExceptions  # main() sets it too
     os.environ.update({key: str(value) for key, value in values.items()})
     try:
         yield
     finally:
+        logging.raiseExceptions = raise_exceptions
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

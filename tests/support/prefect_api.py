@@ -1,6 +1,8 @@
 """The Prefect server as the tests read it (its REST API) and drive it (the `prefect` command, deployments)."""
 
 import json
+import os
+import signal
 import subprocess
 import time
 import urllib.request
@@ -83,3 +85,15 @@ def run_deployment(variables: dict, name: str, *params: str) -> subprocess.Compl
     result = prefect(variables, "deployment", "run", name, *args, "--watch", "--watch-timeout", "240", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
+
+
+def stop_worker(process: subprocess.Popen, grace: float = 60) -> str:
+    """Stop a worker this test started: SIGTERM (Prefect's worker then waits for the runs it started to end), and
+    after `grace` seconds SIGKILL to its whole session; returns its output. Under the load of a parallel suite a
+    worker has taken more than a minute to stop after its last run completed; that is not what a test checks."""
+    process.terminate()
+    try:
+        return process.communicate(timeout=grace)[0] or ""
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        return process.communicate(timeout=30)[0] or ""
