@@ -756,11 +756,14 @@ class Harness:
             return
         path = self.path(target)
         done = [s for s in path if (s.version, s.direction) == (checkpoint["version"], checkpoint["direction"])]
-        if not done:
+        if done:
+            index = path.index(done[0])
+            at_kill = path[index - 1].recorded_after if index else before
+        elif checkpoint["direction"] == "up" and checkpoint["version"] <= before:
+            at_kill = before  # killed while carrying documents behind the recorded version up (drift), before the path
+        else:
             raise ModelFailure(f"killed {' '.join(args)}", [("checkpoint", f"names step {checkpoint['version']} "
                                                                           f"{checkpoint['direction']}, not on the path")])
-        index = path.index(done[0])
-        at_kill = path[index - 1].recorded_after if index else before
         if self.current() != at_kill:
             raise ModelFailure(f"killed {' '.join(args)}", [("recorded-version", f"{self.current()} after the kill, "
                                                                                 f"the model expects {at_kill}")])
