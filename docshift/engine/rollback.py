@@ -90,7 +90,8 @@ def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason
 
 
 def restore_documents(db: Database, migration: Migration, step: Step, run_id: str) -> tuple[int, int]:
-    """Each document the run wrote gets its pre-image back, or the opposite function if written since; the counts."""
+    """Each document the run wrote gets its pre-image back; one written since gets `down` if the run was an up run,
+    and is left as written if it was a down run (see undo_written_since). The counts."""
     coll, guard = db[step.collection], version_filter(step.to_version)
     undo = replace(step, direction="down" if step.direction == "up" else "up",
                    from_version=step.to_version, to_version=step.from_version)
@@ -109,7 +110,8 @@ def restore_documents(db: Database, migration: Migration, step: Step, run_id: st
             outcomes = [(w, restore_one(coll, step, guard, w)) for w in written]
             done, newer = sum(o is Outcome.RESTORED for _, o in outcomes), [w for w, o in outcomes if o is Outcome.NEWER]
         restored += done
-        by_function += undo_newer_writes(coll, migration, undo, guard, newer)
+        if step.direction == "up":  # a down's: left as written, at the older version (see undo_written_since)
+            by_function += undo_newer_writes(coll, migration, undo, guard, newer)
         fault_point("rollback-batch")
     return restored, by_function
 
@@ -167,8 +169,9 @@ def undo_written_since(coll: Collection, migration: Migration, step: Step) -> in
     longer at.
 
     Not for a down run: carried up by a rollback, a document would have no pre-image for the next `down`, which then
-    could not give back what `up` dropped. Documents the application wrote at a down run's older version stay there,
-    as drift that `status` reports and the next `docshift migrate` carries up, its pre-images saved first."""
+    could not give back what `up` dropped. Documents the application wrote at a down run's older version (inserted, or
+    written since the run wrote them) stay there, as drift that `status` reports and the next `docshift migrate`
+    carries up, its pre-images saved first."""
     guard = version_filter(step.to_version)
     undo = replace(step, direction="down" if step.direction == "up" else "up",
                    from_version=step.to_version, to_version=step.from_version)

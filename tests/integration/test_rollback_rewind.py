@@ -90,27 +90,32 @@ def test_rolling_back_the_latest_run_takes_back_documents_the_application_insert
     assert "1 written since undone" in result.stdout
 
 
-def test_rolling_back_a_down_leaves_documents_inserted_at_its_older_version_as_drift_then_down_gives_them_back(env):
-    """The model walk's order 121: a document the application inserted at a down run's older version, carried up by
-    the down's rollback with `up` and no pre-image, could not get back at the next down what `up` dropped. It stays
-    where the application wrote it (drift, reported), and `migrate` carries it up with its pre-image saved first."""
+def test_rolling_back_a_down_leaves_documents_written_at_its_older_version_as_drift_then_down_gives_them_back(env):
+    """The model walk's order 121 and customer 101: a document the application inserted, or changed, at a down run's
+    older version, carried up by the down's rollback with `up` and no pre-image, could not get back at the next down
+    what `up` dropped (the next down took an older run's pre-image). It stays where the application wrote it (drift,
+    reported), and `migrate` carries it up with its pre-image saved first."""
     seed_users(env.db, 300, seed=33)
     assert env.cli("migrate", "4").returncode == 0
     assert env.cli("migrate", "3").returncode == 0  # the down of 4
     down_run = env.ledger.find_one({"kind": "history", "version": 4, "direction": "down"})["_id"]
     app_doc = {**env.db.users.find_one({"schema_version": 3}, {"_id": 0}), "user_id": "app_1", "deprecated_field": "kept"}
-    inserted = env.db.users.insert_one(app_doc).inserted_id  # old code writes at version 3 meanwhile
-    before = raw_snapshot(env.db.users)[inserted]
+    inserted = env.db.users.insert_one(app_doc).inserted_id  # old code writes at version 3 meanwhile: a new user,
+    changed = env.db.users.find_one({"schema_version": 3, "user_id": {"$ne": "app_1"}})["_id"]
+    env.db.users.update_one({"_id": changed}, {"$set": {"deprecated_field": "set by old code"}})  # and a field up drops
+    before = raw_snapshot(env.db.users)
 
     rolled_back = env.cli("rollback", "--run", down_run)
 
     assert rolled_back.returncode == 0, rolled_back.stdout + rolled_back.stderr
     assert "database is at version 4" in rolled_back.stdout
-    assert "drift: users: 1 documents behind version 4" in rolled_back.stdout
-    assert raw_snapshot(env.db.users)[inserted] == before  # left as the application wrote it
-    assert "1 documents behind version 4" in env.cli("status").stdout
+    assert "drift: users: 2 documents behind version 4" in rolled_back.stdout
+    after = raw_snapshot(env.db.users)
+    assert after[inserted] == before[inserted] and after[changed] == before[changed]  # left as the application wrote them
+    assert "2 documents behind version 4" in env.cli("status").stdout
     carried = env.cli("migrate", "4")
     assert carried.returncode == 0, carried.stdout + carried.stderr
-    assert env.db.users.find_one({"_id": inserted})["schema_version"] == 4
+    assert env.db.users.count_documents({"_id": {"$in": [inserted, changed]}, "schema_version": 4}) == 2
     assert env.cli("migrate", "3").returncode == 0
-    assert raw_snapshot(env.db.users)[inserted] == before  # deprecated_field back, from the carry-up's pre-image
+    after = raw_snapshot(env.db.users)  # deprecated_field back from the carry-up's pre-images, not the first run's
+    assert after[inserted] == before[inserted] and after[changed] == before[changed]
