@@ -87,7 +87,7 @@ def run_deployment(variables: dict, name: str, *params: str) -> subprocess.Compl
     return result
 
 
-def stop_worker(process: subprocess.Popen, grace: float = 60) -> str:
+def stop_worker(process: subprocess.Popen, grace: float = 20) -> str:
     """Stop a worker this test started: SIGTERM (Prefect's worker then waits for the runs it started to end), and
     after `grace` seconds SIGKILL to its whole session; returns its output. Under the load of a parallel suite a
     worker has taken more than a minute to stop after its last run completed; that is not what a test checks."""
