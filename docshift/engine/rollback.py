@@ -89,12 +89,16 @@ def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason
     return RollbackResult(restored, by_function)
 
 
+def reverse(step: Step) -> Step:
+    """The step whose function takes a document the run wrote back: the opposite direction, between the same versions."""
+    return replace(step, direction="down" if step.direction == "up" else "up",
+                   from_version=step.to_version, to_version=step.from_version)
+
+
 def restore_documents(db: Database, migration: Migration, step: Step, run_id: str) -> tuple[int, int]:
     """Each document the run wrote gets its pre-image back; one written since gets `down` if the run was an up run,
     and is left as written if it was a down run (see undo_written_since). The counts."""
-    coll, guard = db[step.collection], version_filter(step.to_version)
-    undo = replace(step, direction="down" if step.direction == "up" else "up",
-                   from_version=step.to_version, to_version=step.from_version)
+    coll, guard, undo = db[step.collection], version_filter(step.to_version), reverse(step)
     exact = has_json_schema(coll)
     changes = ChangeReader(storage.changes(db, run_id))  # `set` as pairs, whichever form the run stored
     restored = by_function = 0
@@ -172,9 +176,7 @@ def undo_written_since(coll: Collection, migration: Migration, step: Step) -> in
     could not give back what `up` dropped. Documents the application wrote at a down run's older version (inserted, or
     written since the run wrote them) stay there, as drift that `status` reports and the next `docshift migrate`
     carries up, its pre-images saved first."""
-    guard = version_filter(step.to_version)
-    undo = replace(step, direction="down" if step.direction == "up" else "up",
-                   from_version=step.to_version, to_version=step.from_version)
+    guard, undo = version_filter(step.to_version), reverse(step)
     count = 0
     for current in coll.find(guard).sort("_id", 1).batch_size(1000):
         update = update_for(current, transform_one(migration, undo, current, None, lookup_for(coll.database, migration)),
