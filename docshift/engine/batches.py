@@ -43,7 +43,7 @@ def migrate_batches(run: StepRun, cursor: BatchCursor, max_batches: int) -> bool
         if not raws:
             return True
         batch = prepare_batch(run, raws)
-        with refusals_named(db, step, batch.written):
+        with refusals_named(db, step, batch.values):
             save_by_id(backup, raws)
             if state.dump:
                 dump.append(Path(state.dump), raws)
@@ -64,11 +64,12 @@ def migrate_batches(run: StepRun, cursor: BatchCursor, max_batches: int) -> bool
 
 @dataclass
 class Batch:
-    """What a batch will write: guarded updates, the change records they make, and how many documents were
-    checked against the target model."""
+    """What a batch will write: guarded updates, the change records they make, the values they set (to name one
+    the server refuses), and how many documents were checked against the target model."""
 
     ops: list[UpdateOne] = field(default_factory=list)
     written: list[dict] = field(default_factory=list)
+    values: list[dict] = field(default_factory=list)
     validated: int = 0
 
 
@@ -99,7 +100,8 @@ def prepare_batch(run: StepRun, raws: list[RawBSONDocument]) -> Batch:
             batch.validated += 1
         if update:
             batch.ops.append(UpdateOne({"_id": doc["_id"], **step.selector, **as_read_filter(doc, update)}, update))
-            batch.written.append(change_record(doc["_id"], update))
+            batch.written.append(change_record(doc["_id"], doc, update))
+            batch.values.append({"_id": doc["_id"], **update.get("$set", {})})
     return batch
 
 
@@ -116,11 +118,11 @@ def write_batch(coll: Collection, ops: list[UpdateOne], ids: list, step: Step):
 
 
 @contextmanager
-def refusals_named(db: Database, step: Step, written: list[dict]) -> Iterator[None]:
+def refusals_named(db: Database, step: Step, values: list[dict]) -> Iterator[None]:
     """Name what the server refuses of a batch's new values, and fail the step plainly with it, without retries.
 
-    A write error (FerretDB 1.24: a nested array, a key with a dot or `$`) names the change record or the document
-    it failed on; a connection closed while the batch is written, by a server that still answers, is taken for a
+    A write error (FerretDB 1.24: a nested array, a key with a dot or `$`) names the document it
+    failed on; a connection closed while the batch is written, by a server that still answers, is taken for a
     value it cannot store (FerretDB panics on a Decimal128). Either way each new value is tried alone on a scratch
     collection (engine.probe) to name it. A server that does not answer is down: that error stays one that is
     retried; a closed connection with no value refused is retried once (ConnectionClosedAfterWrite)."""
@@ -131,13 +133,13 @@ def refusals_named(db: Database, step: Step, written: list[dict]) -> Iterator[No
             raise
         if isinstance(exc, AutoReconnect) and (isinstance(exc, NetworkTimeout) or not server_answers(db)):
             raise
-        doc_id, refused = first_refusal(db, ({"_id": c["_id"], **c["set"]} for c in written))
+        doc_id, refused = first_refusal(db, values)
         if refused is None and isinstance(exc, DatabaseError):
             raise
         if refused is None:
             raise ConnectionClosedAfterWrite(
                 f"the server closed the connection when migration {step.version} {step.direction} wrote a batch "
-                f"(first _id={written[0]['_id'] if written else None!r}), but answers, and stored each of its values "
+                f"(first _id={values[0]['_id'] if values else None!r}), but answers, and stored each of its values "
                 f"when tried alone") from exc
         raise DatabaseError(f"the server refused to store what migration {step.version} {step.direction} wrote to "
                             f"document _id={doc_id!r}: {refused}") from exc

@@ -20,7 +20,7 @@ from ..settings import get_settings
 from ..spec import Migration
 from ..stop import check_stop
 from ..transform import update_for, version_filter
-from .backups import ChangeReader, seal_backup, written_document
+from .backups import ChangeReader, document_digest, seal_backup
 from .faults import fault_point
 from .operation_steps import undo_actions
 from .ranges import undo_ranges
@@ -37,18 +37,22 @@ class RollbackResult:
 
 @dataclass(frozen=True)
 class Written:
-    """A document the run wrote: its pre-image (the exact bytes, and decoded), and the document the run left."""
+    """A document the run wrote and that is still exactly as the run left it when read: its pre-image (the exact
+    bytes, and decoded) and the document as read now."""
 
     raw: RawBSONDocument
     pre: dict
     left: dict
-    unset: list
+
+    @property
+    def unset(self) -> list[str]:
+        """The fields the run removed: a filter must see them still missing."""
+        return [k for k in self.pre if k not in self.left]
 
 
 class Outcome(Enum):
     RESTORED = "restored"
     NEWER = "written since the run"
-    GONE = "no longer at the run's version"
 
 
 def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason: str, rewind: bool = False) -> RollbackResult:
@@ -100,24 +104,51 @@ def restore_documents(db: Database, migration: Migration, step: Step, run_id: st
     and is left as written if it was a down run (see undo_written_since). The counts."""
     coll, guard, undo = db[step.collection], version_filter(step.to_version), reverse(step)
     exact = has_json_schema(coll)
-    changes = ChangeReader(storage.changes(db, run_id))  # `set` as pairs, whichever form the run stored
+    changes = ChangeReader(storage.changes(db, run_id))
     restored = by_function = 0
     docs = storage.pre_images(db, run_id).with_options(codec_options=RAW).find().sort("_id", 1).batch_size(1000)
     while batch := list(itertools.islice(docs, 1000)):
         check_stop(f"while rolling back run {run_id} ({restored + by_function:,} documents restored so far)",
                    f"docshift rollback --run {run_id}")
-        written = [Written(raw, pre, written_document(pre, change), change["unset"])
-                   for raw in batch if (change := changes.get(raw["_id"])) for pre in [bson.decode(raw.raw)]]
-        if exact:
-            done, newer = restore_exactly(coll, guard, written)
-        else:
-            outcomes = [(w, restore_one(coll, step, guard, w)) for w in written]
-            done, newer = sum(o is Outcome.RESTORED for _, o in outcomes), [w for w, o in outcomes if o is Outcome.NEWER]
+        unchanged, newer = compare(coll, guard, changes, batch)
+        done, not_restored = (restore_exactly if exact else restore_each)(coll, step, guard, unchanged)
         restored += done
         if step.direction == "up":  # a down's: left as written, at the older version (see undo_written_since)
-            by_function += undo_newer_writes(coll, migration, undo, guard, newer)
+            by_function += undo_newer_writes(coll, migration, undo, guard, newer + not_restored)
         fault_point("rollback-batch")
     return restored, by_function
+
+
+def compare(coll: Collection, guard: dict, changes: ChangeReader, batch: list[RawBSONDocument]) -> tuple[list[Written], list[dict]]:
+    """The batch's documents that the run wrote, read in one query: those still exactly as it left them (the
+    digest of its change record), and the pre-images of those written since. Gone ones are neither."""
+    pre_images = [bson.decode(raw.raw) for raw in batch]
+    current = {d["_id"]: d for d in coll.find({"_id": {"$in": [p["_id"] for p in pre_images]}, **guard})}
+    unchanged, newer = [], []
+    for raw, pre in zip(batch, pre_images):
+        if (left := changes.left(pre)) is None or (now_there := current.get(pre["_id"])) is None:
+            continue
+        if document_digest(now_there) == left:
+            unchanged.append(Written(raw, pre, now_there))
+        else:
+            newer.append(pre)
+    return unchanged, newer
+
+
+def restore_exactly(coll: Collection, step: Step, guard: dict, written: list[Written]) -> tuple[int, list[dict]]:
+    """Where the server has `$jsonSchema`: one bulk write whose filters match only the whole document as the run
+    left it (no field added). Returns how many were restored, and the pre-images of the batch again if some were not."""
+    if not written:
+        return 0, []
+    result = coll.bulk_write([ReplaceOne({"_id": w.pre["_id"], **guard, **exact_filter(w.left)}, w.raw)
+                              for w in written], ordered=False)
+    return result.modified_count, [w.pre for w in written] if result.matched_count < len(written) else []
+
+
+def restore_each(coll: Collection, step: Step, guard: dict, written: list[Written]) -> tuple[int, list[dict]]:
+    """Elsewhere: restore_one each; how many were restored, and the pre-images of those written meanwhile."""
+    outcomes = [(w, restore_one(coll, step, guard, w)) for w in written]
+    return sum(o is Outcome.RESTORED for _, o in outcomes), [w.pre for w, o in outcomes if o is Outcome.NEWER]
 
 
 def restore_exactly(coll: Collection, guard: dict, written: list[Written]) -> tuple[int, list[Written]]:
@@ -131,20 +162,15 @@ def restore_exactly(coll: Collection, guard: dict, written: list[Written]) -> tu
 
 
 def restore_one(coll: Collection, step: Step, guard: dict, w: Written) -> Outcome:
-    """Elsewhere (FerretDB): read the document and compare it whole with what the run left; replace it only if
-    equal, filtered on every field, and check the document the server replaced. If an application added a field
-    in the moment between (one round trip), the document is put back as the application left it, for the function.
+    """Elsewhere (FerretDB): replace the document, read as the run left it, filtered on every field, and check the
+    document the server replaced. If an application added a field in the moment between, the document is put back
+    as the application left it, for the function.
 
     Stock FerretDB 1.24 reads and writes an updated document in separate transactions, so two writers at the same
     instant could lose one write whatever the filter; the embedded server's patch makes each update one
     read-modify-write (tests/integration/test_ferretdb_server.py).
     """
     query = {"_id": w.pre["_id"], **guard}
-    current = coll.find_one(query)
-    if current is None:
-        return Outcome.GONE
-    if not same_document(current, w.left):
-        return Outcome.NEWER
     before = coll.find_one_and_replace({**query, **field_filter(w.left, absent=w.unset)}, w.raw,
                                        return_document=ReturnDocument.BEFORE)
     if before is None:
@@ -156,14 +182,14 @@ def restore_one(coll: Collection, step: Step, guard: dict, w: Written) -> Outcom
     return Outcome.NEWER
 
 
-def undo_newer_writes(coll: Collection, migration: Migration, undo: Step, guard: dict, written: list[Written]) -> int:
+def undo_newer_writes(coll: Collection, migration: Migration, undo: Step, guard: dict, pre_images: list[dict]) -> int:
     """Apply the opposite function to documents still at the run's version but written since the run; each update
     is guarded on the document as read, so that a write meanwhile is read again rather than overwritten."""
     count = 0
-    for w in written:
-        def undone(current: dict, pre: dict = w.pre) -> dict | None:
+    for pre in pre_images:
+        def undone(current: dict, pre: dict = pre) -> dict | None:
             return update_for(current, transform_one(migration, undo, current, pre, lookup_for(coll.database, migration)), undo.to_version)
-        count += write_as_read(coll, {"_id": w.pre["_id"], **guard}, undone)
+        count += write_as_read(coll, {"_id": pre["_id"], **guard}, undone)
     return count
 
 

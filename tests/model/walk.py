@@ -113,12 +113,13 @@ def spelled(cents: int) -> str:
 
 
 class Model:
-    """Every document's base (its value at version 1), every base it ever had, and the value at any version."""
+    """Every document's base (its value at version 1), every base it ever had (with when it got it), and the value at
+    any version."""
 
     def __init__(self):
         self.scripts = ScriptDirectory.load(MIGRATIONS)  # the pristine files, whatever a rule does to the copies
         self.bases: dict[tuple[str, Any], dict] = {}
-        self.past: dict[tuple[str, Any], list[dict]] = {}
+        self.past: dict[tuple[str, Any], list[tuple[float, dict]]] = {}
         self.next_id = {c: 1 for c in COLLECTIONS}
         self.lock = threading.Lock()
 
@@ -126,7 +127,7 @@ class Model:
         with self.lock:
             key = (collection, base["_id"])
             self.bases[key] = base
-            self.past.setdefault(key, []).append(base)
+            self.past.setdefault(key, []).append((time.time(), base))
 
     def change(self, collection: str, doc_id: Any, base: dict) -> None:
         self.add(collection, base)
@@ -144,14 +145,16 @@ class Model:
                 doc = transform_one(self.scripts.get(v).migration, make_step(self.scripts, v, "up"), doc, None)
         return doc
 
-    def base_of(self, collection: str, doc: dict) -> dict | None:
-        """Which of the document's past bases gives `doc` at its version (a restored pre-image), or None."""
+    def base_of(self, collection: str, doc: dict, taken: float) -> dict | None:
+        """Which of the document's past bases gives `doc` at its version (a pre-image restored from a backup sealed
+        at `taken`), or None. Bases that differ only in fields the version does not show (a `legacy_code` that
+        migration 4 removed) give the same document: the newest of them the backup could have read is the one."""
         version = doc.get("schema_version") or 1
         wanted = as_bson(doc)
-        for base in reversed(self.past.get((collection, doc["_id"]), [])):
-            if version in (1, *COLLECTIONS[collection]) and as_bson(self.value(collection, base, version)) == wanted:
-                return base
-        return None
+        matching = [(at, base) for at, base in self.past.get((collection, doc["_id"]), [])
+                    if version in (1, *COLLECTIONS[collection]) and as_bson(self.value(collection, base, version)) == wanted]
+        readable = [base for at, base in matching if at <= taken]
+        return (readable or [base for _, base in matching] or [None])[-1]
 
     def ids(self, collection: str) -> set:
         return {i for c, i in self.bases if c == collection}
@@ -630,7 +633,7 @@ class Harness:
             last[doc["_id"]] = doc
         unknown = []
         for doc in last.values():
-            base = self.model.base_of(entry["collection"], doc)
+            base = self.model.base_of(entry["collection"], doc, entry["sealed"].replace(tzinfo=timezone.utc).timestamp())
             if base is None:
                 unknown.append(repr(doc["_id"]))
             else:

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from docshift import Migration
 from docshift.context import RunContext
-from docshift.engine.backups import ChangeReader, change_record, written_filter
+from docshift.engine.backups import ChangeReader, change_record, document_digest
 from docshift.engine.batches import migrate_batches
 from docshift.engine.guards import as_read_filter, equals
 from docshift.engine.runs import StepRun, start_or_resume
@@ -49,18 +49,23 @@ def test_the_bare_guard_matches_the_same_documents_as_the_eq_guard(stored):
     assert bare == sorted(d["_id"] for d in coll.find({"v": {"$eq": stored}}))
 
 
-def test_change_records_are_update_documents_and_read_back_as_pairs_like_those_of_older_runs(mock_db):
+def test_a_change_record_is_a_digest_of_what_the_run_left_and_older_runs_records_read_the_same(mock_db):
+    read = {"_id": 7, "name": "Ada L", "schema_version": 2}
     update = {"$set": {"first_name": "Ada", "schema_version": 3}, "$unset": {"name": ""}}
-    record = change_record(7, update)
-    assert record == {"_id": 7, "set": {"first_name": "Ada", "schema_version": 3}, "unset": ["name"]}
-    assert len(bson.encode(record)) < len(bson.encode({"_id": 7, "set": [{"k": "first_name", "v": "Ada"},
-                                                                          {"k": "schema_version", "v": 3}], "unset": ["name"]}))
-    old = {"_id": 8, "set": [{"k": "first_name", "v": "Bo"}, {"k": "schema_version", "v": 3}], "unset": ["name"]}
-    mock_db.changes.insert_many([record, old])
+    record = change_record(7, read, update)
+    left = {"schema_version": 3, "_id": 7, "first_name": "Ada"}  # in another order: the server may reorder fields
+    assert record == {"_id": 7, "left": document_digest(left)}
+    assert len(bson.encode(record)) < len(bson.encode({"_id": 7, **update}))
+    assert document_digest({**left, "schema_version": Int64(3)}) != record["left"]  # another type: another document
+    assert document_digest({**left, "note": None}) != record["left"]
+    as_pairs = {"_id": 8, "set": [{"k": "first_name", "v": "Bo"}, {"k": "schema_version", "v": 3}], "unset": ["name"]}
+    as_document = {"_id": 9, "set": {"first_name": "Cy", "schema_version": 3}, "unset": ["name"]}
+    mock_db.changes.insert_many([record, as_pairs, as_document])
     reader = ChangeReader(mock_db.changes)
-    pre = {"_id": 7, "name": "Ada L", "schema_version": 2}
-    assert written_filter(pre, reader.get(7)) == {"schema_version": 3, "first_name": "Ada", "name": {"$exists": False}}
-    assert reader.get(8)["set"] == old["set"]
+    assert reader.left(read) == record["left"]
+    assert reader.left({"_id": 8, "name": "Bo B", "schema_version": 2}) == document_digest({"_id": 8, "first_name": "Bo", "schema_version": 3})
+    assert reader.left({"_id": 9, "name": "Cy C", "schema_version": 2}) == document_digest({"_id": 9, "first_name": "Cy", "schema_version": 3})
+    assert reader.left({"_id": 10}) is None
 
 
 class Named(BaseModel):
