@@ -92,6 +92,7 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
         results = []
         for s in steps:
             check_stop(f"before migration {s.version} ({s.direction})", "docshift migrate")
+            label_run(settings.database, s.version)
             results.append(applier(settings)(s.version, s.direction, run_options,
                                              recorded=(s.recorded_before, s.recorded_after), database=settings.database))
             if results[-1].paused:

@@ -12,7 +12,8 @@ from prefect.runtime import flow_run
 
 
 def label_run(database: str, migration: int | None = None, phase: str | None = None) -> None:
-    """Tag the current flow run `docshift`, `db:<database>` (and `migration:<n>`, `phase:<phase>`); no-op outside a run."""
+    """Tag the current flow run `docshift`, `db:<database>` (and `migration:<n>`, `phase:<phase>`, replacing an
+    earlier one: the `migrate` run names the migration it is applying, for an alert about it); no-op outside a run."""
     if not flow_run.id:
         return
     tags = {"docshift", f"db:{database}"}
@@ -20,9 +21,11 @@ def label_run(database: str, migration: int | None = None, phase: str | None = N
         tags.add(f"migration:{migration}")
     if phase is not None:
         tags.add(f"phase:{phase}")
+    replaced = tuple(prefix for prefix, given in (("migration:", migration), ("phase:", phase)) if given is not None)
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(flow_run.id)
-        client.update_flow_run(run.id, tags=sorted(tags | set(run.tags)))
+        kept = {t for t in run.tags if not (replaced and t.startswith(replaced))}
+        client.update_flow_run(run.id, tags=sorted(tags | kept))
 
 
 def announce(event: str, database: str, migration: int | None, phase: str | None, reason: str = "",

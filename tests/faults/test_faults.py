@@ -5,9 +5,7 @@ The runs that die are real `docshift` processes (the fault point kills its own p
 command in-process. A dead run's lease is expired by writing it into the past (Env.expire_lease), not slept out.
 """
 
-import contextlib
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -23,8 +21,7 @@ from docshift.dump import RAW
 from tests.support.env import expire_lease
 from tests.support.fingerprints import collection_fingerprint, database_snapshot, expected_after_all_ups, fingerprint
 from tests.support.paths import BIN, ROOT, free_port
-from tests.support.prefect_api import deploy_all, flow_run_state, prefect, remove_automations, start_worker, stop_worker
-from tests.support.waiting import descendants, wait_for_checkpoint
+from tests.support.waiting import wait_for_checkpoint
 
 N, BATCH, LEASE = 500, 50, 2
 LEASE_ENV = {"DOCSHIFT_LOCK_LEASE_SECONDS": str(LEASE)}
@@ -177,54 +174,3 @@ def test_database_server_stopped_and_restarted_mid_run_loses_nothing(env, own_fe
         assert db["_migrations"].find_one({"_id": "checkpoint"}) is None
     finally:
         client.close()
-
-
-@pytest.fixture
-def zombie_automation(env):
-    """Heartbeats every 30 s and the zombie automation of `docshift alerts setup` (Crashed after 3 missed heartbeats);
-    removed afterwards, since on the shared server it would crash other tests' long runs (default heartbeat 180 s)."""
-    env.vars.update({"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
-                     "DOCSHIFT_ALERT_URL": f"http://127.0.0.1:{free_port()}/unused"})
-    setup = env.run("alerts", "setup")
-    assert setup.returncode == 0, setup.stdout + setup.stderr
-    yield
-    remove_automations(env.vars["PREFECT_API_URL"])
-
-
-@pytest.mark.slow  # the run is Crashed 90 s after its last heartbeat
-@pytest.mark.deployment
-def test_worker_killed_during_a_deployment_run_is_crashed_and_a_new_run_resumes(env, zombie_automation):
-    seed_users(env.db, 3000, seed=32)
-    expected = fingerprint(expected_after_all_ups(env.db.users.with_options(codec_options=RAW).find(), env.migrations))
-    env.vars.update({**LEASE_ENV, "DOCSHIFT_PROJECT_DIR": str(ROOT), "PREFECT_WORKER_QUERY_SECONDS": "2"})
-    deploy_all(env.vars)
-    worker = start_worker(env.vars)
-    try:
-        started = prefect(env.vars, "deployment", "run", "migrate/migrate", "--param", 'options={"batch_size": 100}')
-        assert started.returncode == 0, started.stdout + started.stderr
-        flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", started.stdout).group(1)
-        wait_for_checkpoint(env.db, 3, 1000, alive=lambda: worker.poll() is None, poll=0.05)
-    finally:
-        for pid in descendants(worker.pid):  # the worker and the flow-run process it started
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        worker.wait()
-    holder = env.ledger.find_one({"_id": "lock"})
-    assert holder and f"flow-run {flow_run_id}" in holder["owner"]  # the dead run's lock is left behind
-    deadline = time.monotonic() + 240
-    while (state := flow_run_state(env.vars["PREFECT_API_URL"], flow_run_id)) != "CRASHED":  # its heartbeats stopped: the automation crashes it
-        assert state == "RUNNING" and time.monotonic() < deadline, f"flow run {state}, not CRASHED"
-        time.sleep(2)
-
-    worker = start_worker(env.vars)  # the crashed run freed the deployment's concurrency slot; its lock has expired by now
-    try:
-        resumed = prefect(env.vars, "deployment", "run", "migrate/migrate", "--param", 'options={"batch_size": 100}', "--watch",
-                          "--watch-timeout", "300", timeout=360)
-    finally:
-        stop_worker(worker)
-
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert collection_fingerprint(env.db.users, drop={"updated_at"}) == expected
-    entry = env.ledger.find_one({"kind": "history", "version": 3})
-    assert entry["resumed"] == 1 and entry["outcome"] == "applied"
-    assert env.ledger.find_one({"_id": "current"})["version"] == 5
