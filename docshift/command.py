@@ -329,6 +329,9 @@ def restore(backup_id: str, keep_version: bool = False) -> Restored:
                  f"the next `docshift migrate` carries them up")
     else:
         line += f"; the database stays at version {done.version_after}"
+    if done.removed_by:
+        line += (f". The fields that migration {', '.join(map(str, done.removed_by))} removed are not in the backup: a "
+                 f"`down` of it gives them back from the newest pre-images docshift holds, which may be newer than the backup")
     console.print(line, markup=False, highlight=False)
     return done
 

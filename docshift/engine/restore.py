@@ -13,7 +13,7 @@ from ..context import RunContext
 from ..errors import RestoreRefused, TargetError
 from ..ledger import Ledger, now
 from .backups import backup_versions, checked_backup, put_back
-from .drift import collection_versions
+from .drift import collection_versions, lineage
 from .rollback import rollback_target
 from .steps import make_step
 
@@ -28,6 +28,8 @@ class Restored:
     """The database's recorded version afterwards: moved back when the restore undid the latest run."""
     behind: int
     """Documents put back below their collection's recorded version (only with keep_version)."""
+    removed_by: tuple[int, ...] = ()
+    """Destructive migrations the documents had been through: the fields they removed are not in the backup."""
 
 
 def restore(ctx: RunContext, backup_id: str, keep_version: bool = False) -> Restored:
@@ -50,7 +52,9 @@ def restore(ctx: RunContext, backup_id: str, keep_version: bool = False) -> Rest
         ledger.set_current(rewind)
         ledger.update_entry(backup_id, {"outcome": "restored", "restored_at": now(), "restored_documents": documents})
     behind = 0 if rewind is not None else sum(n for v, n in versions.items() if v < recorded)
-    return Restored(backup_id, collection, documents, current, current if rewind is None else rewind, behind)
+    removed_by = tuple(v for v in lineage(ctx.scripts, collection, max(versions, default=0))
+                       if ctx.scripts.get(v).migration.kind == "destructive")
+    return Restored(backup_id, collection, documents, current, current if rewind is None else rewind, behind, removed_by)
 
 
 def rewind_to(ctx: RunContext, run_id: str, collection: str, versions: dict[int, int]) -> int | None:

@@ -118,3 +118,20 @@ def test_documents_written_at_an_old_version_during_a_run_are_never_reported_as_
     assert env.db.orders.find_one({"_id": "old-code-2"}) == {
         "_id": "old-code-2", "order_id": "old-2", "total_cents": 350, "state": "new", "currency": "EUR", "schema_version": 8}
     assert env.cli("verify").returncode == 0
+
+
+def test_a_restore_past_a_destructive_migration_says_where_its_removed_fields_come_back_from(env):
+    seed_users(env.db, 300, seed=43)
+    assert env.cli("migrate", "3").returncode == 0
+    at_3 = collection_fingerprint(env.db.users, drop={"updated_at"})
+    assert env.cli("migrate", "5").returncode == 0
+    backup = backup_of(env, 5)  # users as they were before migration 5: through 4, which removed deprecated_field
+
+    restored = env.cli("restore", backup)
+
+    assert restored.returncode == 0, restored.stderr
+    assert (f"The fields that migration 4 removed are not in the backup: a `down` of it gives them back from the newest "
+            f"pre-images docshift holds" in restored.stdout), restored.stdout
+    assert env.db.users.count_documents({"deprecated_field": {"$exists": True}}) == 0
+    assert env.cli("migrate", "3").returncode == 0
+    assert collection_fingerprint(env.db.users, drop={"updated_at"}) == at_3
