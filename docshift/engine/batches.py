@@ -109,6 +109,9 @@ def write_batch(coll: Collection, ops: list[UpdateOne], ids: list, step: Step):
     """The batch's guarded updates; a document the server refuses to store fails the step plainly (not retried)."""
     try:
         return coll.bulk_write(ops, ordered=False)
+    except KeyError as exc:  # FerretDB 1.24 leaves `nModified` out of its reply when it refuses a value
+        raise DatabaseError(f"the server's reply to the updates of migration {step.version} {step.direction} has no "
+                            f"count of the documents changed (first _id={ids[0]!r})") from exc
     except BulkWriteError as exc:
         refused = exc.details.get("writeErrors", [])
         if not refused:
@@ -121,15 +124,16 @@ def write_batch(coll: Collection, ops: list[UpdateOne], ids: list, step: Step):
 def refusals_named(db: Database, step: Step, values: list[dict]) -> Iterator[None]:
     """Name what the server refuses of a batch's new values, and fail the step plainly with it, without retries.
 
-    A write error (FerretDB 1.24: a nested array, a key with a dot or `$`) names the document it
-    failed on; a connection closed while the batch is written, by a server that still answers, is taken for a
-    value it cannot store (FerretDB panics on a Decimal128). Either way each new value is tried alone on a scratch
+    A write error (FerretDB 1.24: a nested array, a key with a dot or `$`; or a reply without `nModified`, as it
+    answers an update that stores such a value) names the document it failed on; a connection closed while the batch
+    is written, by a server that still answers, is taken for a value it cannot store (FerretDB panics on a
+    Decimal128). Either way each new value is tried alone on a scratch
     collection (engine.probe) to name it. A server that does not answer is down: that error stays one that is
     retried; a closed connection with no value refused is retried once (ConnectionClosedAfterWrite)."""
     try:
         yield
     except (AutoReconnect, DatabaseError) as exc:
-        if isinstance(exc, DatabaseError) and not isinstance(exc.__cause__, BulkWriteError):
+        if isinstance(exc, DatabaseError) and not isinstance(exc.__cause__, (BulkWriteError, KeyError)):
             raise
         if isinstance(exc, AutoReconnect) and (isinstance(exc, NetworkTimeout) or not server_answers(db)):
             raise
