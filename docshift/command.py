@@ -329,9 +329,11 @@ def restore(backup_id: str, keep_version: bool = False) -> Restored:
                  f"the next `docshift migrate` carries them up")
     else:
         line += f"; the database stays at version {done.version_after}"
-    if done.removed_by:
-        line += (f". The fields that migration {', '.join(map(str, done.removed_by))} removed are not in the backup: a "
-                 f"`down` of it gives them back from the newest pre-images docshift holds, which may be newer than the backup")
+    if done.from_pre_images:
+        which = ", ".join(map(str, done.from_pre_images))
+        line += (f". What the `down` of migration{'s' if len(done.from_pre_images) > 1 else ''} {which} takes from "
+                 f"pre-images is not in the backup: a later `down` takes it from the newest pre-images docshift holds, "
+                 f"which may be newer than the backup")
     console.print(line, markup=False, highlight=False)
     return done
 

@@ -28,8 +28,9 @@ class Restored:
     """The database's recorded version afterwards: moved back when the restore undid the latest run."""
     behind: int
     """Documents put back below their collection's recorded version (only with keep_version)."""
-    removed_by: tuple[int, ...] = ()
-    """Destructive migrations the documents had been through: the fields they removed are not in the backup."""
+    from_pre_images: tuple[int, ...] = ()
+    """Migrations the documents had been through whose `down` takes values from pre-images (what `up` removed or
+    changed): those values are not in the backup."""
 
 
 def restore(ctx: RunContext, backup_id: str, keep_version: bool = False) -> Restored:
@@ -52,9 +53,10 @@ def restore(ctx: RunContext, backup_id: str, keep_version: bool = False) -> Rest
         ledger.set_current(rewind)
         ledger.update_entry(backup_id, {"outcome": "restored", "restored_at": now(), "restored_documents": documents})
     behind = 0 if rewind is not None else sum(n for v, n in versions.items() if v < recorded)
-    removed_by = tuple(v for v in lineage(ctx.scripts, collection, max(versions, default=0))
-                       if ctx.scripts.get(v).migration.kind == "destructive")
-    return Restored(backup_id, collection, documents, current, current if rewind is None else rewind, behind, removed_by)
+    from_pre_images = tuple(v for v in lineage(ctx.scripts, collection, max(versions, default=0))
+                            if ctx.scripts.get(v).migration.down_uses_pre_image)
+    return Restored(backup_id, collection, documents, current, current if rewind is None else rewind, behind,
+                    from_pre_images)
 
 
 def rewind_to(ctx: RunContext, run_id: str, collection: str, versions: dict[int, int]) -> int | None:
