@@ -5,25 +5,41 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 from .paths import BIN, ROOT
 
 
 def api_get(api: str, path: str):
-    with urllib.request.urlopen(f"{api}{path}", timeout=10) as response:
-        return json.loads(response.read())
+    return json.loads(_call(urllib.request.Request(f"{api}{path}")))
 
 
 def api_post(api: str, path: str, body: dict):
-    request = urllib.request.Request(f"{api}{path}", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+    return json.loads(_call(urllib.request.Request(f"{api}{path}", data=json.dumps(body).encode(), method="POST",
+                                                   headers={"Content-Type": "application/json"})))
 
 
 def api_delete(api: str, path: str) -> None:
-    urllib.request.urlopen(urllib.request.Request(f"{api}{path}", method="DELETE"), timeout=10).close()
+    _call(urllib.request.Request(f"{api}{path}", method="DELETE"))
+
+
+def _call(request: urllib.request.Request, attempts: int = 5) -> bytes:
+    """The response body; a 503 (the Prefect server's database busy under the suite's load) is asked again, so that
+    a fixture's clean-up does not leave automations behind for the next test on the same server."""
+    for attempt in range(1, attempts):
+        try:
+            return _body(request)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503:
+                raise
+            time.sleep(0.5 * attempt)
+    return _body(request)
+
+
+def _body(request: urllib.request.Request) -> bytes:
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read()
 
 
 def flow_run_state(api: str, flow_run_id: str) -> str:
