@@ -151,16 +151,6 @@ def restore_each(coll: Collection, step: Step, guard: dict, written: list[Writte
     return sum(o is Outcome.RESTORED for _, o in outcomes), [w.pre for w, o in outcomes if o is Outcome.NEWER]
 
 
-def restore_exactly(coll: Collection, guard: dict, written: list[Written]) -> tuple[int, list[Written]]:
-    """Where the server has `$jsonSchema`: one bulk write whose filters match only the whole document as the run
-    left it (no field added). Returns how many were restored and the batch again if some were not."""
-    if not written:
-        return 0, []
-    result = coll.bulk_write([ReplaceOne({"_id": w.pre["_id"], **guard, **exact_filter(w.left)}, w.raw)
-                              for w in written], ordered=False)
-    return result.modified_count, written if result.matched_count < len(written) else []
-
-
 def restore_one(coll: Collection, step: Step, guard: dict, w: Written) -> Outcome:
     """Elsewhere (FerretDB): replace the document, read as the run left it, filtered on every field, and check the
     document the server replaced. If an application added a field in the moment between, the document is put back
