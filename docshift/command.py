@@ -332,8 +332,8 @@ def restore(backup_id: str, keep_version: bool = False) -> Restored:
     if done.from_pre_images:
         which = ", ".join(map(str, done.from_pre_images))
         line += (f". What the `down` of migration{'s' if len(done.from_pre_images) > 1 else ''} {which} takes from "
-                 f"pre-images is not in the backup: a later `down` takes it from the newest pre-images docshift holds, "
-                 f"which may be newer than the backup")
+                 f"pre-images is not in the backup: docshift keeps the pre-images these documents had when it was made, "
+                 f"and a later `down` gives that back")
     console.print(line, markup=False, highlight=False)
     return done
 

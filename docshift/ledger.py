@@ -14,6 +14,8 @@ from .spec import INITIAL_VERSION
 from .storage import LEDGER
 
 CURRENT, LOCK, CHECKPOINT = "current", "lock", "checkpoint"
+KEPT_PRE_IMAGES = "kept_pre_images"
+"""A record of pre-images that a restore kept for the documents it put back (Ledger.keep_pre_images)."""
 UNDONE = ("rolled_back", "restored")
 """Outcomes of runs whose changes were undone: by a rollback, or by restoring their backup."""
 
@@ -99,13 +101,18 @@ class Ledger:
                 checksums[entry["version"]] = entry["checksum"]
         return checksums
 
-    def pre_image_runs(self, version: int) -> list[str]:
+    def pre_image_runs(self, version: int, before: str | None = None) -> list[str]:
         """The runs whose backups hold the pre-images for reverting `version`, oldest first: every `up` of it since it
         was last reverted that was not rolled back (the first run, its quarantine retries, resumed, paused and
-        partitioned runs alike), and an interrupted one. Each document's pre-image is in the newest of them that read it.
+        partitioned runs alike), an interrupted one, and the pre-images a restore kept for the documents it put back.
+        Each document's pre-image is in the newest of them that read it. With `before`: as they were when that run
+        started.
         """
         runs: list[str] = []
-        for e in self.history():
+        for e in sorted([*self.history(), *self.coll.find({"kind": KEPT_PRE_IMAGES, "version": version})],
+                        key=lambda e: e["started_at"]):
+            if e["_id"] == before:
+                break
             if e["version"] != version:
                 continue
             if e["direction"] == "down" and e["outcome"] == "reverted":
@@ -113,6 +120,12 @@ class Ledger:
             elif e["direction"] == "up" and e["outcome"] not in UNDONE and e.get("phase") != "cleanup":
                 runs.append(e["_id"])  # cleanup's pre-images are already at `version`
         return runs
+
+    def keep_pre_images(self, version: int, store: str, restored_from: str) -> None:
+        """Record that `store` holds the pre-images for reverting `version` of documents that a restore of
+        `restored_from` put back: newer than every run's, a `down` takes those documents' pre-images from it."""
+        self.coll.insert_one({"_id": store, "kind": KEPT_PRE_IMAGES, "version": version, "direction": "up",
+                              "outcome": "kept", "started_at": now(), "restored_from": restored_from})
 
     def phases(self, version: int) -> dict:
         """Which phases of migration `version`'s expand-contract change completed: phase -> {completed_at, verified, …}."""

@@ -7,12 +7,17 @@ was the latest change: the restore undoes it exactly), or, only when asked, leav
 `migrate` to carry up; otherwise it refuses before writing anything and says what to run.
 """
 
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
+from .. import dump, storage
 from ..context import RunContext
 from ..errors import RestoreRefused, TargetError
 from ..ledger import Ledger, now
-from .backups import backup_versions, checked_backup, put_back
+from ..spec import INITIAL_VERSION
+from ..transform import VERSION_FIELD
+from .backups import backup_versions, bson_order, checked_backup, put_back, save_by_id
 from .drift import collection_versions, lineage
 from .rollback import rollback_target
 from .steps import make_step
@@ -30,7 +35,7 @@ class Restored:
     """Documents put back below their collection's recorded version (only with keep_version)."""
     from_pre_images: tuple[int, ...] = ()
     """Migrations the documents had been through whose `down` takes values from pre-images (what `up` removed or
-    changed): those values are not in the backup."""
+    changed): those values are not in the backup, so the restore keeps the pre-images the documents had then."""
 
 
 def restore(ctx: RunContext, backup_id: str, keep_version: bool = False) -> Restored:
@@ -55,8 +60,36 @@ def restore(ctx: RunContext, backup_id: str, keep_version: bool = False) -> Rest
     behind = 0 if rewind is not None else sum(n for v, n in versions.items() if v < recorded)
     from_pre_images = tuple(v for v in lineage(ctx.scripts, collection, max(versions, default=0))
                             if ctx.scripts.get(v).migration.down_uses_pre_image)
+    keep_pre_images(ctx, entry, from_pre_images)
     return Restored(backup_id, collection, documents, current, current if rewind is None else rewind, behind,
                     from_pre_images)
+
+
+def keep_pre_images(ctx: RunContext, entry: dict, versions: tuple[int, ...]) -> None:
+    """For each migration in `versions` whose pre-images changed since the backup's run started (a down reverted the
+    runs, a later up read what the application wrote afterwards), keep the pre-images the restored documents had then:
+    a later `down` must give them back what they held at the backup, not values the restore took away."""
+    ledger, docs = Ledger(ctx.db), None
+    for version in versions:
+        then = ledger.pre_image_runs(version, before=entry["_id"])
+        if then == ledger.pre_image_runs(version):
+            continue
+        if docs is None:
+            docs = [(raw["_id"], raw.get(VERSION_FIELD) or INITIAL_VERSION) for raw in dump.read(Path(entry["path"]))]
+        if kept := pre_images_of(ctx, then, [doc_id for doc_id, at in docs if at >= version]):
+            store = f"{entry['_id']}.restored-{uuid.uuid4().hex[:6]}-v{version}"
+            save_by_id(storage.pre_images(ctx.db, store), kept)
+            ledger.keep_pre_images(version, store, entry["_id"])
+
+
+def pre_images_of(ctx: RunContext, run_ids: list[str], doc_ids: list) -> list[dict]:
+    """The documents' pre-images in the newest of these runs' backups that holds each (a pruned backup is skipped)."""
+    names, found = set(ctx.db.list_collection_names()), {}
+    for run_id in (r for r in run_ids if storage.backup_name(r) in names):
+        for start in range(0, len(doc_ids), 1000):
+            for doc in storage.pre_images(ctx.db, run_id).find({"_id": {"$in": doc_ids[start:start + 1000]}}):
+                found[bson_order(doc["_id"])] = doc
+    return list(found.values())
 
 
 def rewind_to(ctx: RunContext, run_id: str, collection: str, versions: dict[int, int]) -> int | None:

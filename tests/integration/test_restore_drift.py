@@ -131,8 +131,27 @@ def test_a_restore_past_a_destructive_migration_says_where_its_removed_fields_co
     restored = env.cli("restore", backup)
 
     assert restored.returncode == 0, restored.stderr
-    assert ("What the `down` of migrations 2, 3, 4 takes from pre-images is not in the backup: a later `down` takes it from "
-            "the newest pre-images docshift holds" in restored.stdout), restored.stdout
+    assert ("What the `down` of migrations 2, 3, 4 takes from pre-images is not in the backup: docshift keeps the "
+            "pre-images these documents had when it was made" in restored.stdout), restored.stdout
     assert env.db.users.count_documents({"deprecated_field": {"$exists": True}}) == 0
     assert env.cli("migrate", "3").returncode == 0
+    assert collection_fingerprint(env.db.users, drop={"updated_at"}) == at_3
+
+
+def test_a_restored_document_s_down_gives_back_what_it_held_at_the_backup_not_what_a_later_run_read(env):
+    """Issue 12 (soak seed 8): values that the restore took away must not come back through a later run's pre-images."""
+    seed_users(env.db, 300, seed=44)
+    assert env.cli("migrate", "5").returncode == 0
+    backup = backup_of(env, 5)  # users through migration 4, which removed deprecated_field: its values are pre-images
+    assert env.cli("migrate", "3").returncode == 0
+    at_3 = collection_fingerprint(env.db.users, drop={"updated_at"})
+    env.db.users.update_many({}, {"$set": {"deprecated_field": "written after the backup"}})
+    assert env.cli("migrate", "5").returncode == 0  # a second up of 4, whose pre-images hold the later value
+
+    restored = env.cli("restore", backup, "--keep-version")
+    assert restored.returncode == 0, restored.stderr
+    assert env.cli("migrate", "5").returncode == 0  # carries the restored users from 4 to 5
+    assert env.cli("migrate", "3").returncode == 0
+
+    assert env.db.users.count_documents({"deprecated_field": "written after the backup"}) == 0
     assert collection_fingerprint(env.db.users, drop={"updated_at"}) == at_3
