@@ -1,6 +1,8 @@
 """The `docshift` command line: parses arguments and calls docshift.command."""
 
 import enum
+import functools
+import inspect
 import logging
 import os
 import signal
@@ -9,7 +11,10 @@ import traceback as tb
 from pathlib import Path
 from typing import Annotated, Optional, get_args
 
+import annotated_types
 import typer
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from pymongo.errors import PyMongoError
 
 from . import command
@@ -54,20 +59,46 @@ def plan(target: Target = None) -> None:
     command.plan(target)
 
 
+def with_options(model: type[BaseModel]):
+    """Give a command each field of `model` as an option (its description the help, its bounds typer's, a bool a
+    flag such as `--allow-changed`) and call it with one `model`: the command line and the deployment's parameters
+    are then the same options, declared once."""
+    def wrap(command):
+        signature = inspect.signature(command)
+        [given] = [p for p in signature.parameters.values() if p.annotation is model]
+        flags = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=Annotated[
+                     field.annotation, typer.Option(f"--{name.replace('_', '-')}", help=field.description, **bounds(field))])
+                 for name, field in model.model_fields.items()]
+
+        @functools.wraps(command)
+        def run(**values):
+            chosen = {name: values.pop(name) for name in model.model_fields}
+            return command(**values, **{given.name: model(**chosen)})
+
+        run.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values() if p is not given]
+                                              + flags)
+        return run
+    return wrap
+
+
+def bounds(field: FieldInfo) -> dict:
+    limits = {}
+    for constraint in field.metadata:
+        if isinstance(constraint, annotated_types.Ge):
+            limits["min"] = constraint.ge
+        elif isinstance(constraint, annotated_types.Le):
+            limits["max"] = constraint.le
+    return limits
+
+
 @app.command()
+@with_options(MigrateOptions)
 def migrate(
+    options: MigrateOptions,
     target: Target = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Documents per batch (env DOCSHIFT_BATCH_SIZE)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and sample only; write nothing.")] = False,
-    allow_changed: Annotated[bool, typer.Option("--allow-changed", help="Run although applied files were edited.")] = False,
-    max_failures: Annotated[int, typer.Option(min=0, help="Documents that may fail and be quarantined before the run rolls back.")] = 0,
-    window_minutes: WindowMinutes = None,
-    partitions: Annotated[Optional[int], typer.Option(min=1, max=64, help="`_id` ranges migrated in parallel (env DOCSHIFT_PARTITIONS)")] = None,
-    new_database: Annotated[bool, typer.Option("--new-database", help="Start a ledger in a database that has none of the migrated collections yet.")] = False,
 ) -> None:
     """Migrate up or down to TARGET through the Prefect `migrate` flow."""
-    options = MigrateOptions(batch_size=batch_size, max_failures=max_failures, window_minutes=window_minutes,
-                             partitions=partitions, allow_changed=allow_changed, new_database=new_database)
     command.migrate(target, options, dry_run)
 
 

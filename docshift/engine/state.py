@@ -71,10 +71,12 @@ class RunState:
 class MigrateOptions(BaseModel):
     """A `migrate` run's options as a user gives them: command-line flags, or the `migrate` deployment's parameters."""
 
-    batch_size: int | None = Field(None, gt=0, description="Documents per batch; unset: sized to the batch time.")
+    batch_size: int | None = Field(None, ge=1, description="Documents per batch (env DOCSHIFT_BATCH_SIZE); unset: sized "
+                                                           "to the batch time.")
     max_failures: int = Field(0, ge=0, description="Documents that may fail and be quarantined before the run rolls back.")
     window_minutes: float | None = Field(None, ge=0, description="Maintenance window: pause at a checkpoint when it ends.")
-    partitions: int | None = Field(None, ge=1, le=64, description="`_id` ranges migrated in parallel.")
+    partitions: int | None = Field(None, ge=1, le=64, description="`_id` ranges migrated in parallel (env "
+                                                                  "DOCSHIFT_PARTITIONS).")
     allow_changed: bool = Field(False, description="Run although applied migration files were edited.")
     new_database: bool = Field(False, description="Start a ledger in a database that has none of the migrated "
                                                   "collections yet (else refused as a mistyped name).")
