@@ -148,9 +148,16 @@ class Ledger:
         """The in-flight step of an unfinished run, if any."""
         return self.coll.find_one({"_id": CHECKPOINT})
 
-    def save_checkpoint(self, fields: dict, checkpoint_id: str = CHECKPOINT) -> None:
-        """Update the run's checkpoint, or with `checkpoint_id` one partition's (`checkpoint.<n>`)."""
+    def start_checkpoint(self, fields: dict, checkpoint_id: str = CHECKPOINT) -> None:
+        """Create (or add to) the run's checkpoint, or with `checkpoint_id` one partition's (`checkpoint.<n>`)."""
         self.coll.update_one({"_id": checkpoint_id}, {"$set": {**fields, "updated_at": now()}}, upsert=True)
+
+    def save_checkpoint(self, fields: dict, checkpoint_id: str = CHECKPOINT) -> None:
+        """Update a checkpoint that start_checkpoint created. One that is gone (the ledger or the database was dropped
+        under the run) stops the run, instead of leaving a checkpoint of a few fields that the next command cannot read."""
+        if self.coll.update_one({"_id": checkpoint_id}, {"$set": {**fields, "updated_at": now()}}).matched_count == 0:
+            raise LockLostError(f"the run's {checkpoint_id} is gone from {self.db.name}.{LEDGER} (was the database or its "
+                                f"ledger dropped while the run went?); the run stopped")
 
     def partition_checkpoints(self) -> list[dict]:
         """The checkpoints of a partitioned step's `_id` ranges, in partition order."""

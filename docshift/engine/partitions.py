@@ -54,7 +54,7 @@ def start_partitions(db: Database, step: Step, state: RunState, partitions: int)
     for index, size in enumerate(sizes):
         part = replace(state, partition=index, last_id=None, started=False, done=0, matched=0, changed=0, batches=0,
                        validated=0, resumed=0, quarantined=[], total=size)
-        ledger.save_checkpoint({**asdict(part), "kind": "partition", "index": index, "bounds": bounds}, part.checkpoint_id)
+        ledger.start_checkpoint({**asdict(part), "kind": "partition", "index": index, "bounds": bounds}, part.checkpoint_id)
         parts.append(part)
     return parts
 

@@ -70,8 +70,8 @@ def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason
     if pending and pending["run_id"] == run_id and pending.get("rolling_back"):
         reason = pending["reason"]  # finishing an interrupted rollback: keep why it started, and whether it rewinds
         rewind = rewind or pending.get("rewind", False)
-    ledger.save_checkpoint({"run_id": run_id, "version": step.version, "direction": step.direction,
-                            "rolling_back": True, "reason": reason, "rewind": rewind})
+    ledger.start_checkpoint({"run_id": run_id, "version": step.version, "direction": step.direction,
+                             "rolling_back": True, "reason": reason, "rewind": rewind})
     if migration.operation is not None:
         settings = get_settings()
         restored, by_function = undo_actions(db, step, run_id, settings.backup_dir, settings.backup_gzip), 0

@@ -124,7 +124,7 @@ def start_or_resume(ctx: RunContext, step: Step, flow_run_id: str | None) -> Run
         total = coll.count_documents(step.selector)
     state = RunState(run_id=f"v{step.version}-{step.direction}-{uuid.uuid4().hex[:10]}",
                      total=total, count_before=count, started_at=now(), flow_run_id=flow_run_id, validated=0)
-    ledger.save_checkpoint({**step.identity, **asdict(state), "undoes": undoes})
+    ledger.start_checkpoint({**step.identity, **asdict(state), "undoes": undoes})
     _record_start(ctx, step, state, undoes)
     return state
 
