@@ -109,8 +109,7 @@ class Ledger:
         started.
         """
         runs: list[str] = []
-        for e in sorted([*self.history(), *self.coll.find({"kind": KEPT_PRE_IMAGES, "version": version})],
-                        key=lambda e: e["started_at"]):
+        for e in sorted([*self.history(), *self.kept_pre_images()], key=lambda e: e["started_at"]):
             if e["_id"] == before:
                 break
             if e["version"] != version:
@@ -120,6 +119,10 @@ class Ledger:
             elif e["direction"] == "up" and e["outcome"] not in UNDONE and e.get("phase") != "cleanup":
                 runs.append(e["_id"])  # cleanup's pre-images are already at `version`
         return runs
+
+    def kept_pre_images(self) -> list[dict]:
+        """The records of pre-images that restores kept (keep_pre_images)."""
+        return list(self.coll.find({"kind": KEPT_PRE_IMAGES}))
 
     def keep_pre_images(self, version: int, store: str, restored_from: str) -> None:
         """Record that `store` holds the pre-images for reverting `version` of documents that a restore of

@@ -72,7 +72,8 @@ def backups_of(db: Database, backup_dir: Path) -> list[Backup]:
     """Every run that has a backup collection, a kept collection, a catalog entry or a folder of files, oldest first."""
     names = db.list_collection_names()
     catalog = {e["_id"]: e for e in db[storage.BACKUPS].find()}
-    history = {e["_id"]: e for e in Ledger(db).history()}
+    ledger = Ledger(db)
+    history = {e["_id"]: e for e in [*ledger.history(), *ledger.kept_pre_images()]}
     run_ids = set(catalog) | {r for n in names if (r := storage.backup_run_id(n))}
     found = []
     for run_id in run_ids:

@@ -230,9 +230,10 @@ def rollback_target(ctx: RunContext, run_id: str) -> tuple[Step, bool]:
                               f"rolling it back would leave them half-applied: apply migration {step.version} "
                               f"{undone.direction} completely with `docshift migrate {undone.recorded_after}`")
         if step.phase is None and step.recorded_before == step.recorded_after:
-            raise TargetError(f"run {run_id} retried documents quarantined by migration {step.version} without moving "
-                              f"the recorded version; rolling it back alone would leave the documents its first run "
-                              f"changed at {step.to_version}: revert migration {step.version} for every document with "
+            raise TargetError(f"run {run_id} retried documents that were behind migration {step.version} (quarantined, "
+                              f"restored from an older backup or written at an old version) without moving the recorded "
+                              f"version; rolling it back alone would put them behind again beside the documents earlier "
+                              f"runs changed at {step.to_version}: revert migration {step.version} for every document with "
                               f"`docshift migrate {make_step(ctx.scripts, step.version, 'up').recorded_before}`")
         return step, True
     raise TargetError(f"run {run_id} is {entry['outcome']}: nothing to roll back")
