@@ -1,4 +1,4 @@
-"""The benchmark harness (benchmarks/run.py) on 500 users: every mode does the same work, the report has every row
+"""The benchmark harness (benchmarks/run.py) on 300 users: every mode does the same work, the report has every row
 and every mode's per-document costs (client CPU, wire bytes through the counting proxy, round trips).
 
 Speed is never asserted: this only keeps the harness honest (equal work, nothing missing) as the engine changes.
@@ -23,7 +23,7 @@ HARNESS = """
 import json, sys
 from pathlib import Path
 from benchmarks import run as bench
-results = bench.run([500], {}, None, Path(sys.argv[1]))
+results = bench.run([300], {}, None, Path(sys.argv[1]))
 print(json.dumps([[r.step, r.mode, r.done, r.check, r.note, r.usage.cpu_s, r.wire] for r in results]))
 """
 
@@ -38,7 +38,7 @@ def test_every_mode_leaves_the_same_documents_and_the_report_has_every_row(tmp_p
 
     assert sorted((step, mode) for step, mode, *_ in results) == sorted((f"{v - 1}→{v}", m) for v, m in bench.MODES)
     assert [(mode, done, check, note) for _, mode, done, check, note, *_ in results] == [
-        (m, 500, "identical", "") for _, m in bench.MODES]
+        (m, 300, "identical", "") for _, m in bench.MODES]
     table = out.read_text()
     for version, mode in bench.MODES:
         assert table.count(f"| {version - 1}→{version} | {LABELS[mode]} |") == 2, mode  # throughput, per-document costs

@@ -31,7 +31,7 @@ REFUSED = {  # the value `up` adds, the field named, and what the message says o
 @pytest.fixture
 def at_5(env):
     seed_users(env.db, 200, seed=64)
-    assert env.run("migrate").returncode == 0
+    assert env.cli("migrate").returncode == 0
     return env
 
 
@@ -41,7 +41,7 @@ def test_a_value_the_server_refuses_is_reported_before_any_write(at_5, case):
     (at_5.migrations / "0006_refused.py").write_text(MIGRATION.format(up=up))
     before = database_snapshot(at_5.db)
 
-    result = at_5.run("migrate")
+    result = at_5.cli("migrate")
 
     assert result.returncode == 1
     [error] = result.stderr.strip().splitlines()
@@ -72,7 +72,7 @@ def test_a_refused_value_met_during_the_run_is_not_retried_and_is_named(at_5, pr
         up="{**d, 'balance': Decimal128('12.50')} if d['user_id'] == 'user_150' else {**d, 'balance': 1}"))
     before = collection_fingerprint(at_5.db.users)
 
-    result = at_5.run("migrate", "--batch-size", "50")
+    result = at_5.cli("migrate", "--batch-size", "50")
 
     assert result.returncode == 1
     [error] = result.stderr.strip().splitlines()

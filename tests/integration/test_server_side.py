@@ -25,7 +25,7 @@ def test_an_update_runs_on_the_server_and_rollback_and_down_give_every_byte_back
     users.insert_one({"_id": "not-an-objectid", "user_id": "odd"})
     before = raw_snapshot(users)
 
-    up = env.run("migrate")
+    up = env.cli("migrate")
     assert up.returncode == 0, up.stdout + up.stderr
     assert users.count_documents({"schema_version": 2, "plan": {"name": "free", "seats": 1}}) == N + 1
     entry = env.ledger.find_one({"kind": "history", "version": 2})
@@ -34,12 +34,12 @@ def test_an_update_runs_on_the_server_and_rollback_and_down_give_every_byte_back
     assert sorted(map(str, backup.distinct("_id"))) == sorted(map(str, [*had_plan, stored_version, "not-an-objectid"]))
     assert env.db[entry["backup"] + ".ranges"].count_documents({}) >= 1
 
-    undone = env.run("rollback", "--run", entry["_id"])
+    undone = env.cli("rollback", "--run", entry["_id"])
     assert undone.returncode == 0, undone.stdout + undone.stderr
     assert raw_snapshot(users) == before  # the exact bytes, field order included
 
-    assert env.run("migrate").returncode == 0
-    down = env.run("migrate", "1")
+    assert env.cli("migrate").returncode == 0
+    down = env.cli("migrate", "1")
     assert down.returncode == 0, down.stdout + down.stderr
     after = raw_snapshot(users)
     assert {k: v for k, v in after.items() if k != stored_version} == {k: v for k, v in before.items() if k != stored_version}
