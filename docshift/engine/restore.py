@@ -71,8 +71,8 @@ def keep_pre_images(ctx: RunContext, entry: dict, versions: tuple[int, ...]) -> 
     a later `down` must give them back what they held at the backup, not values the restore took away."""
     ledger, docs = Ledger(ctx.db), None
     for version in versions:
-        then = ledger.pre_image_runs(version, before=entry["_id"])
-        if then == ledger.pre_image_runs(version):
+        then, newest = ledger.pre_image_runs(version, before=entry["_id"]), ledger.pre_image_runs(version)
+        if then == newest or (newest and newest[-1].startswith(f"{entry['_id']}.restored-")):  # restored again: kept
             continue
         if docs is None:
             docs = [(raw["_id"], raw.get(VERSION_FIELD) or INITIAL_VERSION) for raw in dump.read(Path(entry["path"]))]

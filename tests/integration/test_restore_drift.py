@@ -148,10 +148,11 @@ def test_a_restored_document_s_down_gives_back_what_it_held_at_the_backup_not_wh
     env.db.users.update_many({}, {"$set": {"deprecated_field": "written after the backup"}})
     assert env.cli("migrate", "5").returncode == 0  # a second up of 4, whose pre-images hold the later value
 
-    restored = env.cli("restore", backup, "--keep-version")
-    assert restored.returncode == 0, restored.stderr
+    for _ in range(2):  # the same restore twice keeps the pre-images once
+        restored = env.cli("restore", backup, "--keep-version")
+        assert restored.returncode == 0, restored.stderr
     pruned = env.cli("backups", "prune", "--keep-last", "0")  # what the restore kept is needed: it stays
-    assert pruned.returncode == 0 and f"{backup}.restored-" in pruned.stdout, pruned.stdout + pruned.stderr
+    assert pruned.returncode == 0 and pruned.stdout.count(f"{backup}.restored-") == 1, pruned.stdout + pruned.stderr
     assert env.cli("migrate", "5").returncode == 0  # carries the restored users from 4 to 5
     assert env.cli("migrate", "3").returncode == 0
 
