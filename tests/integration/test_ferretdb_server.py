@@ -1,5 +1,5 @@
-"""The embedded FerretDB as scripts/ferretdb builds it: what ferretdb-1.24.2-fixes.patch and -pushdown.patch must keep
-and must not break.
+"""The embedded FerretDB as scripts/ferretdb builds it: what ferretdb-1.24.2-fixes.patch, -pushdown.patch and
+-updates.patch must keep and must not break.
 
 The patch serves every lookup by `_id` from the `_id` index (also when the filter has other keys) and closes each
 update statement's iterator before the next one. Its first version called `Has("_id")` on the filter the handler
@@ -15,6 +15,9 @@ application's `$set` that came in between); the patch makes each such command on
 The pushdown patch lets SQLite narrow the rows for `_id` ranges of ObjectIds and for a top-level field equal to an
 integer (or `$in` integers and null): only ever narrowing, since the handler applies the whole filter to what the
 query returns.
+
+The updates patch writes an update command's modified documents together (stock 1.24.2 commits each on its own,
+and each commit may re-sort SQLite's write-ahead log), so a statement must still read what the ones before it wrote.
 """
 
 import struct
@@ -157,3 +160,58 @@ def test_a_bare_value_in_a_filter_matches_as_eq_does(coll):
             continue
         bare = sorted(d["_id"] for d in things.find({"v": value}))
         assert bare == sorted(d["_id"] for d in things.find({"v": {"$eq": value}})), value
+
+
+def test_statements_of_one_update_command_read_what_the_ones_before_wrote(coll):
+    """ferretdb-1.24.2-updates.patch holds an update command's modified documents and writes them together; a
+    statement that may read one of them (another filter than one `_id`, a held `_id`, a number as `_id`) must see
+    it written first, also when it pushes its filter down to SQLite or upserts."""
+    oid = IDS[-1]
+    coll.insert_one({"_id": 5, "n": 0})
+    statements = [
+        pymongo.UpdateOne({"_id": "u001"}, {"$set": {"a": 1}}),
+        pymongo.UpdateOne({"_id": "u001", "a": 1}, {"$inc": {"n": 100}}),  # the same _id, held
+        pymongo.UpdateOne({"_id": "u002"}, {"$set": {"v": 7}}),
+        pymongo.UpdateMany({"v": 7}, {"$set": {"b": 1}}),  # no _id; v=7 is pushed down to SQLite
+        pymongo.UpdateOne({"_id": oid}, {"$set": {"a": 3}}),
+        pymongo.UpdateOne({"_id": {"$in": [oid]}, "a": 3}, {"$inc": {"n": 1}}),  # an operator on _id
+        pymongo.UpdateOne({"_id": 5}, {"$set": {"a": 5}}),
+        pymongo.UpdateOne({"_id": 5.0, "a": 5}, {"$inc": {"n": 1}}),  # 5 and 5.0 are one _id
+        pymongo.UpdateOne({"_id": "u003"}, {"$set": {"a": 1}}),
+        pymongo.UpdateOne({"_id": "new", "a": 1}, {"$set": {"c": 1}}, upsert=True),
+        pymongo.UpdateOne({"_id": "u003"}, {"$inc": {"n": 1}}),  # held, then a statement without it, then it again
+    ]
+    result = coll.bulk_write(statements)  # ordered, as the statements depend on each other
+    assert (result.matched_count, result.modified_count, result.upserted_count) == (10, 10, 1)
+    assert coll.find_one({"_id": "u001"}) == {"_id": "u001", "n": 101, "a": 1}
+    assert coll.find_one({"_id": "u002"}) == {"_id": "u002", "n": 2, "v": 7, "b": 1}
+    assert coll.find_one({"_id": oid}) == {"_id": oid, "n": len(IDS), "a": 3}
+    assert coll.find_one({"_id": 5}) == {"_id": 5, "n": 1, "a": 5}
+    assert coll.find_one({"_id": "u003"}) == {"_id": "u003", "n": 4, "a": 1}
+    assert coll.find_one({"_id": "new"}) == {"_id": "new", "a": 1, "c": 1}
+
+
+def test_a_long_update_many_writes_every_document_and_a_failing_one_keeps_those_before_it(coll):
+    """More documents than one held batch (1,000): all are written. A document the update cannot apply to stops the
+    command with its error, and the documents before it stay updated, as MongoDB leaves them."""
+    things = coll.database["many"]
+    things.insert_many([{"_id": i, "n": i} for i in range(2500)])
+    assert things.update_many({}, {"$inc": {"n": 1}}).modified_count == 2500
+    assert [d["n"] for d in things.find().sort("_id", 1)] == list(range(1, 2501))
+
+    things.update_one({"_id": 1700}, {"$set": {"n": "text"}})
+    order = [d["_id"] for d in things.find()]  # the order an update without a sort visits them
+    with pytest.raises(pymongo.errors.WriteError):
+        things.update_many({}, {"$inc": {"n": 1}})
+    stopped_at = order.index(1700)
+    assert [d["n"] for d in things.find({"_id": {"$in": order[:stopped_at]}}).sort("_id", 1)] == \
+        [i + 2 for i in sorted(order[:stopped_at])]
+    assert [d["n"] for d in things.find({"_id": {"$in": order[stopped_at + 1:]}}).sort("_id", 1)] == \
+        [i + 1 for i in sorted(order[stopped_at + 1:])]
+
+
+def test_find_and_modify_writes_what_it_returns(coll):
+    before = coll.find_one_and_update({"_id": "u004"}, {"$inc": {"n": 10}})
+    after = coll.find_one_and_update({"_id": "u004"}, {"$inc": {"n": 10}}, return_document=pymongo.ReturnDocument.AFTER)
+    assert (before, after) == ({"_id": "u004", "n": 4}, {"_id": "u004", "n": 24})
+    assert coll.find_one({"_id": "u004"}) == {"_id": "u004", "n": 24}
