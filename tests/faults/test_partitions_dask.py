@@ -19,7 +19,10 @@ N = 3000
 def test_a_killed_dask_worker_resumes_only_its_partition(env):
     expected = one_partition_result(env, N, seed=42)
     seed_users(env.db, N, seed=42)
-    dask = {"DOCSHIFT_TASK_RUNNER": "dask", "DOCSHIFT_DASK_WORKERS": "2", "DOCSHIFT_BATCH_PAUSE_SECONDS": "0.05"}
+    # DOCSHIFT_DEBUG: a failure shows its whole traceback (once, under CI's load: "RuntimeError: release unlocked
+    # lock", from where is not known yet)
+    dask = {"DOCSHIFT_TASK_RUNNER": "dask", "DOCSHIFT_DASK_WORKERS": "2", "DOCSHIFT_BATCH_PAUSE_SECONDS": "0.05",
+            "DOCSHIFT_DEBUG": "1"}
     proc = env.start("migrate", "2", "--batch-size", "50", "--partitions", "4", extra=dask)
     try:
         deadline = time.monotonic() + 300
