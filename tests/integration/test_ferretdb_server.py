@@ -12,9 +12,9 @@ Stock 1.24.2 also reads a document for an update, findAndModify or delete and wr
 so two writers of one document at the same moment lose one write (a rollback's compare-and-swap restore erased an
 application's `$set` that came in between); the patch makes each such command one read-modify-write.
 
-The pushdown patch lets SQLite narrow the rows for `_id` ranges of ObjectIds and for a top-level field equal to an
-integer (or `$in` integers and null): only ever narrowing, since the handler applies the whole filter to what the
-query returns.
+The pushdown patch lets SQLite narrow the rows for `_id` ranges of ObjectIds, for a top-level field equal to an
+integer (or `$in` integers and null), equal to null, compared with an integer or tested by `$exists`, and for an
+`$or` of such filters: only ever narrowing, since the handler applies the whole filter to what the query returns.
 
 The updates patch writes an update command's modified documents together (stock 1.24.2 commits each on its own,
 and each commit may re-sort SQLite's write-ahead log), so a statement must still read what the ones before it wrote.
@@ -140,6 +140,15 @@ def test_pushed_down_filters_select_exactly_what_mongodb_selects(coll):
     assert selected({"_id": {"$gte": oids[3], "$lt": oids[6]}}) == [3, 4, 5]
     assert selected({"_id": {"$gt": oids[-1]}}) == [] and selected({"_id": {"$lte": oids[1]}}) == [0, 1]
     assert things.count_documents({"v": 2}) == 7
+    # comparisons with integers, null, $exists and $or of them (docshift's drift count: below a version)
+    assert selected({"v": {"$lt": 2}}) == [0, 9, 12, 13] and selected({"v": {"$lte": 0}}) == [12, 13]
+    assert selected({"v": {"$gte": 2}}) == [1, 2, 3, 4, 8, 9, 101, 102, 103] and selected({"v": {"$gt": 2}}) == [4, 9]
+    assert selected({"v": {"$exists": False}}) == [100] and selected({"v": None}) == [7, 10, 100]
+    below = {"$or": [{"v": {"$lt": 2}}, {"v": {"$exists": False}}, {"v": None}]}
+    assert selected(below) == [0, 7, 9, 10, 12, 13, 100] and things.count_documents(below) == 7
+    assert selected({"$or": [{"v": 2.5}, {"i": 0}]}) == [0, 4]  # a branch SQLite cannot narrow: nothing pushed
+    assert selected({"v": {"$exists": True}, "i": {"$lt": 3}}) == [0, 1, 2]
+    assert plan(things, below)[0] and not plan(things, {"$or": [{"v": 2.5}, {"i": 0}]})[0]
     assert things.update_many({"_id": {"$gte": oids[0], "$lt": oids[3]}, "v": {"$exists": True}},
                               {"$set": {"u": 1}}).modified_count == 3
     assert selected({"u": 1}) == [0, 1, 2]
