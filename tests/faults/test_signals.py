@@ -181,6 +181,7 @@ class Proxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.sockets: list[socket.socket] = []
+        self.is_cut = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -188,6 +189,9 @@ class Proxy:
             try:
                 client, _ = self.listener.accept()
             except OSError:
+                return
+            if self.is_cut:  # accepted as the cut happened: refuse it too
+                client.close()
                 return
             upstream = socket.create_connection(self.target)
             self.sockets += [client, upstream]
@@ -208,6 +212,13 @@ class Proxy:
                 pass
 
     def cut(self) -> None:
+        # shutdown first: close() alone leaves the listener open while the accept thread blocks in it, so the next
+        # connection (a health check, a new API connection of the run) was still relayed
+        self.is_cut = True
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
         for s in self.sockets:
             try:
