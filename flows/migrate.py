@@ -100,7 +100,8 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
         retention = prune_backups(ctx.db, settings) if results and not results[-1].paused else None
         ledger = Ledger(ctx.db)
         version = ledger.current_version()
-        behind = tuple(find_drift(ctx.db, ctx.scripts, version, ledger.checkpoint()))
+        counted = {results[-1].collection: results[-1].none_below} if results and results[-1].none_below else None
+        behind = tuple(find_drift(ctx.db, ctx.scripts, version, ledger.checkpoint(), none_below=counted))
     report = MigrationReport(current, target, settings.database, results, version, retention, behind)
     create_markdown_artifact(report_markdown(report), key="docshift-report", description="docshift migration report")
     return report
@@ -152,8 +153,9 @@ def apply_migration(version: int, direction: Direction, options: RunOptions, pha
 
 
 def migrate_step(ctx: RunContext, run: StepRun) -> StepResult:
-    """The run's tasks in order: backup, ranges on the server or partitions (if any), batches, verification, the
-    outcome record. Stops at the maintenance window's end with the run paused."""
+    """The run's tasks in order: backup, ranges on the server or partitions (if any), batches (none when the ranges
+    left no document below the new version), verification, the outcome record. Stops at the maintenance window's end
+    with the run paused."""
     settings, step, state, deadline = ctx.settings, run.step, run.state, run.options.deadline
     progress = create_progress_artifact(0.0, description=f"{step.label}: starting")
     backup(run, settings.backup_dir, settings.backup_gzip)
@@ -165,7 +167,7 @@ def migrate_step(ctx: RunContext, run: StepRun) -> StepResult:
             return window_closed(run, progress)
         merge_partitions(run)
     cursor = run.cursor()
-    while not batch_migrate(run, cursor, settings.batches_per_task):
+    while state.none_below is None and not batch_migrate(run, cursor, settings.batches_per_task):
         update_progress_artifact(progress, progress_percent(state), description=progress_text(run))
         if deadline and now() >= deadline:
             return window_closed(run, progress)
@@ -185,7 +187,7 @@ def verified(run: StepRun, progress) -> StepResult:
     """Verify the step's result and record it as applied or reverted; a failed check raises (the caller rolls back)."""
     state = run.state  # documents updated on the server (ranges) were not checked as written: verification reads them
     verification = verify(run.db, run.migration, run.step, state.count_before,
-                          DuringRun(state.quarantined, None if state.ranged else state.validated))
+                          DuringRun(state.quarantined, None if state.ranged else state.validated, state.none_below))
     if not verification.passed:
         raise VerificationFailed(f"verification failed: {verification.summary()}")
     update_progress_artifact(progress, 100.0, description=progress_text(run))

@@ -33,10 +33,13 @@ class BatchCursor:
         return iter(self.coll.find(query).sort("_id", 1).batch_size(1000))
 
     def next_batch(self, size: int) -> list[RawBSONDocument]:
-        """The next documents in `_id` order; once the cursor ends, sweeps from the start until one finds none."""
+        """The next documents in `_id` order; once the cursor ends, sweeps from the start until one finds none (none
+        after a pass that started there and found nothing)."""
         if self._docs is None:
             self._docs = self._query(bounded=True)
         batch = list(itertools.islice(self._docs, size))
+        if not batch and not self.started:
+            self.sweeps_left = 0  # a pass from the start found nothing: a sweep would repeat it
         while not batch and self.sweeps_left:
             self.sweeps_left -= 1
             self._docs = self._query(bounded=False)

@@ -10,6 +10,7 @@ apart (`docshift quarantine`). `migrate` carries documents behind up as it retri
 
 from dataclasses import dataclass
 
+from pymongo.collection import Collection
 from pymongo.database import Database
 
 from ..ledger import Ledger
@@ -83,18 +84,26 @@ def expected_versions(scripts: ScriptDirectory, recorded: int, checkpoint: dict 
 
 
 def below(version: int) -> dict:
-    """Documents at a schema version below `version` (one without `schema_version` is at 1)."""
-    return {"$or": [{VERSION_FIELD: {"$lt": version}}, {VERSION_FIELD: {"$exists": False}}, {VERSION_FIELD: None}]}
+    """Documents at a schema version below `version` (one without `schema_version`, or null there, is at 1)."""
+    return {"$or": [{VERSION_FIELD: {"$lt": version}}, {VERSION_FIELD: None}]}
+
+
+def any_below(coll: Collection, version: int) -> bool:
+    """Whether any document of the collection is below `version`, quarantined ones included: one count, which stops
+    at the first (none, the usual answer after a run, reads the collection once)."""
+    return bool(coll.count_documents(below(version), limit=1))
 
 
 def find_drift(db: Database, scripts: ScriptDirectory, recorded: int, checkpoint: dict | None = None,
-               collections: list[str] | None = None) -> list[Drift]:
+               collections: list[str] | None = None, none_below: dict[str, int] | None = None) -> list[Drift]:
     """Per collection (or the given ones), the documents behind it, quarantined ones left out: one count each when
-    there are none, a second scan to count them per version when there are."""
-    found = []
+    there are none, a second scan to count them per version when there are. `none_below`: collections a run has
+    just counted no document below a version in (Verification.none_below), not counted again up to that version."""
+    found, none_below = [], none_below or {}
     for collection, expected in expected_versions(scripts, recorded, checkpoint).items():
-        if expected == INITIAL_VERSION or (collections is not None and collection not in collections):
-            continue
+        wanted = collections is None or collection in collections
+        if not wanted or expected <= none_below.get(collection, INITIAL_VERSION):
+            continue  # nothing is below the initial version, nor below a version just counted
         match = below(expected)
         if held := quarantined_ids(db, collection):
             match = {**match, "_id": {"$nin": held}}

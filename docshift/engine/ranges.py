@@ -7,7 +7,8 @@ such a document is the document without those fields at the previous version, wh
 written before its update) so that a rollback can undo it. The documents that already had a field are left to the
 per-document pass that follows, which saves their pre-images first and writes guarded updates as for any
 migration; so are documents whose `_id` is not an ObjectId or lies outside the ranges, and documents written
-behind the ranges or changed while one ran (the range's filter no longer matched them).
+behind the ranges or changed while one ran (the range's filter no longer matched them). One count after the
+ranges tells whether there is any: usually none, and then the pass does not read the collection again.
 
 The ranges are spans of ObjectId time (the first four bytes of an ObjectId): finding them reads no document. The
 first and last second come from a binary search of existence probes on the `_id` index, and each range spans as
@@ -27,6 +28,7 @@ from ..ledger import Ledger
 from ..spec import INITIAL_VERSION
 from ..transform import VERSION_FIELD, version_filter
 from .backups import save_by_id
+from .drift import any_below
 from .faults import fault_point
 from .guards import field_filter
 from .runs import StepRun
@@ -171,10 +173,13 @@ def migrate_ranges(run: StepRun, ranges: IdRanges, max_ranges: int) -> bool:
 
 
 def finish_ranges(db: Database, run: StepRun) -> None:
-    """The ranges are done: the per-document pass starts from the first document of the step."""
+    """The ranges are done: the per-document pass starts from the first document of the step, unless no document of
+    the collection is below the step's version any more (the usual answer: one count, then no pass)."""
     state = run.state
     state.ranged, state.last_id, state.started = True, None, False
     Ledger(db).save_checkpoint({"ranged": True, "last_id": None, "started": False}, state.checkpoint_id)
+    if not any_below(db[run.step.collection], run.step.to_version):
+        state.none_below = run.step.to_version
 
 
 def undo_ranges(db: Database, step: Step, run_id: str) -> int:

@@ -87,6 +87,8 @@ class StepResult:
     verification: str
     behind: int = 0
     """Documents written at the source version during the run and left there (see verify_step)."""
+    none_below: int | None = None
+    """Verification.none_below: the version no document of the collection was below when the run verified it."""
 
     @property
     def paused(self) -> bool:
@@ -174,13 +176,13 @@ def check_pre_images(ctx: RunContext, steps: list[Step]) -> None:
         pre_images_for(ctx, step)
 
 
-def _result(run: StepRun, outcome: str, verification: str, behind: int = 0) -> StepResult:
+def _result(run: StepRun, outcome: str, verification: str, checked: Verification | None = None) -> StepResult:
     state, step = run.state, run.step
     return StepResult(run_id=state.run_id, version=step.version, direction=step.direction, collection=step.collection,
                       phase=step.phase, backup=state.backup, outcome=outcome, documents=state.done, total=state.total,
                       matched=state.matched, changed=state.changed, quarantined=len(state.quarantined),
                       duration_s=round(state.elapsed_s, 3), docs_per_s=round(state.rate, 1), verification=verification,
-                      behind=behind)
+                      behind=checked.behind if checked else 0, none_below=checked.none_below if checked else None)
 
 
 def _entry_fields(result: StepResult) -> dict:
@@ -197,7 +199,7 @@ def record_finished(run: StepRun, verification: Verification) -> StepResult:
     summary = "passed" if verification.passed else verification.summary()
     if verification.behind:
         summary += f" ({verification.behind} {written_during_run(step)})"
-    result = _result(run, "applied" if step.direction == "up" else "reverted", summary, verification.behind)
+    result = _result(run, "applied" if step.direction == "up" else "reverted", summary, verification)
     ledger.update_entry(run.state.run_id, {**_entry_fields(result), "finished_at": now(), "batches": run.state.batches,
                                            "behind_ids": verification.behind_ids})
     fault_point("finish")

@@ -35,6 +35,9 @@ class RunState:
     partitioned: bool = False
     ranged: bool = False
     """Its documents were updated on the server by `_id` ranges (docshift.engine.ranges); the rest go per document."""
+    none_below: int | None = None
+    """The step's new version, when the run's ranges left no document of the collection below it (counted once after
+    them): no per-document pass, and verification takes that count. Not checkpointed: a resumed run counts again."""
     finished: bool = False
 
     @classmethod

@@ -15,7 +15,7 @@ from ..ledger import Ledger
 from ..spec import INITIAL_VERSION, Migration
 from ..transform import version_filter
 from .cursor import collection_count
-from .drift import describe_all, drift_now
+from .drift import any_below, describe_all, drift_now
 from .faults import fault_point
 from .operation_steps import verify_actions
 from .steps import Step, make_step
@@ -36,6 +36,9 @@ class Verification:
     """Documents a run left at its source version because they were written there during the run (old code)."""
     behind_ids: list = field(default_factory=list)
     """The first ten of them, in `_id` order."""
+    none_below: int | None = None
+    """The step's new version, when a run found no document of its collection below it (the usual answer, one count):
+    none left, none behind; the drift count after the run need not count that collection again."""
 
     @property
     def passed(self) -> bool:
@@ -80,6 +83,8 @@ class DuringRun:
 
     quarantined: Sequence = ()
     validated: int | None = None
+    none_below: int | None = None
+    """RunState.none_below: the run counted no document below its new version after its last write."""
 
 
 def verify_step(db: Database, migration: Migration, step: Step, count_before: int | None,
@@ -89,8 +94,10 @@ def verify_step(db: Database, migration: Migration, step: Step, count_before: in
 
     `during`: the run's own check after its last sweep. Any other document still to do was then written at the
     source version after that sweep read the collection (old code inserting or writing while the run ran): it is
-    counted and named as such (`behind`), not a failure. Outside a run (`docshift verify`) it fails the check. The
-    documents the run checked as it wrote them are not read again; otherwise those at the target version are.
+    counted and named as such (`behind`), not a failure. Outside a run (`docshift verify`) it fails the check. A run
+    moving documents up counts every document below its new version first (or takes the count it made after its
+    ranges): none, the usual answer, settles both what is left and the collection's drift. The documents the run
+    checked as it wrote them are not read again; otherwise those at the target version are.
     """
     coll = db[step.collection]
     result = Verification()
@@ -100,7 +107,8 @@ def verify_step(db: Database, migration: Migration, step: Step, count_before: in
         fault_point("verify")
         return result
     quarantined = list(during.quarantined) if during else []
-    left = coll.count_documents(step.selector)
+    result.none_below = counted_none_below(coll, step, during)
+    left = 0 if result.none_below else coll.count_documents(step.selector)
     if during and left:
         count_behind(coll, step, quarantined, result)
         left = coll.count_documents({**step.selector, "_id": {"$in": quarantined}}) if quarantined else 0
@@ -113,6 +121,16 @@ def verify_step(db: Database, migration: Migration, step: Step, count_before: in
     if validates(migration, step):
         check_model(coll, migration, step, during.validated if during else None, result)
     return result
+
+
+def counted_none_below(coll: Collection, step: Step, during: DuringRun | None) -> int | None:
+    """For a run moving documents up with none quarantined: its new version if no document of the collection is
+    below it (counted by the run after its last write, or now), else None."""
+    if during is None or during.quarantined or step.from_version >= step.to_version:
+        return None
+    if during.none_below is not None:
+        return during.none_below
+    return None if any_below(coll, step.to_version) else step.to_version
 
 
 def count_behind(coll: Collection, step: Step, quarantined: list, result: Verification) -> None:

@@ -5,6 +5,7 @@ version during a run."""
 import mongomock.collection
 import pytest
 
+from docshift.engine.cursor import BatchCursor
 from docshift.engine.guards import as_read_filter, field_filter, merge_newer, same_document
 from docshift.engine.rollback import RollbackResult, rollback
 from docshift.engine.verify import DuringRun, verify_step
@@ -70,6 +71,24 @@ def test_a_run_counts_documents_written_at_its_source_version_after_its_last_swe
     assert during.passed and (during.behind, during.behind_ids) == (1, [late])
     assert any(c.check == "written at version 1 during the run (counted, left there)" for c in during.checks)
     assert not outside.passed and "documents left at version 1: expected 0, found 1" in outside.summary()
+
+
+def test_a_pass_from_the_start_that_finds_nothing_is_not_swept_again_but_one_that_found_documents_is(mock_db, monkeypatch):
+    reads = []
+    find = mongomock.collection.Collection.find
+    monkeypatch.setattr(mongomock.collection.Collection, "find", lambda coll, *a, **k: reads.append(a) or find(coll, *a, **k))
+    items = mock_db.items
+
+    nothing = BatchCursor(items, {"v": 1}, None, False)
+    assert nothing.next_batch(10) == [] and nothing.next_batch(10) == [] and len(reads) == 1  # a sweep would repeat it
+
+    reads.clear()
+    items.insert_many([{"_id": 1, "v": 1}, {"_id": 5, "v": 1}])
+    found = BatchCursor(items, {"v": 1}, None, False)
+    assert [d["_id"] for d in found.next_batch(10)] == [1, 5]
+    items.insert_one({"_id": 3, "v": 1})  # written behind the cursor while its batch was migrated
+    assert [d["_id"] for d in found.next_batch(10)] == [1, 3, 5]  # the sweep from the start finds it
+    assert len(reads) == 2  # the pass, the sweep
 
 
 @pytest.mark.parametrize("quarantined_left", [True, False])
