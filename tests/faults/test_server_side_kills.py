@@ -9,13 +9,9 @@ import pytest
 from bson import ObjectId
 
 from docshift.demo import user
+from tests.support.env import only_default_plan
 from tests.support.fingerprints import raw_snapshot
 
-PLAN = '''import docshift
-
-migration = docshift.Migration(version=2, description="Default plan", collection="users", kind="additive",
-                               update={"$set": {"plan": {"name": "free", "seats": 1}}})
-'''
 BURSTS = (0, 1, 600, 601, 90_000)  # seconds of ObjectId time apart: ranges of one second, then gaps
 PER_SECOND = 40
 
@@ -51,9 +47,7 @@ def killed_at(env, point: str) -> dict:
                          ids=["written-not-checkpointed-then-resume", "range-recorded-not-written-then-rollback",
                               "at-verification-then-resume"])
 def test_a_killed_server_side_run_resumes_or_rolls_back_with_nothing_lost(env, point, then, ranged):
-    for old in env.migrations.glob("0*.py"):
-        old.unlink()
-    (env.migrations / "0002_default_plan.py").write_text(PLAN)
+    only_default_plan(env)
     docs = seed_over_seconds(env.db)
     before = raw_snapshot(env.db.users)
     checkpoint = killed_at(env, point)

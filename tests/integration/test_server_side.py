@@ -9,20 +9,14 @@ from pymongo import MongoClient, monitoring
 import docshift.db
 from docshift.demo import seed_users
 from docshift.engine.drift import below
+from tests.support.env import only_default_plan
 from tests.support.fingerprints import raw_snapshot
 
 N = 600
-PLAN = '''import docshift
-
-migration = docshift.Migration(version=2, description="Default plan", collection="users", kind="additive",
-                               update={"$set": {"plan": {"name": "free", "seats": 1}}})
-'''
 
 
 def test_an_update_runs_on_the_server_and_rollback_and_down_give_every_byte_back(env):
-    for old in env.migrations.glob("0*.py"):
-        old.unlink()
-    (env.migrations / "0002_default_plan.py").write_text(PLAN)
+    only_default_plan(env)
     seed_users(env.db, N, seed=11)
     users = env.db.users
     had_plan = [d["_id"] for d in users.find().sort("_id", 1).limit(3)]
@@ -86,9 +80,7 @@ def monitored(monkeypatch, listener: AfterRanges) -> None:
 
 
 def test_when_the_ranges_leave_nothing_one_count_settles_the_pass_verification_and_drift(env, monkeypatch):
-    for old in env.migrations.glob("0*.py"):
-        old.unlink()
-    (env.migrations / "0002_default_plan.py").write_text(PLAN)
+    only_default_plan(env)
     seed_users(env.db, N, seed=12)
     listener = AfterRanges()
     monitored(monkeypatch, listener)
@@ -106,9 +98,7 @@ def test_when_the_ranges_leave_nothing_one_count_settles_the_pass_verification_a
 
 
 def test_a_document_written_at_the_old_version_while_the_ranges_run_goes_per_document(env, monkeypatch):
-    for old in env.migrations.glob("0*.py"):
-        old.unlink()
-    (env.migrations / "0002_default_plan.py").write_text(PLAN)
+    only_default_plan(env)
     seed_users(env.db, N, seed=13)
     written = {"_id": "old-code", "user_id": "old", "name": "Old Code"}  # at version 1, after the ranges' last `_id`
     listener = AfterRanges(then=lambda: env.db.users.insert_one(dict(written)))

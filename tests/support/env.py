@@ -202,6 +202,14 @@ def only_migrations(env: "Env", **files: str) -> None:
         (env.migrations / f"{name}.py").write_text("import docshift\n\n" + textwrap.dedent(source))
 
 
+def only_default_plan(env: "Env") -> None:
+    """Only migration 2 of users, declared as an update: a default plan set on the server (docshift.engine.ranges)."""
+    only_migrations(env, **{"0002_default_plan": """\
+        migration = docshift.Migration(version=2, description="Default plan", collection="users", kind="additive",
+                                       update={"$set": {"plan": {"name": "free", "seats": 1}}})
+        """})
+
+
 def scratch_databases(env: "Env") -> list[str]:
     """The scratch copies `rehearse` left in the server (it must leave none)."""
     return [name for name in env.client.list_database_names() if name.startswith(f"{env.database}_rehearsal_")]
