@@ -4,7 +4,12 @@ Nothing is ever cut: a table is drawn only at its natural width, and a block put
 id that `docshift rollback --run` needs, a flow-run id, a file path), so an 80-column terminal shows all of it.
 """
 
+import base64
 from collections.abc import Callable
+from typing import Any
+
+from bson import Binary
+from bson.binary import UUID_SUBTYPE
 
 from rich.console import Console
 from rich.measure import Measurement
@@ -53,3 +58,33 @@ def size(nbytes: int) -> str:
         if nbytes >= scale:
             return f"{nbytes / scale:,.1f} {unit}"
     return f"{nbytes} bytes"
+
+
+class _Shell:
+    """A value that prints as the MongoDB shell writes it."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def shell(value: Any) -> Any:
+    """`value` with each Binary in it printing as mongosh writes it (`UUID("…")` for a UUID,
+    `Binary.createFromBase64("…", subtype)` otherwise) instead of Python's raw bytes; `str()` or `repr()` of the
+    result is what a person can paste into a shell. Other values are left as they print today."""
+    if isinstance(value, Binary):
+        if value.subtype == UUID_SUBTYPE and len(value) == 16:
+            return _Shell(f'UUID("{value.as_uuid()}")')
+        return _Shell(f'Binary.createFromBase64("{base64.b64encode(bytes(value)).decode()}", {value.subtype})')
+    if isinstance(value, dict):
+        return {k: shell(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shell(v) for v in value]
+    return value
+
+
+def shell_id(value: Any) -> str:
+    """A document's `_id` as a line shows it: a string or an ObjectId as itself, a Binary as mongosh writes it."""
+    return repr(shell(value)) if isinstance(value, Binary) else str(value)

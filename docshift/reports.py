@@ -6,7 +6,7 @@ from rich.console import Console
 from .engine.drift import describe_all
 from .engine.planning import Plan
 from .engine.retention import Retention
-from .output import print_records, size
+from .output import print_records, shell, shell_id, size
 from .transform import update_for
 
 
@@ -25,7 +25,7 @@ def print_plan(console: Console, report: Plan) -> None:
             console.print(f"      note: {note}", markup=False, highlight=False)
         for before, after in step.samples:
             change = after if step.operation else update_for(before, after, after.get("schema_version", 1))
-            console.print(f"      _id {before['_id']}: {'copied as ' if step.operation else ''}{change}",
+            console.print(f"      _id {shell_id(before['_id'])}: {'copied as ' if step.operation else ''}{shell(change)}",
                           markup=False, highlight=False)
 
 
@@ -75,7 +75,7 @@ def print_outcome(console: Console, report) -> None:
 def print_quarantined(console: Console, entries: list[dict], runs: bool = True) -> None:
     """One line per document: migration, `_id` (whole), error, where the function raised (and the run)."""
     for e in entries:
-        console.print(f"  migration {e['version']} {e['direction']} {e['collection']} _id={e['doc_id']!r}: {e['error']} "
+        console.print(f"  migration {e['version']} {e['direction']} {e['collection']} _id={shell(e['doc_id'])!r}: {e['error']} "
                       f"[at {(e['traceback'] or ['?'])[-1]}" + (f"; run {e['run_id']}]" if runs else "]"),
                       markup=False, highlight=False)
 
