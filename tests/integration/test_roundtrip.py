@@ -1,6 +1,9 @@
 """Migrate up and down through the CLI (in-process) on FerretDB: every document comes back as it was."""
 
 import collections
+import uuid
+
+from bson import Binary
 
 from docshift.demo import seed_users
 from tests.support.fingerprints import raw_snapshot, snapshot
@@ -83,3 +86,22 @@ def test_failed_verification_rolls_back(env):
     assert "verification failed" in result.stderr and "UserV2" in result.stderr
     assert raw_snapshot(env.db.users) == before
     assert env.ledger.find_one({"kind": "history", "version": 2})["outcome"] == "rolled_back"
+
+
+def test_uuid_ids_plan_as_mongosh_prints_them_and_come_back_as_they_were(env):
+    # Java/Spring and Mongock projects keep UUID _ids (Binary subtype 4): plan printed them as raw bytes (b'\xc1U!...')
+    seed_users(env.db, 300, seed=9)
+    docs = [{**d, "_id": Binary.from_uuid(uuid.UUID(int=i + 1))} for i, d in enumerate(env.db.users.find().sort("_id"))]
+    env.db.users.drop()
+    env.db.users.insert_many(docs)
+    before = snapshot(env.db.users)
+
+    plan = env.cli("plan", "3")
+    assert plan.returncode == 0, plan.stderr
+    assert '_id UUID("00000000-0000-0000-0000-00000000000' in plan.stdout and "_id b'" not in plan.stdout
+
+    assert env.cli("migrate", "3", "--batch-size", "100").returncode == 0
+    assert versions(env.db.users) == {3: 300}
+    down = env.cli("migrate", "1")
+    assert down.returncode == 0, down.stderr
+    assert snapshot(env.db.users) == before  # values and BSON types
