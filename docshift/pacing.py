@@ -4,8 +4,9 @@ Both are plain Python over a pymongo database, so they are unit-tested with a fa
 """
 
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pymongo.database import Database
@@ -24,8 +25,11 @@ class BatchSizer:
     """How many documents the next batch takes.
 
     Fixed when the user gave a size; otherwise it follows `target_seconds` per batch, as pt-online-schema-change's
-    --chunk-time does: a moving average of documents per second times the target, at most doubling or halving at
-    once, never more than the server's maxWriteBatchSize nor more bytes than one 16 MB message.
+    --chunk-time does, at most doubling or halving at once, never more than the server's maxWriteBatchSize nor more
+    bytes than one 16 MB message. A batch's time is modelled as a cost per batch plus a cost per document (a least
+    squares fit over the last batches): the size fills the target after the per-batch cost, and never drops to where
+    the per-batch cost (a prefetch query, the checkpoint, a slow server's round trips) would be more than half of a
+    batch's time. A sizer that only divided documents by seconds shrank such batches towards one document each.
     """
 
     fixed: int | None = None
@@ -33,8 +37,9 @@ class BatchSizer:
     max_documents: int = 100_000
     max_bytes: int = BSON_LIMIT
     size: int = 100
-    rate: float | None = None
     document_bytes: float | None = None
+    samples: deque = field(default_factory=lambda: deque(maxlen=8))
+    """The last batches' (documents, seconds)."""
 
     @classmethod
     def for_server(cls, db: Database, fixed: int | None, target_seconds: float) -> "BatchSizer":
@@ -55,10 +60,26 @@ class BatchSizer:
         """Learn from a finished batch: its documents, their bytes, and how long it took end to end."""
         if self.fixed or documents == 0 or seconds <= 0:
             return
-        self.rate = documents / seconds if self.rate is None else 0.7 * self.rate + 0.3 * documents / seconds
+        self.samples.append((documents, seconds))
         size = nbytes / documents
         self.document_bytes = size if self.document_bytes is None else max(size, 0.7 * self.document_bytes + 0.3 * size)
-        self.size = int(min(max(self.rate * self.target_seconds, self.size / 2), self.size * 2)) or 1
+        per_batch, per_document = self.costs()
+        wanted = max(self.target_seconds - per_batch, per_batch) / per_document
+        self.size = int(min(max(wanted, self.size / 2), self.size * 2)) or 1
+
+    def costs(self) -> tuple[float, float]:
+        """(seconds per batch, seconds per document) fitted to the samples; all per document while the sizes have
+        not varied, or where the fit makes no sense (noise)."""
+        n = len(self.samples)
+        mean_docs = sum(d for d, _ in self.samples) / n
+        mean_secs = sum(s for _, s in self.samples) / n
+        spread = sum((d - mean_docs) ** 2 for d, _ in self.samples)
+        if spread > 0:
+            per_document = sum((d - mean_docs) * (s - mean_secs) for d, s in self.samples) / spread
+            per_batch = mean_secs - per_document * mean_docs
+            if per_document > 0 and 0 <= per_batch <= min(s for _, s in self.samples):
+                return per_batch, per_document
+        return 0.0, mean_secs / mean_docs
 
 
 def replication_lag(db: Database) -> float | None:

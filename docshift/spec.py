@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import bson
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
+from .lookup import Prefetch
 from .operations import Operation
 
 INITIAL_VERSION = 1
@@ -186,10 +187,10 @@ class Migration(BaseModel):
     operation: Operation | None = Field(
         None, description="A collection-level step (docshift.CreateIndex, RenameCollection, …) that owns its up and down; "
                           "then `up`/`down` are left out.")
-    reads: dict[str, str | None] = Field(
+    reads: dict[str, str | Prefetch | None] = Field(
         default_factory=dict, description="Other collections `up`/`down` look up through `lookup` (read-only), each with "
                                           "the field of the migrated document that holds the looked-up `_id` (prefetched "
-                                          "per batch), or None.")
+                                          "per batch), a docshift.Prefetch (prefetched per batch by another key), or None.")
 
     @field_validator("reads", mode="before")
     @classmethod

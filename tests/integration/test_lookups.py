@@ -2,6 +2,7 @@
 database (the command line's --uri/--database over the environment) and, in `rehearse`, the scratch copy."""
 
 import pymongo
+from bson import Int64
 
 from tests.support.fingerprints import database_snapshot
 from tests.support.env import only_migrations, scratch_databases
@@ -83,3 +84,36 @@ def test_a_lookup_in_an_undeclared_collection_is_refused_by_plan_naming_it(env):
         assert result.stderr.strip() == ("docshift: error: migration 3 looks up collection 'customers', which it does not "
                                          "declare: add it to the migration's reads= (declared: invoices)")
     assert database_snapshot(env.db) == before
+
+
+ORDER_COUNT = """\
+import docshift
+
+def up(doc, lookup):
+    doc["orders"] = lookup.count("orders", {"customer_id": doc["_id"]})
+    doc["last_order"] = (lookup.find("orders", {"customer_id": doc["_id"]}) or [{"_id": None}])[-1]["_id"]
+    return doc
+
+def down(doc):
+    doc.pop("orders")
+    doc.pop("last_order")
+    return doc
+
+migration = docshift.Migration(version=2, description="order counts", collection="customers", kind="additive",
+                               up=up, down=down, reads={"orders": docshift.Prefetch(key="customer_id")})
+"""
+
+
+def test_a_count_and_a_find_by_a_declared_key_are_prefetched_and_answer_as_the_server_does(env):
+    only_migrations(env, **{"0002_order_count": ORDER_COUNT})
+    shop(env.db)
+    env.db.orders.insert_many([{"_id": 1000, "customer_id": Int64(4)}, {"_id": 1001, "customer_id": 5.0},
+                               {"_id": 1002, "customer_id": [6, 7]}])
+
+    result = env.cli("migrate", "--batch-size", "7")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    for customer in env.db.customers.find():
+        mine = list(env.db.orders.find({"customer_id": customer["_id"]}).sort("_id", 1))
+        assert customer["orders"] == len(mine) and customer["last_order"] == mine[-1]["_id"], customer
+    assert env.db.customers.find_one({"_id": 6})["orders"] == 21 and env.db.customers.find_one({"_id": 4})["last_order"] == 1000

@@ -96,3 +96,23 @@ def test_replication_lag_is_the_furthest_secondary_behind_the_primary():
                {"stateStr": "SECONDARY", "optimeDate": t - timedelta(seconds=7)}, {"stateStr": "ARBITER"}]
     assert replication_lag(ReplicaSet(members)) == 7.0
     assert replication_lag(ReplicaSet(members[1:])) is None  # no primary: cannot be measured
+
+
+def test_batch_size_does_not_collapse_when_a_batch_costs_more_than_its_documents():
+    # a prefetch query and a checkpoint per batch of 0.8 s on a slow server, 1 ms per document: dividing documents by
+    # seconds shrank the batches towards one document each (each batch then nearly all overhead)
+    sizer = BatchSizer(target_seconds=0.5)
+    sizes = []
+    for _ in range(15):
+        size = sizer.next()
+        sizes.append(size)
+        sizer.record(size, size * 300, 0.8 + 0.001 * size)
+    assert sizes[-1] >= 800 and min(sizes) >= 50  # the documents' time at least the batch's overhead
+
+
+def test_batch_size_fills_the_target_after_a_small_cost_per_batch():
+    sizer = BatchSizer(target_seconds=0.5)
+    for _ in range(15):
+        size = sizer.next()
+        sizer.record(size, size * 300, 0.1 + 0.0004 * size)
+    assert abs(sizer.next() - 1000) <= 30  # (0.5 - 0.1) s / 0.4 ms
