@@ -12,7 +12,6 @@ index on MongoDB; on the embedded FerretDB only for the `_id` types its pushdown
 import random
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -21,14 +20,11 @@ from bson import Binary
 
 from docshift.context import RunContext
 from docshift.demo import seed_users
-from docshift.engine import batches
-from docshift.engine.backups import open_backup
-from docshift.engine.runs import open_step_run, start_or_resume
-from docshift.engine.state import RunOptions
-from docshift.engine.steps import make_step
 from docshift.ledger import Ledger
 from docshift.loader import ScriptDirectory
 from docshift.settings import Settings
+
+from .engine_loop import run_step
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ((2, "up"), (3, "up"), (3, "down"), (2, "down"))
@@ -45,20 +41,6 @@ def seed(db, n: int, ids: str) -> None:
     Ledger(db).set_current(1)
 
 
-def run_step(ctx: RunContext, version: int, direction: str, backup_dir: Path) -> float:
-    """The step's batch loop to its end; wall seconds."""
-    step = make_step(ctx.scripts, version, direction)
-    state = start_or_resume(ctx, step, None)
-    run = open_step_run(ctx, step, state, None, RunOptions())
-    open_backup(ctx.db, step, state, backup_dir)
-    cursor, start = run.cursor(), time.perf_counter()
-    while not batches.migrate_batches(run, cursor, 10):
-        pass
-    seconds = time.perf_counter() - start
-    Ledger(ctx.db).clear_checkpoint()
-    return seconds
-
-
 def main() -> None:
     uri, n = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 3_000
     client = pymongo.MongoClient(uri)
@@ -73,7 +55,7 @@ def main() -> None:
             contexts[ids] = RunContext(Settings(database=db.name, backup_dir=Path(backups)), scripts, db)
         for version, direction in STEPS:  # in turns, so that the machine's load falls on both alike
             for ids, ctx in contexts.items():
-                seconds = run_step(ctx, version, direction, Path(backups))
+                seconds = run_step(ctx, version, direction, Path(backups)).wall
                 wall[ids] += seconds
                 print(f"{ids:8} {direction:4} {version}: {seconds:7.2f} s  {n / seconds:8,.0f} docs/s")
     for ids in wall:

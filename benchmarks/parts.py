@@ -19,14 +19,13 @@ import pymongo
 from docshift.context import RunContext
 from docshift.demo import seed_users
 from docshift.engine import batches
-from docshift.engine.backups import open_backup
 from docshift.engine.cursor import BatchCursor
-from docshift.engine.runs import StepRun, open_step_run, start_or_resume
-from docshift.engine.state import RunOptions
-from docshift.engine.steps import make_step
+from docshift.engine.runs import StepRun
 from docshift.ledger import Ledger
 from docshift.loader import ScriptDirectory
 from docshift.settings import Settings
+
+from .engine_loop import run_step
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = {"document: decode, function, diff, guard, target model (prepare_batch)": (batches, "prepare_batch"),
@@ -50,14 +49,8 @@ def timed(cpu: dict, name: str, fn):
 
 def migrate(ctx: RunContext, version: int, backup_dir: Path) -> tuple[float, int]:
     """The step's batch loop to its end: (CPU seconds, documents)."""
-    step = make_step(ctx.scripts, version, "up")
-    state = start_or_resume(ctx, step, None)
-    run = open_step_run(ctx, step, state, None, RunOptions())
-    open_backup(ctx.db, step, state, backup_dir)
-    cursor, start = run.cursor(), time.process_time()
-    while not batches.migrate_batches(run, cursor, 10):
-        pass
-    return time.process_time() - start, state.done
+    timing = run_step(ctx, version, "up", backup_dir)
+    return timing.cpu, timing.documents
 
 
 def main() -> None:
