@@ -2,6 +2,7 @@
 temporary one a `docshift` command starts when no PREFECT_API_URL is set; and how a command tells that its server
 still answers."""
 
+import fcntl
 import importlib.util
 import os
 import socket
@@ -49,7 +50,7 @@ def free_port() -> int:
 
 
 def _started(process: subprocess.Popen, api: str, log: Path, timeout: float) -> None:
-    """Wait until the server's API answers; stop it and raise with its log's end if it exits or never answers."""
+    """Wait until the server's API answers; stop it and raise with its log's reason if it exits or never answers."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -60,9 +61,19 @@ def _started(process: subprocess.Popen, api: str, log: Path, timeout: float) -> 
                 code = process.poll()
                 _stop(process)
                 ended = f"did not answer within {timeout:g} s" if code is None else f"exited with status {code}"
-                tail = " | ".join(line for line in log.read_text().splitlines()[-5:] if line.strip())
-                raise OrchestrationError(f"the Prefect server {ended}{'; its log ends: ' + tail if tail else ''}") from exc
+                reason = failure_reason(log.read_text(errors="replace"))
+                raise OrchestrationError(f"the Prefect server {ended}{': ' + reason if reason else ''}") from exc
             time.sleep(0.2)
+
+
+def failure_reason(log: str) -> str:
+    """Why a server failed, from its log: the exception its last traceback ends with (uvicorn logs the traceback of
+    a failed startup, then "Application startup failed"), else the log's last line."""
+    lines = [line for line in log.splitlines() if line.strip()]
+    starts = [i for i, line in enumerate(lines) if "Traceback (most recent call last):" in line]
+    if starts:
+        return next((line for line in lines[starts[-1] + 1:] if not line[0].isspace()), lines[-1])
+    return lines[-1] if lines else ""
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -72,6 +83,8 @@ def _stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    if process.stdin is not None:
+        process.stdin.close()
 
 
 @contextmanager
@@ -98,21 +111,27 @@ def local_prefect_server(home: Path, port: int, settings: dict | None = None, ti
 def temporary_prefect_server(timeout: float = 300) -> Iterator[PrefectServer]:
     """The server Prefect itself would start for a run without PREFECT_API_URL (same app, same PREFECT_HOME), but in
     a session of its own, so that a Ctrl-C in the terminal reaches the `docshift` process alone: the run can then stop
-    cleanly and record it here before the server goes. It may take long to start (creating its database under a
-    busy machine's load took 41 s here, Prefect's own limit being 20 s); one that exits is reported at once. Sets PREFECT_API_URL for this context (and the threads that
-    copy it) and for child processes."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    cleanly and record it here before the server goes. The server ends itself when this process is gone, however it
+    ended (docshift.deployments.tethered: its stdin is a pipe from here). It may take long to start (creating its
+    database under a busy machine's load took 41 s here, Prefect's own limit being 20 s); one that exits is reported
+    at once, with its reason. Sets PREFECT_API_URL for this context (and the threads that copy it) and for child
+    processes."""
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
     port = free_port()
     prefect_dir = Path(importlib.util.find_spec("prefect").submodule_search_locations[0])
-    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    # its errors in its log (docshift.cli.main silences Prefect's console handler, which the server would inherit)
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
+           "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "ERROR"}
     with tempfile.NamedTemporaryFile("w", prefix="docshift-prefect-", suffix=".log") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect_dir.parent), "--factory",
-             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "error",
-             "--lifespan", "on"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        api = f"http://127.0.0.1:{port}/api"
-        _started(process, api, Path(log.name), timeout)
+        with starting_alone(Path(get_current_settings().home)):
+            process = subprocess.Popen(
+                [sys.executable, "-m", "docshift.deployments.tethered", "--app-dir", str(prefect_dir.parent),
+                 "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+                 "--log-level", "error", "--lifespan", "on"],
+                env=env, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            api = f"http://127.0.0.1:{port}/api"
+            _started(process, api, Path(log.name), timeout)
         os.environ["PREFECT_API_URL"] = api
         try:
             with temporary_settings(updates={PREFECT_API_URL: api}):
@@ -121,6 +140,18 @@ def temporary_prefect_server(timeout: float = 300) -> Iterator[PrefectServer]:
             os.environ.pop("PREFECT_API_URL", None)
             drain_prefect()
             _stop(process)
+
+
+@contextmanager
+def starting_alone(home: Path) -> Iterator[None]:
+    """Hold PREFECT_HOME's start lock while a temporary server starts: it creates or upgrades the home's database
+    (Prefect serializes its Alembic migrations with a lock of one process only), so servers started together on a
+    fresh home raced for it and all but one could exit with status 3. The lock goes when the file is closed, or
+    when this process dies."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "docshift-server-start.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @contextmanager
