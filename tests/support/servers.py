@@ -25,8 +25,9 @@ def checked(uri: str) -> str:
         with pymongo.MongoClient(uri, serverSelectionTimeoutMS=10_000) as client:
             client.admin.command("ping")
     except PyMongoError as exc:
-        raise pytest.UsageError(f"{VARIABLE} names a server that does not answer: {redact(str(exc), uri)} "
-                                f"({redact(uri, uri)})") from exc
+        reason = redact(str(exc), uri).split(", Timeout:")[0]
+        pytest.exit(f"{VARIABLE} names a server that does not answer: {reason} ({redact(uri, uri)})",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
     return uri
 
 
