@@ -1,8 +1,10 @@
-"""Session-wide real parts (FerretDB by scripts/ferretdb, a Prefect server), one test's `env`, and the markers.
+"""Session-wide real parts (a MongoDB server: FerretDB by scripts/ferretdb, or the user's; a Prefect server), one
+test's `env`, and the markers.
 
 Markers come from the folder a test lives in: `unit`, `integration`, `faults`, `deployment`, `ui`; `slow` is set
-by hand on tests that wait on purpose for minutes. Under pytest-xdist every worker has its own FerretDB and
-Prefect server (session fixtures), and every test its own database.
+by hand on tests that wait on purpose for minutes; `embedded_server` on tests that skip when DOCSHIFT_TEST_MONGODB_URI
+names another server than the embedded FerretDB (tests/support/servers.py). Under pytest-xdist every worker has its
+own FerretDB and Prefect server (session fixtures), and every test its own database.
 """
 
 import os
@@ -17,6 +19,7 @@ import pytest
 
 from tests.support.env import Env, docshift_settings, process_environment
 from tests.support.paths import ROOT, free_port
+from tests.support.servers import checked, named_server, skip_embedded_only
 
 # Prefect reads its settings once, when it is first imported; flows called in this process (and `Env.cli`) must
 # find the session's server, so its address is in the environment before any test module imports Prefect.
@@ -43,11 +46,13 @@ START_ORDER = ("slow", "deployment", "ui", "faults", "integration", "unit")
 
 
 def pytest_collection_modifyitems(items):
-    """Each test is marked with the kind of its folder (tests/<kind>/test_*.py), and they start in START_ORDER."""
+    """Each test is marked with the kind of its folder (tests/<kind>/test_*.py), and they start in START_ORDER; on a
+    server the user names, tests of the embedded one skip."""
     for item in items:
         parts = Path(str(item.path)).relative_to(ROOT / "tests").parts
         if parts[0] in KINDS:
             item.add_marker(getattr(pytest.mark, parts[0]))
+    skip_embedded_only(items, named_server())
 
     def start(item) -> int:
         return min((START_ORDER.index(m.name) for m in item.iter_markers() if m.name in START_ORDER), default=len(START_ORDER))
@@ -77,8 +82,12 @@ def pytest_unconfigure(config):
 
 
 @pytest.fixture(scope="session")
-def ferretdb_uri(tmp_path_factory):
-    """A FerretDB server of the session, started and stopped by the project's own script."""
+def mongodb_uri(tmp_path_factory):
+    """The session's server: the one DOCSHIFT_TEST_MONGODB_URI names (tests only make and drop databases of their
+    own there), else a FerretDB started and stopped by the project's own script."""
+    if uri := named_server():
+        yield checked(uri)
+        return
     env = {**os.environ, "FERRETDB_PORT": str(free_port()), "FERRETDB_DIR": str(tmp_path_factory.mktemp("ferretdb")),
            "DOCSHIFT_PYTHON": sys.executable}
     script = ROOT / "scripts" / "ferretdb"
@@ -116,15 +125,15 @@ def migrations_dir(tmp_path):
 
 
 @pytest.fixture
-def env(ferretdb_uri, prefect_api, migrations_dir, monkeypatch):
-    """This test's database (dropped after it) on the session's FerretDB, with its own migrations and backup folders.
+def env(mongodb_uri, prefect_api, migrations_dir, monkeypatch):
+    """This test's database (dropped after it) on the session's server, with its own migrations and backup folders.
 
     The DOCSHIFT_* settings are in this process's environment for the test (docshift.settings reads it on every
     call) and in `env.vars` for the processes it starts."""
-    settings = docshift_settings(ferretdb_uri, f"t_{uuid.uuid4().hex[:10]}", migrations_dir, migrations_dir.parent / "backups")
+    settings = docshift_settings(mongodb_uri, f"t_{uuid.uuid4().hex[:10]}", migrations_dir, migrations_dir.parent / "backups")
     for key, value in settings.items():
         monkeypatch.setenv(key, value)
-    e = Env(ferretdb_uri, settings["DOCSHIFT_DATABASE"], migrations_dir, process_environment(prefect_api, settings))
+    e = Env(mongodb_uri, settings["DOCSHIFT_DATABASE"], migrations_dir, process_environment(prefect_api, settings))
     yield e
     e.client.drop_database(e.database)
     e.close()

@@ -6,14 +6,12 @@ from typing import Any
 
 from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
-from pymongo.errors import OperationFailure
 
 from ..dump import RAW
+from ..servers import UNSUPPORTED
 
 SWEEPS = 3
 """Extra passes after the `_id` cursor ends, for documents written behind it while it ran."""
-UNSUPPORTED = (OperationFailure, NotImplementedError)
-"""What a server without an aggregation stage raises: OperationFailure (FerretDB, compatibles), NotImplementedError (mongomock)."""
 
 
 class BatchCursor:
@@ -60,7 +58,7 @@ def collection_count(coll: Collection) -> int:
     """The collection's document count as the server keeps it (`$collStats`, summed over shards): no scan.
 
     It is the fast count (as `estimatedDocumentCount`), which FerretDB keeps exactly; where a server has no
-    `$collStats` (mongomock, some compatibles) the documents are counted.
+    `$collStats` (mongomock, some compatibles: docshift.servers) the documents are counted.
     """
     try:
         return sum(shard["count"] for shard in coll.aggregate([{"$collStats": {"count": {}}}]))

@@ -20,7 +20,6 @@ from pymongo.collection import Collection
 
 from ..errors import DatabaseError
 from ..transform import same
-from .cursor import UNSUPPORTED
 
 
 QUALIFIED = (Mapping, DBRef, Regex, re.Pattern, Code)
@@ -62,18 +61,9 @@ def same_document(a: Mapping, b: Mapping) -> bool:
 
 def exact_filter(doc: Mapping) -> dict:
     """Matches only a document with exactly `doc`'s fields and values: `field_filter` plus a `$jsonSchema` that
-    allows no other field. Only for servers that have `$jsonSchema` (see has_json_schema)."""
+    allows no other field. Only for servers that have `$jsonSchema` (docshift.servers.has_json_schema)."""
     schema = {"required": list(doc), "properties": {k: {} for k in doc}, "additionalProperties": False}
     return {**field_filter(doc), "$jsonSchema": schema}
-
-
-def has_json_schema(coll: Collection) -> bool:
-    """Whether the server filters with `$jsonSchema` (MongoDB does; FerretDB 1.24 and mongomock do not)."""
-    try:
-        coll.find_one({"$jsonSchema": {}})
-    except UNSUPPORTED:
-        return False
-    return True
 
 
 def write_as_read(coll: Collection, query: dict, change: Callable[[dict], dict | None], attempts: int = 5) -> bool:

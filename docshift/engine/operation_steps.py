@@ -15,13 +15,14 @@ from ..ledger import Ledger
 from ..lookup import Lookup
 from ..operations import Action
 from ..progress import ProgressEvent, publish
+from ..servers import renames_to_dotted_names, server_name
 from ..spec import Migration
 from ..transform import VERSION_FIELD, call, check_field_names
 from .backups import catalog_backup, save_by_id, seal_backup
 from .cursor import BatchCursor, collection_count
 from .faults import fault_point
 from .operations import (Journal, actions_in, check_features, create_index, drop_index, duplicates, exists,
-                         index_info, journal_of, kept_source, rename, same_keys, server_name, spec_of, still_to_move,
+                         index_info, journal_of, kept_source, rename, same_keys, spec_of, still_to_move,
                          write_dump)
 from .steps import Step
 
@@ -84,8 +85,8 @@ def _check_restore_index(db: Database, action: Action, step: Step, resuming: boo
 
 
 def _check_rename(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
-    if server_name(db) == "FerretDB" and "." in action.to:
-        raise OperationError(f"{where(step)}: this server is FerretDB, which cannot rename a collection to a name with "
+    if "." in action.to and not renames_to_dotted_names(name := server_name(db)):
+        raise OperationError(f"{where(step)}: this server is {name}, which cannot rename a collection to a name with "
                              f"a dot ({action.to}); nothing was changed")
     if still_to_move(db, action.collection, action.to, where(step)):
         return None

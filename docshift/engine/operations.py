@@ -13,39 +13,26 @@ from typing import TYPE_CHECKING
 
 from bson import json_util
 from pymongo.database import Database
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import OperationFailure
 
 from .. import dump
 from ..errors import DatabaseError, OperationError
 from ..ledger import Ledger
 from ..operations import Action, describe_index, key_list
+from ..servers import NOT_IMPLEMENTED, lacking, server_name
 from .cursor import BatchCursor, collection_count
 from .steps import Step
 
 if TYPE_CHECKING:
     from .runs import StepRun
 
-LACKING = {"FerretDB": {"partialFilterExpression": "partial indexes", "sparse": "sparse indexes (it accepts the option "
-                        "and ignores it)", "expireAfterSeconds": "TTL indexes", "collMod": "collMod"}}
-"""What servers known to docshift lack, by index option (or command)."""
-NOT_IMPLEMENTED = 238
-
-
-def server_name(db: Database) -> str | None:
-    """'FerretDB' when the server says it is (its buildInfo carries `ferretdbVersion`), else None (MongoDB, unknown)."""
-    try:
-        info = db.command("buildInfo")
-    except (PyMongoError, NotImplementedError):
-        return None
-    return "FerretDB" if "ferretdbVersion" in info else None
-
 
 def check_features(db: Database, spec: dict, where: str) -> None:
-    """Refuse an index whose options the server lacks, saying so plainly (before anything is written)."""
+    """Refuse an index whose options the server lacks (docshift.servers), saying so plainly (before anything is
+    written)."""
     name = server_name(db)
-    lacking = [f"{LACKING[name][o]} ({o})" for o in spec.get("options", {}) if name and o in LACKING[name]]
-    if lacking:
-        raise OperationError(f"{where}: this server is {name}, which has no {' and no '.join(lacking)}, so the "
+    if missing := lacking(name, spec.get("options", {})):
+        raise OperationError(f"{where}: this server is {name}, which has no {' and no '.join(missing)}, so the "
                              f"{describe_index(spec)} cannot be created here; nothing was changed (leave the option "
                              f"out, or run this migration on MongoDB)")
 
@@ -162,7 +149,7 @@ def identity(record: dict) -> tuple:
 
 def actions_in(entry: dict | None) -> list[dict]:
     """The journaled actions of a history entry. Each is kept as canonical extended JSON text: a filter's `$lt` or an
-    index's dotted field would be refused as a key by some servers (FerretDB), and the text keeps every BSON type."""
+    index's dotted field would be refused as a key by some servers (FerretDB: docshift.servers), and the text keeps every BSON type."""
     return [json_util.loads(text) for text in (entry or {}).get("actions", [])]
 
 

@@ -8,7 +8,7 @@ from pymongo.database import Database
 
 from ..errors import DatabaseError
 from ..ledger import CHECKPOINT, Ledger
-from .cursor import UNSUPPORTED
+from ..servers import UNSUPPORTED
 from .state import RunState
 from .steps import Step
 
@@ -17,7 +17,8 @@ def partition_bounds(coll: Collection, selector: dict, partitions: int, total: i
     """`partitions - 1` `_id` values that split the step's `total` documents into ranges of about equal size, and
     about how many documents each range holds (for its progress; nothing is counted again).
 
-    `$bucketAuto` where the server has it; else the `_id`s at the quantiles, read by skipping along the `_id` order.
+    `$bucketAuto` where the server has it (MongoDB; not FerretDB 1.24 nor mongomock: docshift.servers); else the
+    `_id`s at the quantiles, read by skipping along the `_id` order.
     """
     try:
         buckets = list(coll.aggregate([{"$match": selector}, {"$bucketAuto": {"groupBy": "$_id", "buckets": partitions}}]))

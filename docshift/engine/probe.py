@@ -2,7 +2,8 @@
 
 FerretDB 1.24 refuses nested arrays and keys with a dot or a `$` with a write error; a Decimal128 makes its handler
 panic, so the connection is closed without an error (the server itself survives). A refused document is narrowed
-down to the field the server refuses by storing its fields one at a time, so that the message can name it.
+down to the field the server refuses by storing its fields one at a time, so that the message can name it. MongoDB
+stores all of these: there the probe passes (one of the differences docshift.servers lists).
 """
 
 from collections.abc import Iterable, Mapping

@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from pymongo.database import Database
-from pymongo.errors import OperationFailure
 
 from .. import storage
 from ..errors import TargetError
 from ..ledger import Ledger, as_utc, now
+from ..servers import UNSUPPORTED
 from .cursor import collection_count
 
 AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -92,10 +92,11 @@ def backups_of(db: Database, backup_dir: Path) -> list[Backup]:
 
 
 def data_size(db: Database, name: str) -> int:
-    """The collection's data size as the server keeps it (`collStats`), 0 where it has no such command."""
+    """The collection's data size as the server keeps it (`collStats`), 0 where it has no such command
+    (docshift.servers)."""
     try:
         return db.command({"collStats": name}).get("size", 0)
-    except (OperationFailure, NotImplementedError):
+    except UNSUPPORTED:
         return 0
 
 

@@ -16,6 +16,7 @@ from ..context import RunContext
 from ..dump import RAW
 from ..errors import TargetError
 from ..ledger import Ledger, now
+from ..servers import has_json_schema
 from ..settings import get_settings
 from ..spec import Migration
 from ..stop import check_stop
@@ -25,7 +26,7 @@ from .faults import fault_point
 from .operation_steps import undo_actions
 from .ranges import undo_ranges
 from .runs import lookup_for
-from .guards import exact_filter, field_filter, has_json_schema, merge_newer, same_document, write_as_read
+from .guards import exact_filter, field_filter, merge_newer, same_document, write_as_read
 from .steps import Step, make_step, transform_one
 
 
@@ -152,7 +153,7 @@ def restore_each(coll: Collection, step: Step, guard: dict, written: list[Writte
 
 
 def restore_one(coll: Collection, step: Step, guard: dict, w: Written) -> Outcome:
-    """Elsewhere (FerretDB): replace the document, read as the run left it, filtered on every field, and check the
+    """Elsewhere (FerretDB, mongomock: docshift.servers): replace the document, read as the run left it, filtered on every field, and check the
     document the server replaced. If an application added a field in the moment between, the document is put back
     as the application left it, for the function.
 

@@ -22,16 +22,16 @@ from tests.support.paths import ROOT
 from tests.support.prefect_api import prefect, run_deployment, start_worker, stop_worker
 
 @pytest.fixture(scope="module")
-def worker(ferretdb_uri, prefect_api, tmp_path_factory):
+def worker(mongodb_uri, prefect_api, tmp_path_factory):
     """`docshift deploy` of the module's migrations and database (twice: the second writes nothing), then a process
     worker that polls every 2 s; yields the settings and environment the worker's flow runs have."""
     home = tmp_path_factory.mktemp("deployment")
     migrations = home / "migrations"
     shutil.copytree(ROOT / "migrations", migrations, ignore=shutil.ignore_patterns("__pycache__"))
-    settings = docshift_settings(ferretdb_uri, f"t_deploy_{uuid.uuid4().hex[:8]}", migrations, home / "backups")
+    settings = docshift_settings(mongodb_uri, f"t_deploy_{uuid.uuid4().hex[:8]}", migrations, home / "backups")
     variables = {**process_environment(prefect_api, settings), "DOCSHIFT_PROJECT_DIR": str(ROOT),
                  "DOCSHIFT_SOAK_SECONDS": "0", "PREFECT_WORKER_QUERY_SECONDS": "2"}
-    deployed = Env(ferretdb_uri, settings["DOCSHIFT_DATABASE"], migrations, variables)
+    deployed = Env(mongodb_uri, settings["DOCSHIFT_DATABASE"], migrations, variables)
     first = deployed.run("deploy")
     assert first.returncode == 0, first.stdout + first.stderr
     again = deployed.run("deploy")  # idempotent: nothing is written the second time
@@ -44,12 +44,12 @@ def worker(ferretdb_uri, prefect_api, tmp_path_factory):
 
 
 @pytest.fixture
-def deployed(worker, ferretdb_uri, monkeypatch):
+def deployed(worker, mongodb_uri, monkeypatch):
     """The module's database, empty at the start and the end of each test, as an Env."""
     settings, variables = worker
     for key, value in settings.items():
         monkeypatch.setenv(key, value)
-    e = Env(ferretdb_uri, settings["DOCSHIFT_DATABASE"], Path(settings["DOCSHIFT_MIGRATIONS_DIR"]), variables)
+    e = Env(mongodb_uri, settings["DOCSHIFT_DATABASE"], Path(settings["DOCSHIFT_MIGRATIONS_DIR"]), variables)
     e.client.drop_database(e.database)
     yield e
     e.client.drop_database(e.database)

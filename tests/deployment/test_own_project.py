@@ -60,7 +60,7 @@ def run(args: list[str], **kwargs) -> str:
 
 
 @pytest.fixture(scope="module")
-def project(venv, ferretdb_uri, prefect_api, tmp_path_factory):
+def project(venv, mongodb_uri, prefect_api, tmp_path_factory):
     """An empty folder and the environment a user's shell would have: the venv's bin first, no DOCSHIFT_* variable,
     nothing on PYTHONPATH; the Prefect server of the session."""
     folder = tmp_path_factory.mktemp("shop")
@@ -69,7 +69,7 @@ def project(venv, ferretdb_uri, prefect_api, tmp_path_factory):
                        PREFECT_LOGGING_LEVEL="WARNING", PREFECT_WORKER_QUERY_SECONDS="2")
     database = f"shop_{uuid.uuid4().hex[:8]}"
     yield folder, environment, database
-    pymongo.MongoClient(ferretdb_uri).drop_database(database)
+    pymongo.MongoClient(mongodb_uri).drop_database(database)
 
 
 def docshift(project, *args: str, extra: dict | None = None) -> str:
@@ -164,7 +164,7 @@ def api(project, method: str, path: str, body: dict | None = None):
         return json.loads(response.read() or "null")
 
 
-def test_a_project_of_its_own_from_init_to_the_phases_run_by_a_worker(venv, project, ferretdb_uri):
+def test_a_project_of_its_own_from_init_to_the_phases_run_by_a_worker(venv, project, mongodb_uri):
     folder, environment, database = project
     where = json.loads(run(["python", "-c", "import docshift, sys, json; print(json.dumps([docshift.__file__, sys.path]))"],
                            cwd=folder, env=environment))
@@ -172,7 +172,7 @@ def test_a_project_of_its_own_from_init_to_the_phases_run_by_a_worker(venv, proj
     assert [p for p in where[1] if p and Path(p).resolve().is_relative_to(ROOT) and ".venv" not in Path(p).parts] == []
 
     pool = f"shop-{database[-8:]}"
-    docshift(project, "--uri", ferretdb_uri, "--database", database, "init", extra={"DOCSHIFT_WORK_POOL": pool})
+    docshift(project, "--uri", mongodb_uri, "--database", database, "init", extra={"DOCSHIFT_WORK_POOL": pool})
     with open(folder / "docshift.toml", "a") as settings:
         settings.write("soak_seconds = 0  # cleanup may follow contract at once (a test)\n")
     assert "created" in docshift(project, "new", "normalize sku", "--collection", "products", "--kind", "transformative")
@@ -182,7 +182,7 @@ def test_a_project_of_its_own_from_init_to_the_phases_run_by_a_worker(venv, proj
     (folder / "migrations" / "0005_tags_to_labels.py").write_text(  # deployed once, then removed: reported stale
         textwrap.dedent(MIGRATION_4).lstrip().replace("version=4", "version=5").replace('removes=("price",)', 'removes=("tags",)'))
 
-    db = pymongo.MongoClient(ferretdb_uri)[database]
+    db = pymongo.MongoClient(mongodb_uri)[database]
     db.products.insert_many([{"_id": i, "sku": f" ab-{i} ", "price": i + 0.99} for i in range(PRODUCTS)])
     docshift(project, "migrate", "3")
     assert db.products.count_documents({"schema_version": 2, "sku": "AB-7"}) == 1

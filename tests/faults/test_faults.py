@@ -147,6 +147,7 @@ def own_ferretdb(tmp_path):
     script("stop")
 
 
+@pytest.mark.embedded_server("it stops and restarts a server, which it can do only to a FerretDB it starts itself")
 def test_database_server_stopped_and_restarted_mid_run_loses_nothing(env, own_ferretdb):
     uri = own_ferretdb("start")
     client = pymongo.MongoClient(uri)

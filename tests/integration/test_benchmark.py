@@ -17,7 +17,8 @@ from benchmarks import run as bench
 from benchmarks.report import LABELS
 from tests.support.paths import ROOT
 
-pytestmark = pytest.mark.slow  # its own FerretDB and Prefect server, every mode in a child process
+pytestmark = [pytest.mark.slow,  # its own FerretDB and Prefect server, every mode in a child process
+              pytest.mark.embedded_server("the benchmark harness measures a FerretDB of its own")]
 
 HARNESS = """
 import json, sys

@@ -59,6 +59,7 @@ def test_unusable_connection_is_one_line_without_the_password(env):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.embedded_server("the failure is FerretDB's refusal of a nested array; MongoDB stores it")
 def test_failure_inside_a_flow_run_is_one_line_and_prefect_logs_stay_on_the_server(seeded):
     """FerretDB stores no nested arrays: a migration that writes one is refused by the server inside a task run, the
     run rolls back with that reason, not retried; Prefect logs it (with its traceback) and the terminal shows one line.

@@ -29,14 +29,16 @@ import pytest
 from bson import Binary, Int64, ObjectId, UuidRepresentation
 from bson.raw_bson import RawBSONDocument
 
+pytestmark = pytest.mark.embedded_server("checks the embedded server's own patches")
+
 
 IDS = [f"u{i:03d}" for i in range(25)] + [ObjectId() for _ in range(5)]
 
 
 @pytest.fixture
-def coll(ferretdb_uri):
+def coll(mongodb_uri):
     # no retries: a closed connection must fail the assertion, not be retried into a pass or another error
-    client = pymongo.MongoClient(ferretdb_uri, retryReads=False, retryWrites=False, socketTimeoutMS=30_000,
+    client = pymongo.MongoClient(mongodb_uri, retryReads=False, retryWrites=False, socketTimeoutMS=30_000,
                                  serverSelectionTimeoutMS=5_000)
     name = f"t_{uuid.uuid4().hex[:10]}"
     collection = client[name]["users"]
@@ -124,11 +126,11 @@ def test_commands_whose_filter_is_nil_or_odd_answer_and_the_server_stays_up(coll
     assert db.client.admin.command("ping")["ok"] == 1.0
 
 
-def test_writers_of_one_document_at_the_same_moment_lose_no_write(coll, ferretdb_uri):
+def test_writers_of_one_document_at_the_same_moment_lose_no_write(coll, mongodb_uri):
     """Four clients each $inc one document 100 times and $set a field of their own: with the read and the write of
     an update apart, increments went missing (the second writer wrote over what it had read before the first wrote)."""
     def writer(k: int) -> None:
-        client = pymongo.MongoClient(ferretdb_uri, retryWrites=False)
+        client = pymongo.MongoClient(mongodb_uri, retryWrites=False)
         mine = client[coll.database.name][coll.name]
         for i in range(100):
             mine.update_one({"_id": "u001"}, {"$inc": {"n": 1}, "$set": {f"w{k}": i}})

@@ -18,8 +18,8 @@ SEED = int(os.environ.get("DOCSHIFT_MODEL_SEED", "1"))
 
 
 @pytest.mark.model
-def test_a_seeded_walk_of_commands_keeps_every_document_as_the_model_has_it(ferretdb_uri, prefect_api, tmp_path):
-    harness = Harness(ferretdb_uri, tmp_path, prefect_api, SEED, orders=120, customers=100)
+def test_a_seeded_walk_of_commands_keeps_every_document_as_the_model_has_it(mongodb_uri, prefect_api, tmp_path):
+    harness = Harness(mongodb_uri, tmp_path, prefect_api, SEED, orders=120, customers=100)
     try:
         with harness:
             result = walk(harness, SEED, STEPS, log=lambda line: print(line, flush=True))

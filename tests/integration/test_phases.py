@@ -72,7 +72,7 @@ def test_phases_run_in_order_and_end_as_the_one_step_migration(at_4):
     assert "cleanup" not in env.ledger.find_one({"_id": "phases:5"})
 
 
-def test_phases_end_where_the_one_step_up_ends(env, ferretdb_uri):
+def test_phases_end_where_the_one_step_up_ends(env, mongodb_uri):
     seed_users(env.db, 400, seed=22)
     ok(env, "migrate", "4")
     other = env.db.client[env.database + "_one_step"]
