@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pymongo.errors import PyMongoError
 
-from . import command
+from . import command, inspect_commands
 from .db import redact
 from .errors import DocshiftError, Interrupted
 from .settings import configure
@@ -136,6 +136,19 @@ def rehearse(
 def history() -> None:
     """List applied, reverted and failed runs."""
     command.history()
+
+
+@app.command("inspect")
+def inspect_collection(
+    collection: Annotated[str, typer.Argument(help="The collection to profile.")],
+    sample: Annotated[int, typer.Option(min=0, help="Documents in a uniform sample; 0: every document (exact).")] = 1000,
+    version: Annotated[Optional[int], typer.Option(
+        help="Check the documents against this migration's target_model (default: the collection's latest).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON, for scripts.")] = False,
+) -> None:
+    """Profile a collection as it is: documents per schema_version; per field the BSON types, missing and null
+    counts, examples (secrets redacted); the documents that fail the latest target_model, grouped by error."""
+    inspect_commands.inspect(collection, sample, version, as_json)
 
 
 KindName = enum.Enum("KindName", {k: k for k in get_args(Kind)}, type=str)
