@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pymongo.errors import PyMongoError
 
-from . import command, inspect_commands
+from . import command, inspect_commands, model_commands
 from .db import redact
 from .errors import DocshiftError, Interrupted
 from .settings import configure
@@ -149,6 +149,18 @@ def inspect_collection(
     """Profile a collection as it is: documents per schema_version; per field the BSON types, missing and null
     counts, examples (secrets redacted); the documents that fail the latest target_model, grouped by error."""
     inspect_commands.inspect(collection, sample, version, as_json)
+
+
+@app.command()
+def check(
+    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help=(
+        "COLLECTION=module:Class, the application's model of a collection (repeatable; default: the `models` "
+        "setting); modules are imported from the settings file's folder."))] = None,
+) -> None:
+    """For CI: exit 1 with one line per difference when an application model differs from the latest target_model
+    of its collection's migrations (a migration is missing); exit 0 when they agree. Reads no database."""
+    if any(result.changes for result in model_commands.check(model or [])):
+        raise typer.Exit(1)
 
 
 KindName = enum.Enum("KindName", {k: k for k in get_args(Kind)}, type=str)
