@@ -171,8 +171,16 @@ def new(
     description: str,
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection the migration changes.")],
     kind: Annotated[KindName, typer.Option("--kind", "-k", help="What the change does to documents.")] = KindName.transformative,
+    from_model: Annotated[Optional[str], typer.Option("--from-model", help=(
+        "module:Class, the application's model of the collection: draft the migration from its differences to the "
+        "latest target_model (the draft decides the kind).")) ] = None,
 ) -> None:
-    """Write the next-numbered migration file from the template of its kind (creates the folder when missing)."""
+    """Write the next-numbered migration file from the template of its kind (creates the folder when missing), or
+    with --from-model a draft from the model's changes, every decision a comment, each part to fill in a TODO."""
+    if from_model is not None:
+        print(f"wrote {model_commands.new_from_model(description, collection, from_model)}: a draft; read its "
+              f"decisions, fill in each TODO, then `docshift plan`")
+        return
     command.new(description, collection, kind.value)
 
 

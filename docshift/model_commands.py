@@ -1,4 +1,4 @@
-"""The body of `docshift check`: the application's pydantic models (`module:Class`,
+"""The bodies of `docshift check` and `docshift new --from-model`: the application's pydantic models (`module:Class`,
 imported from the project's folder) against the migrations' target models. No database is needed."""
 
 import importlib
@@ -9,8 +9,10 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from .errors import DocshiftError
+from .draft import draft_source
 from .loader import ScriptDirectory
 from .modeldiff import FieldChange, compare_models, latest_target
+from .project import next_migration
 from .settings import find_settings_file, get_settings
 
 
@@ -98,3 +100,17 @@ def check(given: list[str]) -> list[ModelCheck]:
             print(f"{result.collection}: {result.spec} agrees with {result.target} (migration {result.version})")
     return results
 
+
+def new_from_model(description: str, collection: str, spec: str) -> Path:
+    """Write a draft migration of `collection` from the differences between its latest target_model and the
+    application's model `spec`; refused (nothing written) when they agree."""
+    folder = get_settings().migrations_dir
+    scripts = ScriptDirectory.load(folder) if folder.is_dir() else ScriptDirectory([], folder)
+    result = compare_with_migrations(collection, spec, scripts)
+    if not result.changes:
+        raise ModelError(f"{spec} agrees with {result.target} (migration {result.version}): nothing to draft; "
+                         f"nothing was written")
+    version, path = next_migration(folder, description)
+    path.write_text(draft_source(version, description, collection, import_model(spec), result.target, result.changes,
+                                 project_folder().resolve()))
+    return path

@@ -56,7 +56,7 @@ def type_text(annotation: Any) -> str:
 def default_text(field: FieldInfo) -> str:
     if field.default_factory is not None:
         return f"computed by {getattr(field.default_factory, '__qualname__', repr(field.default_factory))}()"
-    return "no default" if field.default is PydanticUndefined else f"default {field.default!r}"
+    return "no default" if field.default is PydanticUndefined else f"default {stored(field.default)!r}"
 
 
 def field_text(field: FieldInfo) -> str:
