@@ -1,5 +1,6 @@
 """The bodies of `docshift check` and `docshift new --from-model`: the application's pydantic models (`module:Class`,
-imported from the project's folder) against the migrations' target models. No database is needed."""
+imported from the project's folder) against the migrations' target models. No database is needed (`check` reads one
+only when it is named: the documents against the target models)."""
 
 import importlib
 import sys
@@ -8,11 +9,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from .context import RunContext
 from .errors import DocshiftError
 from .draft import draft_source
 from .loader import ScriptDirectory
 from .modeldiff import FieldChange, compare_models, latest_target
 from .project import next_migration
+from .sampling import profile_collection
 from .settings import find_settings_file, get_settings
 
 
@@ -89,17 +92,36 @@ def compare_with_migrations(collection: str, spec: str, scripts: ScriptDirectory
                       compare_models(target, import_model(spec)))
 
 
-def check(given: list[str]) -> list[ModelCheck]:
-    """Compare every model with its collection's latest target_model; print one line per difference."""
+def check(given: list[str], database: str | None = None) -> list[str]:
+    """Compare every model with its collection's latest target_model, and with `database` also the documents at
+    that version with the target_model; print and return one line per difference (agreements printed too)."""
     scripts = ScriptDirectory.load(get_settings().migrations_dir)
     results = [compare_with_migrations(collection, spec, scripts) for collection, spec in parse_models(given).items()]
+    problems = [line for result in results for line in result.lines()]
+    if database is not None:
+        problems += failing_documents(RunContext.open(get_settings(database)), results)
+    for line in problems:
+        print(line)
     for result in results:
-        for line in result.lines():
-            print(line)
         if not result.changes:
             print(f"{result.collection}: {result.spec} agrees with {result.target} (migration {result.version})")
-    return results
+    return problems
 
+
+def failing_documents(ctx: RunContext, results: list[ModelCheck]) -> list[str]:
+    """A line per collection whose documents at its latest target_model's version fail that model (every document
+    of the collection is read, as `docshift inspect --sample 0` does)."""
+    lines = []
+    present = set(ctx.db.list_collection_names())
+    for result in results:
+        if result.version is None or result.collection not in present:
+            continue
+        validation = profile_collection(ctx, result.collection, 0, result.version).validation
+        if validation.failing_at_version:
+            lines.append(f"{result.collection}: {validation.failing_at_version:,} documents at version {validation.version} "
+                         f"fail {validation.model} in database {ctx.db.name}: `docshift inspect {result.collection} "
+                         f"--sample 0` groups them")
+    return lines
 
 def new_from_model(description: str, collection: str, spec: str) -> Path:
     """Write a draft migration of `collection` from the differences between its latest target_model and the

@@ -63,6 +63,13 @@ def test_check_fails_until_the_drafted_migration_exists(env, tmp_path, monkeypat
     assert up.returncode == 0, up.stderr
     assert {type(doc["age"]) for doc in env.db.people.find()} == {str}
     assert env.db.people.count_documents({"legacy": {"$exists": True}}) == 0
+    env.db.people.insert_one({"name": "written by an old app", "age": 7, "schema_version": 3})
+    assert env.cli("check").returncode == 0  # no database named: the models alone
+    failing = env.cli("check", "--database", env.database)
+    assert failing.returncode == 1 and failing.stdout.splitlines()[0] == (
+        f"people: 1 documents at version 3 fail PeopleV3 in database {env.database}: `docshift inspect people "
+        f"--sample 0` groups them")
+    env.db.people.delete_one({"name": "written by an old app"})
     down = env.cli("migrate", "2")
     assert down.returncode == 0, down.stderr
     assert {doc["_id"]: as_bson(doc) for doc in env.db.people.find()} == before

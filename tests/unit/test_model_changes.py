@@ -91,7 +91,7 @@ def test_each_change_is_found_drafted_and_round_trips(project, tmp_path, name, c
     old = ScriptDirectory.load(tmp_path / "migrations").get(2).migration.target_model
 
     assert [(c.kind, c.field) for c in compare_models(old, import_model(spec))] == case.kinds
-    assert [r.changes != [] for r in check([f"users={spec}"])] == [True]
+    assert len(check([f"users={spec}"])) == len(case.kinds)
 
     path = new_from_model(f"App {name}", "users", spec)
     source = path.read_text()
@@ -106,8 +106,7 @@ def test_each_change_is_found_drafted_and_round_trips(project, tmp_path, name, c
     settings = hypothesis.settings(ROUND_TRIP_SETTINGS, max_examples=30, database=None)
     round_trip_test(migration, documents, settings=settings)()
     capsys.readouterr()
-    results = check([f"users={spec}"])
-    assert [r.changes for r in results] == [[]], capsys.readouterr().out
+    assert check([f"users={spec}"]) == [], capsys.readouterr().out
 
 
 def test_a_model_that_cannot_be_imported_is_one_plain_error(project):
