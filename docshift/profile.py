@@ -108,7 +108,7 @@ class Profile(BaseModel):
 
     collection: str
     method: str
-    """How the documents were read: an exact scan, `$sample`, or a reservoir sample over an `_id` scan."""
+    """How the documents were read: an exact scan, `$sample`, or a reservoir sample over one scan."""
     exact: bool
     documents: int
     """Documents profiled."""

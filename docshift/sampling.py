@@ -1,13 +1,12 @@
 """Reading a collection for its profile (docshift.profile): all of it in `_id` order, or a uniform sample.
 
 A sample uses the server's `$sample` stage where it has one (MongoDB); where it has none (FerretDB 1.24 refuses the
-stage) a reservoir sample over a scan of `_id`s only, then the chosen documents by `_id`. Both keep at most one
-batch of documents (and the sample's `_id`s) in memory, whatever the collection's size.
+stage) a reservoir sample over one scan of the collection: as uniform, but as long as an exact profile's read.
+Memory: an exact profile holds one batch of documents, a sample its `N` documents, whatever the collection's size.
 """
 
 import math
 import random
-from collections.abc import Iterator
 
 from pydantic import BaseModel
 from pymongo.collection import Collection
@@ -21,7 +20,7 @@ from .profile import Profile, Profiler
 BATCH = 1000
 EXACT = "exact: every document, in _id order"
 SAMPLE_STAGE = "$sample"
-RESERVOIR = "reservoir sample over an _id scan (the server has no $sample)"
+RESERVOIR = "reservoir sample over one scan (the server has no $sample)"
 
 
 class InspectError(DocshiftError):
@@ -58,30 +57,26 @@ def profile_collection(ctx: RunContext, collection: str, sample: int, version: i
         docs = coll.aggregate([{"$sample": {"size": sample}}], batchSize=BATCH)
         method, total = SAMPLE_STAGE, None
     except OperationFailure:
-        ids, total = reservoir(coll, sample, random.Random(seed))
-        docs, method = by_id(coll, ids), RESERVOIR
+        docs, total = reservoir(coll, sample, random.Random(seed))
+        method = RESERVOIR
     for doc in docs:
         profiler.add(doc)
     return profiler.profile(method, exact=False, total=total, bound=margin(profiler.count, total))
 
 
-def reservoir(coll: Collection, size: int, rng: random.Random) -> tuple[list, int]:
-    """`size` `_id`s drawn uniformly from the collection (Algorithm R over one scan of `_id`s), and its count."""
-    chosen: list = []
+def reservoir(coll: Collection, size: int, rng: random.Random) -> tuple[list[dict], int]:
+    """`size` documents drawn uniformly from the collection (Algorithm R over one scan), and its count. One scan of
+    whole documents, not of `_id`s and then a fetch by `_id`: FerretDB decodes every document for either, and an `$in`
+    of `_id`s is a second full scan there."""
+    chosen: list[dict] = []
     seen = 0
-    for doc in coll.find({}, {"_id": 1}).batch_size(10 * BATCH):
+    for doc in coll.find().batch_size(BATCH):
         seen += 1
         if len(chosen) < size:
-            chosen.append(doc["_id"])
+            chosen.append(doc)
         elif (slot := rng.randrange(seen)) < size:
-            chosen[slot] = doc["_id"]
+            chosen[slot] = doc
     return chosen, seen
-
-
-def by_id(coll: Collection, ids: list) -> Iterator[dict]:
-    """The documents of `ids`, a batch at a time."""
-    for start in range(0, len(ids), BATCH):
-        yield from coll.find({"_id": {"$in": ids[start:start + BATCH]}})
 
 
 def margin(n: int, total: int | None) -> str | None:
