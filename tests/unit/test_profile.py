@@ -91,3 +91,24 @@ def test_state_does_not_grow_with_the_number_of_documents():
             tracemalloc.stop()
 
     assert peak(100_000) < 1.2 * peak(10_000)
+
+
+def test_a_server_with_sample_is_sampled_by_it(tmp_path):
+    """Where the server has `$sample` (MongoDB; mongomock here), a sample is drawn by it, and the total is not
+    counted (FerretDB's reservoir path is tests/integration/test_inspect.py's)."""
+    import mongomock
+
+    from docshift.context import RunContext
+    from docshift.loader import ScriptDirectory
+    from docshift.sampling import SAMPLE_STAGE, profile_collection
+    from docshift.settings import Settings
+
+    db = mongomock.MongoClient().db
+    db.people.insert_many(list(generated(2000)))
+    ctx = RunContext(Settings(_env_file=None), ScriptDirectory([], tmp_path), db)
+
+    profile = profile_collection(ctx, "people", 300)
+
+    assert (profile.method, profile.documents, profile.total, profile.exact) == (SAMPLE_STAGE, 300, None, False)
+    assert profile.bound == "shares within ±5.7% of the collection's (95%)"
+    assert len({f.path for f in profile.fields} - {"_id", "schema_version"}) == 8
