@@ -1,6 +1,6 @@
 """`docshift deploy`: a project's Prefect deployments, made from its settings and migration files.
 
-`migrate`, `rollback` and `verify`, and for every migration that declares `ExpandContract` its four phases
+`migrate`, `rollback`, `verify` and `inspect`, and for every migration that declares `ExpandContract` its four phases
 (`expand/NAME` … `cleanup/NAME`, scheduled as the migration file says). Entrypoints are module paths inside the
 installed package (`docshift.flows.phases.backfill`), so a worker needs docshift installed, not its checkout.
 
@@ -33,6 +33,7 @@ from prefect.workers.process import ProcessWorker
 from docshift.engine.state import MigrateOptions
 from docshift.errors import DeployError
 from docshift.flows import phases
+from docshift.flows.inspect import inspect
 from docshift.flows.migrate import migrate
 from docshift.flows.rollback import rollback
 from docshift.flows.verify import verify
@@ -99,7 +100,7 @@ def phase_deployment_name(script: Script) -> str:
 
 
 def wanted_deployments(scripts: ScriptDirectory, settings: Settings) -> list[Wanted]:
-    """Every deployment the project declares: migrate, rollback, verify, and the phases of each expand-contract change."""
+    """Every deployment the project declares: migrate, rollback, verify, inspect, and the phases of each expand-contract change."""
     verify_at = WantedSchedule(settings.verify_schedule, settings.timezone) if settings.verify_schedule else None
     wanted = [
         Wanted(migrate, "migrate", "Migrate the database to target_version (default latest), up or down; dry_run plans only.",
@@ -108,6 +109,9 @@ def wanted_deployments(scripts: ScriptDirectory, settings: Settings) -> list[Wan
                "finished run); run it with --param run_id=RUN_ID.", {}, None, "docshift"),
         Wanted(verify, "verify", "Re-check an applied migration (default the current version) against the data as it is now.",
                dict(version=None), verify_at, "settings: verify_schedule"),
+        Wanted(inspect, "inspect", "Profile a collection as it is (versions, field types, documents failing the latest "
+               "target_model) into artifacts; run it with --param collection=NAME (sample=0: every document).",
+               dict(sample=1000, version=None), None, "docshift"),
     ]
     for version in scripts.versions:
         script = scripts.get(version)

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pymongo.errors import PyMongoError
 
-from . import command
+from . import command, inspect_commands, model_commands
 from .db import redact
 from .errors import DocshiftError, Interrupted
 from .settings import configure
@@ -138,6 +138,33 @@ def history() -> None:
     command.history()
 
 
+@app.command("inspect")
+def inspect_collection(
+    collection: Annotated[str, typer.Argument(help="The collection to profile.")],
+    sample: Annotated[int, typer.Option(min=0, help="Documents in a uniform sample; 0: every document (exact).")] = 1000,
+    version: Annotated[Optional[int], typer.Option(
+        help="Check the documents against this migration's target_model (default: the collection's latest).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON, for scripts.")] = False,
+) -> None:
+    """Profile a collection as it is: documents per schema_version; per field the BSON types, missing and null
+    counts, examples (secrets redacted); the documents that fail the latest target_model, grouped by error."""
+    inspect_commands.inspect(collection, sample, version, as_json)
+
+
+@app.command()
+def check(
+    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help=(
+        "COLLECTION=module:Class, the application's model of a collection (repeatable; default: the `models` "
+        "setting); modules are imported from the settings file's folder."))] = None,
+    database: Annotated[Optional[str], typer.Option("--database", help=(
+        "Also check this database's documents at each latest version against its target_model (reads them all)."))] = None,
+) -> None:
+    """For CI: exit 1 with one line per difference when an application model differs from the latest target_model
+    of its collection's migrations (a migration is missing); exit 0 when they agree. Reads no database unless named."""
+    if model_commands.check(model or [], database):
+        raise typer.Exit(1)
+
+
 KindName = enum.Enum("KindName", {k: k for k in get_args(Kind)}, type=str)
 
 
@@ -146,8 +173,16 @@ def new(
     description: str,
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection the migration changes.")],
     kind: Annotated[KindName, typer.Option("--kind", "-k", help="What the change does to documents.")] = KindName.transformative,
+    from_model: Annotated[Optional[str], typer.Option("--from-model", help=(
+        "module:Class, the application's model of the collection: draft the migration from its differences to the "
+        "latest target_model (the draft decides the kind).")) ] = None,
 ) -> None:
-    """Write the next-numbered migration file from the template of its kind (creates the folder when missing)."""
+    """Write the next-numbered migration file from the template of its kind (creates the folder when missing), or
+    with --from-model a draft from the model's changes, every decision a comment, each part to fill in a TODO."""
+    if from_model is not None:
+        print(f"wrote {model_commands.new_from_model(description, collection, from_model)}: a draft; read its "
+              f"decisions, fill in each TODO, then `docshift plan`")
+        return
     command.new(description, collection, kind.value)
 
 

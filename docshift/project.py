@@ -98,6 +98,13 @@ def migration_source(version: int, description: str, collection: str, kind: Kind
 
 def new_migration(folder: Path, description: str, collection: str, kind: Kind) -> Path:
     """Write the next-numbered migration file of `folder` (created when missing) and return its path."""
+    version, path = next_migration(folder, description)
+    path.write_text(migration_source(version, description, collection, kind))
+    return path
+
+
+def next_migration(folder: Path, description: str) -> tuple[int, Path]:
+    """The next version of `folder` (created when missing) and its file's path, refused when that file exists."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     version = ScriptDirectory.load(folder).head + 1
@@ -105,8 +112,7 @@ def new_migration(folder: Path, description: str, collection: str, kind: Kind) -
     path = folder / f"{version:04d}_{slug}.py"
     if path.exists():
         raise ProjectError(f"{path} exists already; nothing was written")
-    path.write_text(migration_source(version, description, collection, kind))
-    return path
+    return version, path
 
 
 TEAM_README = '''# Schema migrations

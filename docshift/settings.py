@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     prune_older_than: str | None = Field(
         None, pattern=r"^\d+(\.\d+)?[smhdw]$",
         description="After each successful run, prune backups older than this (`30d`, `12h`; never one still needed).")
+    models: dict[str, str] = Field(
+        default_factory=dict, description="The application's model of each collection, `module:Class` (imported "
+                                          "relative to the settings file's folder), that `docshift check` compares "
+                                          "with the latest target_model.")
     fault: str | None = Field(
         None, pattern=r"^[a-z-]+:[1-9][0-9]*(:raise)?$",
         description="For the fault suite only: `POINT:N` kills the process at the N-th pass through engine point POINT "

@@ -18,9 +18,9 @@ def by_name(wanted):
     return {w.full_name: w for w in wanted}
 
 
-def test_the_seed_migrations_make_migrate_rollback_verify_and_four_phases():
+def test_the_seed_migrations_make_migrate_rollback_verify_inspect_and_four_phases():
     wanted = by_name(wanted_deployments(ScriptDirectory.load(SEED_MIGRATIONS), SETTINGS))
-    assert sorted(wanted) == sorted(["migrate/migrate", "rollback/rollback", "verify/verify",
+    assert sorted(wanted) == sorted(["migrate/migrate", "rollback/rollback", "verify/verify", "inspect/inspect",
                                      *(f"{p}/users-email-address" for p in ("expand", "backfill", "contract", "cleanup"))])
     backfill = wanted["backfill/users-email-address"]
     assert backfill.parameters == {"version": 5, "window_minutes": 120}  # not on the schedule: see phase_deployments

@@ -1,0 +1,87 @@
+"""`docshift check` and `docshift new --from-model` as a team uses them: the application's model in the project
+folder, named in docshift.toml; check fails, the draft plans on the real server, filled in it migrates up and back
+down to every document exactly as it was, and check passes once the migration exists."""
+
+
+from docshift.ledger import Ledger
+from docshift.testing import as_bson
+from tests.support.env import only_migrations
+
+APP = '''\
+from pydantic import BaseModel
+
+
+class Person(BaseModel):
+    name: str
+    age: str
+    plan: str = "free"
+'''
+
+
+def test_check_fails_until_the_drafted_migration_exists(env, tmp_path, monkeypatch):
+    only_migrations(env, **{"0002_people": """\
+        from pydantic import BaseModel, ConfigDict
+
+        class PersonV2(BaseModel):
+            model_config = ConfigDict(extra="allow")
+            schema_version: int
+            name: str
+            age: int
+            legacy: str | None = None
+
+        migration = docshift.Migration(version=2, description="People", collection="people", kind="additive",
+                                       update={"$set": {"legacy": None}}, target_model=PersonV2)
+        """})
+    env.db.people.insert_many([{"name": f"p{i}", "age": i, "schema_version": 2, **({"legacy": "x"} if i % 2 else {})}
+                               for i in range(200)])
+    Ledger(env.db).set_current(2)  # as if migration 2 had run
+    project = tmp_path / "service"
+    project.mkdir()
+    (project / "docshift.toml").write_text('models = { people = "app_models:Person" }\n')
+    (project / "app_models.py").write_text(APP)
+    monkeypatch.chdir(project)
+    before = {doc["_id"]: as_bson(doc) for doc in env.db.people.find()}
+
+    failed = env.cli("check")
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stdout.splitlines() == [
+        "people: legacy: removed (was str | None, default None) [app_models:Person against PersonV2 (migration 2)]",
+        "people: plan: added (str, default 'free') [app_models:Person against PersonV2 (migration 2)]",
+        "people: age: type int -> str [app_models:Person against PersonV2 (migration 2)]"]
+
+    drafted = env.cli("new", "Person in the app", "--collection", "people", "--from-model", "app_models:Person")
+    assert drafted.returncode == 0, drafted.stderr
+    [path] = env.migrations.glob("0003_*.py")
+    source = path.read_text()
+    assert "# TODO: convert doc['age'] from int to str" in source and "kind='destructive'" in source
+    plan = env.cli("plan")
+    assert plan.returncode == 0 and "people" in plan.stdout, plan.stderr
+    assert env.cli("check").returncode == 0
+
+    path.write_text(source.replace("# TODO: convert doc['age'] from int to str", "doc['age'] = str(doc['age'])"))
+    up = env.cli("migrate")
+    assert up.returncode == 0, up.stderr
+    assert {type(doc["age"]) for doc in env.db.people.find()} == {str}
+    assert env.db.people.count_documents({"legacy": {"$exists": True}}) == 0
+    env.db.people.insert_one({"name": "written by an old app", "age": 7, "schema_version": 3})
+    assert env.cli("check").returncode == 0  # no database named: the models alone
+    failing = env.cli("check", "--database", env.database)
+    assert failing.returncode == 1 and failing.stdout.splitlines()[0] == (
+        f"people: 1 documents at version 3 fail PeopleV3 in database {env.database}: `docshift inspect people "
+        f"--sample 0` groups them")
+    env.db.people.delete_one({"name": "written by an old app"})
+    down = env.cli("migrate", "2")
+    assert down.returncode == 0, down.stderr
+    assert {doc["_id"]: as_bson(doc) for doc in env.db.people.find()} == before
+
+
+def test_a_model_that_does_not_import_is_one_plain_error(env, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken.py").write_text("raise RuntimeError('no database in CI')\n")
+    result = env.cli("check", "--model", "users=broken:User")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [f"docshift: error: cannot import model broken:User (from {tmp_path.resolve()}): "
+                                          "RuntimeError: no database in CI"]
+    drafted = env.cli("new", "x", "--collection", "users", "--from-model", "broken:User")
+    assert drafted.returncode == 1 and "cannot import model broken:User" in drafted.stderr
+    assert sorted(p.name for p in env.migrations.glob("*.py"))[-1].startswith("0005")

@@ -1,0 +1,130 @@
+"""Model changes: docshift.modeldiff finds each kind, `docshift new --from-model` drafts a migration for it that
+loads, and, filled in where the draft says TODO, gives every document back (round trip); `docshift check` fails
+before that migration exists and passes after."""
+
+import re
+import textwrap
+from dataclasses import dataclass, field
+
+import hypothesis
+import pytest
+from hypothesis import strategies as st
+
+from docshift.loader import ScriptDirectory
+from docshift.model_commands import check, import_model, new_from_model
+from docshift.modeldiff import compare_models
+from docshift.testing import ROUND_TRIP_SETTINGS, documents_from_model, round_trip_test
+
+
+@dataclass
+class Case:
+    """A target model of migration 2 (`Old`), the application's model (`New`), what differs, and the user's fill-in
+    of the draft's TODOs (the text after `# TODO: ` on a line, replaced by code)."""
+
+    old: str
+    new: str
+    kinds: list[tuple[str, str]]
+    fill: dict[str, str] = field(default_factory=dict)
+    strategies: dict = field(default_factory=dict)
+    drafted: str = ""
+    """Text the draft must contain."""
+
+
+CASES = {
+    "add_with_default": Case("name: str", "name: str\n    plan: str = 'free'", [("added", "plan")],
+                             drafted="update={'$set': {'plan': 'free'}}"),
+    "add_computed": Case("name: str", "name: str\n    seen: float = Field(default_factory=time.time)",
+                         [("added", "seen")], fill={"the value of seen": "doc['seen'] = 0.0"},
+                         drafted="seen: float = Field(default_factory=time)"),
+    "remove": Case("name: str\n    legacy: str | None = None", "name: str", [("removed", "legacy")],
+                   drafted="kind='destructive'"),
+    "retype": Case("name: str\n    age: int", "name: str\n    age: str", [("retyped", "age")],
+                   fill={"convert doc['age'] from int to str": "doc['age'] = str(doc['age'])"}),
+    "rename": Case("email: str", "email_address: str", [("removed", "email"), ("added", "email_address")],
+                   drafted="RENAME"),
+    "nested_add": Case("address: Address\n\nclass Address(BaseModel):\n    city: str",
+                       "address: Address\n\nclass Address(BaseModel):\n    city: str\n    zip: str = ''",
+                       [("added", "address.zip")]),
+    "enum_remap": Case("plan: Literal['free', 'pro']",
+                       "plan: Plan\n\nclass Plan(enum.Enum):\n    free = 'free'\n    premium = 'premium'",
+                       [("retyped", "plan")],
+                       fill={"convert doc['plan'] from Literal['free', 'pro'] to Plan":
+                             "doc['plan'] = {'pro': 'premium'}.get(doc['plan'], doc['plan'])"}),
+    "optional_to_required": Case("nick: str | None = None", "nick: str", [("retyped", "nick"), ("required", "nick")],
+                                 fill={"give doc['nick'] a value where it is missing or None":
+                                       "doc['nick'] = doc.get('nick') or ''",
+                                       "convert doc['nick'] from str | None to str": "pass"}),
+    "default_changed": Case("plan: str = 'free'", "plan: str = 'pro'", [("default", "plan")]),
+}
+HEADER = "import enum\nimport time\nfrom typing import Literal\n\nfrom pydantic import BaseModel, ConfigDict, Field\n\n"
+
+
+def model_source(name: str, body: str, version_field: bool) -> str:
+    """`class NAME(BaseModel)` with `body`'s fields; classes after a blank line in `body` come first."""
+    fields, _, others = body.partition("\n\n")
+    extra = '    model_config = ConfigDict(extra="allow")\n' + ("    schema_version: int\n" if version_field else "")
+    return f"{others}\n\n\nclass {name}(BaseModel):\n{extra}    {fields}\n"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project folder (the working directory) with migration 2 of `users` whose target_model is a case's `Old`."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOCSHIFT_MIGRATIONS_DIR", str(tmp_path / "migrations"))
+    (tmp_path / "migrations").mkdir()
+
+    def make(case: Case, name: str):
+        (tmp_path / "migrations" / "0002_base.py").write_text(
+            "import docshift\n" + HEADER + model_source("Old", case.old, True) + textwrap.dedent("""
+            migration = docshift.Migration(version=2, description="Base", collection="users", kind="additive",
+                                           up=lambda doc: doc, down=lambda doc: doc, target_model=Old)
+            """))
+        (tmp_path / f"app_{name}.py").write_text(HEADER + model_source("User", case.new, False))
+        return f"app_{name}:User"
+    return make
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_each_change_is_found_drafted_and_round_trips(project, tmp_path, name, capsys):
+    case = CASES[name]
+    spec = project(case, name)
+    old = ScriptDirectory.load(tmp_path / "migrations").get(2).migration.target_model
+
+    assert [(c.kind, c.field) for c in compare_models(old, import_model(spec))] == case.kinds
+    assert len(check([f"users={spec}"])) == len(case.kinds)
+
+    path = new_from_model(f"App {name}", "users", spec)
+    source = path.read_text()
+    assert case.drafted in source and "# Decisions" in source
+    for todo, code in case.fill.items():
+        assert f"# TODO: {todo}" in source, source
+        source = re.sub(rf"# TODO: {re.escape(todo)}.*", code, source)
+    path.write_text(source)
+
+    migration = ScriptDirectory.load(tmp_path / "migrations").get(3).migration
+    documents = documents_from_model(old, version=2, **case.strategies)
+    settings = hypothesis.settings(ROUND_TRIP_SETTINGS, max_examples=30, database=None)
+    round_trip_test(migration, documents, settings=settings)()
+    capsys.readouterr()
+    assert check([f"users={spec}"]) == [], capsys.readouterr().out
+
+
+def test_a_model_that_cannot_be_imported_is_one_plain_error(project):
+    from docshift.model_commands import ModelError
+
+    project(CASES["rename"], "x")
+    with pytest.raises(ModelError, match=r"cannot import model app_nothing:User .*ModuleNotFoundError"):
+        import_model("app_nothing:User")
+    with pytest.raises(ModelError, match="expected module:Class"):
+        import_model("app_x.User")
+    with pytest.raises(ModelError, match="not a pydantic model class"):
+        import_model("app_x:Literal")
+
+
+def test_agreeing_models_draft_nothing(project, tmp_path):
+    from docshift.model_commands import ModelError
+
+    spec = project(Case("name: str", "name: str", []), "same")
+    with pytest.raises(ModelError, match="nothing to draft"):
+        new_from_model("Nothing", "users", spec)
+    assert sorted(p.name for p in (tmp_path / "migrations").glob("*.py")) == ["0002_base.py"]
