@@ -1,18 +1,23 @@
 """`docshift deploy`: a project's Prefect deployments, made from its settings and migration files.
 
-`migrate`, `rollback`, `verify` and `inspect`, and for every migration that declares `ExpandContract` its four phases
-(`expand/NAME` … `cleanup/NAME`, scheduled as the migration file says). Entrypoints are module paths inside the
-installed package (`docshift.flows.phases.backfill`), so a worker needs docshift installed, not its checkout.
+`migrate/<project>`, `rollback/<project>`, `verify/<project>` and `inspect/<project>`, and for every migration that declares
+`ExpandContract` its four phases (`expand/<project>-NAME` … `cleanup/<project>-NAME`, scheduled as the migration
+file says); `deployment_name` is the one naming rule. Many projects (services, or databases of one team) share one
+Prefect server that way. Entrypoints are module paths inside the installed package (`docshift.flows.phases.backfill`),
+so a worker needs docshift installed, not its checkout.
 
 Where a run works is part of the deployment, as job variables of the process work pool: `working_dir` is the
 project folder (where the settings file is) and `env` holds DOCSHIFT_DATABASE, DOCSHIFT_MIGRATIONS_DIR and
 DOCSHIFT_BACKUP_DIR as `docshift deploy` resolved them (absolute). The MongoDB URI is not: it may hold a password,
 and job variables are shown in the UI; workers get it from their environment or the project's settings file.
 
+Each deployment is tagged `docshift`, `db:DATABASE` and `project:PROJECT`; with its `working_dir` that says whose it
+is (`Owner`). A deployment of the same name that another project made is never overwritten: `deploy` refuses before
+writing anything, naming that project and its folder. Only this project's deployments that no longer match a
+migration are reported as stale, and deleted with `prune`.
+
 Applying is idempotent: a deployment whose every managed field already matches is not written at all, so running
 it twice changes nothing. Schedules carry a slug and are created paused; one a person has resumed stays resumed.
-Deployments tagged as this project's (`docshift`, `db:DATABASE`) that no longer match a migration are reported as
-stale, and deleted with `prune`.
 """
 
 from dataclasses import dataclass, field
@@ -38,10 +43,11 @@ from docshift.flows.migrate import migrate
 from docshift.flows.rollback import rollback
 from docshift.flows.verify import verify
 from docshift.loader import Script, ScriptDirectory
-from docshift.settings import Settings
+from docshift.settings import Settings, deployment_slug
 from docshift.spec import PHASES, RRULE
 
 TAG = "docshift"
+PROJECT_TAG = "project:"
 SLUG = "docshift"
 """The slug of the one schedule docshift keeps on a deployment: updates find it by slug and leave `active` alone."""
 
@@ -62,15 +68,17 @@ class Wanted:
     """One deployment as the project's files declare it; `source` says which file, for messages."""
 
     flow: Flow
-    name: str
+    full_name: str
+    """`flow/deployment`, from `deployment_name`."""
     description: str
     parameters: dict
     schedule: WantedSchedule | None
     source: str
 
     @property
-    def full_name(self) -> str:
-        return f"{self.flow.name}/{self.name}"
+    def name(self) -> str:
+        """The deployment's own name, after the flow's."""
+        return self.full_name.split("/", 1)[1]
 
 
 @dataclass
@@ -91,32 +99,40 @@ def entrypoint(flow: Flow) -> str:
     return f"{flow.fn.__module__}.{flow.fn.__name__}"
 
 
+def deployment_name(flow: str, project: str, name: str | None = None) -> str:
+    """The full name (`flow/deployment`) of a deployment of `project`: `migrate/<project>` for a flow the project
+    deploys once, `<phase>/<project>-<name>` for one of several (a migration's phases). The project is in every name,
+    so that projects on one Prefect server never share one."""
+    return f"{flow}/{project}-{name}" if name else f"{flow}/{project}"
+
+
 def phase_deployment_name(script: Script) -> str:
     """`ExpandContract.name`, else `<collection>-<slug of the file name>` (`users-rename-email` for 0005_rename_email)."""
     if script.migration.expand_contract.name:
         return script.migration.expand_contract.name
-    slug = script.path.stem.split("_", 1)[-1]
-    return "-".join(w for w in "".join(c if c.isalnum() else " " for c in f"{script.migration.collection} {slug}".lower()).split())
+    return deployment_slug(f"{script.migration.collection} {script.path.stem.split('_', 1)[-1]}")
 
 
 def wanted_deployments(scripts: ScriptDirectory, settings: Settings) -> list[Wanted]:
     """Every deployment the project declares: migrate, rollback, verify, inspect, and the phases of each expand-contract change."""
     verify_at = WantedSchedule(settings.verify_schedule, settings.timezone) if settings.verify_schedule else None
+    migrate_, rollback_, verify_, inspect_ = (deployment_name(f.name, settings.project)
+                                              for f in (migrate, rollback, verify, inspect))
     wanted = [
-        Wanted(migrate, "migrate", "Migrate the database to target_version (default latest), up or down; dry_run plans only.",
+        Wanted(migrate, migrate_, "Migrate the database to target_version (default latest), up or down; dry_run plans only.",
                dict(target_version=None, options=MigrateOptions().model_dump(mode="json"), dry_run=False), None, "docshift"),
-        Wanted(rollback, "rollback", "Restore the pre-images of run_id (an unfinished run after a crash, or the latest "
+        Wanted(rollback, rollback_, "Restore the pre-images of run_id (an unfinished run after a crash, or the latest "
                "finished run); run it with --param run_id=RUN_ID.", {}, None, "docshift"),
-        Wanted(verify, "verify", "Re-check an applied migration (default the current version) against the data as it is now.",
+        Wanted(verify, verify_, "Re-check an applied migration (default the current version) against the data as it is now.",
                dict(version=None), verify_at, "settings: verify_schedule"),
-        Wanted(inspect, "inspect", "Profile a collection as it is (versions, field types, documents failing the latest "
+        Wanted(inspect, inspect_, "Profile a collection as it is (versions, field types, documents failing the latest "
                "target_model) into artifacts; run it with --param collection=NAME (sample=0: every document).",
                dict(sample=1000, version=None), None, "docshift"),
     ]
     for version in scripts.versions:
         script = scripts.get(version)
         if script.migration.expand_contract:
-            wanted.extend(phase_deployments(script, settings.timezone))
+            wanted.extend(phase_deployments(script, settings))
     seen: dict[str, str] = {}
     for w in wanted:
         if w.full_name in seen:
@@ -134,10 +150,10 @@ PHASE_TEXT = {
 }
 
 
-def phase_deployments(script: Script, default_timezone: str) -> list[Wanted]:
+def phase_deployments(script: Script, settings: Settings) -> list[Wanted]:
     """The four phase deployments of one expand-contract migration, with the schedules its file declares."""
     migration, plan = script.migration, script.migration.expand_contract
-    name, timezone = phase_deployment_name(script), plan.timezone or default_timezone
+    name, timezone = phase_deployment_name(script), plan.timezone or settings.timezone
     window = {"window_minutes": plan.window_minutes} if plan.window_minutes else {}
     # The window is a parameter of the deployment, not of its schedule: Prefect 3.9.1 empties a schedule's parameters
     # when it is paused or resumed (`prefect deployment schedule resume`), which would lift the window silently.
@@ -146,7 +162,8 @@ def phase_deployments(script: Script, default_timezone: str) -> list[Wanted]:
     for number, phase in enumerate(PHASES, 1):
         when = plan.schedule(phase)
         text = PHASE_TEXT[phase].format(removes=", ".join(plan.removes))
-        wanted.append(Wanted(getattr(phases, phase), name,
+        flow = getattr(phases, phase)
+        wanted.append(Wanted(flow, deployment_name(flow.name, settings.project, name),
                              f"{phase.capitalize()} (phase {number} of migration {migration.version}, "
                              f"{migration.description}): {text}.",
                              {"version": migration.version, **extra.get(phase, {})},
@@ -163,6 +180,46 @@ def job_variables(settings: Settings, project_dir: Path) -> dict[str, Any]:
     }}
 
 
+def project_tag(project: str) -> str:
+    """`project:<name>`: the project whose `docshift deploy` (or prefect.yaml) made the deployment."""
+    return f"{PROJECT_TAG}{project}"
+
+
+def tags(settings: Settings) -> list[str]:
+    """What marks a deployment as docshift's, of this database and of this project."""
+    return [TAG, f"db:{settings.database}", project_tag(settings.project)]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose a deployment is: the project of its tag, and the folder and database of its job variables (None where
+    it has none: made by hand, by an older docshift without projects, or by `prefect deploy` of a prefect.yaml)."""
+
+    project: str | None
+    folder: str | None
+    database: str | None
+
+    @classmethod
+    def of(cls, d: DeploymentResponse) -> "Owner":
+        projects = [t.removeprefix(PROJECT_TAG) for t in d.tags if t.startswith(PROJECT_TAG)]
+        variables = d.job_variables or {}
+        return cls(projects[0] if projects else None, variables.get("working_dir"),
+                   (variables.get("env") or {}).get("DOCSHIFT_DATABASE"))
+
+    def same_project(self, ours: "Owner") -> bool:
+        """The same project: its name, deployed from this folder or for this database (a project that moved folder,
+        or changed database, is still itself; two that only share a name are not). Without a project tag, only
+        what this folder's docshift made before projects existed."""
+        if self.project is None:
+            return self.folder is not None and self.folder == ours.folder
+        return self.project == ours.project and (self.folder in (None, ours.folder) or self.database == ours.database)
+
+    def __str__(self) -> str:
+        where = ", ".join(f"{k} {v}" for k, v in (("folder", self.folder), ("database", self.database)) if v)
+        who = f"the project {self.project}" if self.project else "no docshift project (made by hand or by an older docshift)"
+        return f"{who}{f' ({where})' if where else ''}"
+
+
 def runner_deployment(w: Wanted, settings: Settings, variables: dict) -> RunnerDeployment:
     try:
         if w.schedule:
@@ -170,7 +227,7 @@ def runner_deployment(w: Wanted, settings: Settings, variables: dict) -> RunnerD
     except ValueError as exc:
         raise DeployError(f"{w.source}: the schedule {w.schedule.when!r} of {w.full_name} is not valid: {exc}") from exc
     d = w.flow.to_deployment(name=w.name, description=w.description, parameters=w.parameters, concurrency_limit=1,
-                             tags=[TAG, f"db:{settings.database}"], work_pool_name=settings.work_pool,
+                             tags=tags(settings), work_pool_name=settings.work_pool,
                              job_variables=variables, entrypoint_type=EntrypointType.MODULE_PATH)
     d.entrypoint = entrypoint(w.flow)
     return d
@@ -208,12 +265,27 @@ def _existing_schedules(d: DeploymentResponse) -> list[dict]:
     return [{"slug": s.slug, "schedule": s.schedule, "parameters": s.parameters} for s in d.schedules]
 
 
-def apply_one(client, w: Wanted, settings: Settings, variables: dict) -> str:
+def read_existing(client, wanted: list[Wanted], ours: Owner) -> dict[str, DeploymentResponse | None]:
+    """The deployments of the wanted names as the server has them (None: not there); a DeployError, before anything
+    is written, when one of them is another project's."""
+    existing: dict[str, DeploymentResponse | None] = {}
+    for w in wanted:
+        try:
+            existing[w.full_name] = d = client.read_deployment_by_name(w.full_name)
+        except ObjectNotFound:
+            existing[w.full_name] = None
+            continue
+        if not (owner := Owner.of(d)).same_project(ours):
+            raise DeployError(f"the deployment {w.full_name} belongs to {owner}, not to this project {ours.project} "
+                              f"({ours.folder}): set `project` (DOCSHIFT_PROJECT) to a name of this project's own; "
+                              f"nothing was written")
+    return existing
+
+
+def apply_one(client, w: Wanted, existing: DeploymentResponse | None, settings: Settings, variables: dict) -> str:
     """Create or update one deployment; `created`, `updated` or `unchanged`."""
     wanted = runner_deployment(w, settings, variables)
-    try:
-        existing = client.read_deployment_by_name(w.full_name)
-    except ObjectNotFound:
+    if existing is None:
         wanted.apply(schedules=_schedules(w, {}), work_pool_name=settings.work_pool)
         return "created"
     schedules = _schedules(w, {s.slug: s.active for s in existing.schedules if s.slug})
@@ -246,16 +318,18 @@ def deploy(wanted: list[Wanted], settings: Settings, project_dir: Path, prune: b
         raise DeployError("deployments live on a Prefect server: set PREFECT_API_URL to it")
     report = DeployReport(settings.work_pool)
     variables = job_variables(settings, project_dir)
+    ours = Owner(settings.project, variables["working_dir"], settings.database)
     try:
         with get_client(sync_client=True) as client:
+            existing = read_existing(client, wanted, ours)
             report.pool_created = ensure_pool(client, settings.work_pool)
             for w in wanted:
-                getattr(report, apply_one(client, w, settings, variables)).append(w.full_name)
+                getattr(report, apply_one(client, w, existing[w.full_name], settings, variables)).append(w.full_name)
             names = {w.full_name for w in wanted}
-            ours = DeploymentFilter(tags=DeploymentFilterTags(all_=[TAG, f"db:{settings.database}"]))
-            for d in client.read_deployments(deployment_filter=ours):
+            docshifts = DeploymentFilter(tags=DeploymentFilterTags(all_=[TAG]))
+            for d in client.read_deployments(deployment_filter=docshifts):
                 full_name = f"{client.read_flow(d.flow_id).name}/{d.name}"
-                if full_name not in names:
+                if full_name not in names and Owner.of(d).same_project(ours):
                     report.stale.append(full_name)
                     if prune:
                         client.delete_deployment(d.id)
@@ -267,7 +341,7 @@ def deploy(wanted: list[Wanted], settings: Settings, project_dir: Path, prune: b
     return report
 
 
-def render_prefect_yaml(wanted: list[Wanted], pool: str) -> str:
+def render_prefect_yaml(wanted: list[Wanted], settings: Settings) -> str:
     """The same deployments as a prefect.yaml for `prefect deploy --all`. There the worker's environment says where
     (DOCSHIFT_DATABASE, …) and the pull step enters DOCSHIFT_PROJECT_DIR, instead of job variables."""
     deployments = []
@@ -275,12 +349,12 @@ def render_prefect_yaml(wanted: list[Wanted], pool: str) -> str:
         entry: dict[str, Any] = {"name": w.name, "description": w.description, "entrypoint": entrypoint(w.flow)}
         if w.parameters:
             entry["parameters"] = w.parameters
-        entry.update(tags=[TAG], work_pool={"name": pool}, concurrency_limit=1)
+        entry.update(tags=[TAG, project_tag(settings.project)], work_pool={"name": settings.work_pool}, concurrency_limit=1)
         if w.schedule:
             kind = "rrule" if RRULE.match(w.schedule.when) else "cron"
             entry["schedules"] = [{kind: w.schedule.when, "timezone": w.schedule.timezone, "slug": SLUG, "active": False}]
         deployments.append(entry)
-    document = {"name": "docshift",
+    document = {"name": settings.project,
                 "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $DOCSHIFT_PROJECT_DIR }}"}}],
                 "deployments": deployments}
     return ("# Generated by `docshift deploy --prefect-yaml`: edit the migration files and settings, not this file.\n"

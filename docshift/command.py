@@ -30,7 +30,7 @@ from .loader import ScriptDirectory
 from .phases import check_ready
 from .project import Layout, init_project, new_migration
 from .reports import print_outcome, print_plan, print_quarantined, print_report, print_retention
-from .settings import find_settings_file, get_settings, read_toml_table
+from .settings import find_settings_file, get_settings, project_folder, read_toml_table
 from .spec import PHASES, Kind, Phase
 from .stop import Watch, supervise
 
@@ -359,12 +359,14 @@ def deploy(prune: bool = False, prefect_yaml: Path | None = None):
     settings = get_settings()
     wanted = wanted_deployments(ScriptDirectory.load(settings.migrations_dir), settings)
     if prefect_yaml is not None:
-        prefect_yaml.write_text(render_prefect_yaml(wanted, settings.work_pool))
-        console.print(f"wrote {prefect_yaml}: {len(wanted)} deployments for `prefect deploy --all`")
+        prefect_yaml.write_text(render_prefect_yaml(wanted, settings))
+        console.print(f"wrote {prefect_yaml}: {len(wanted)} deployments of the project {settings.project} "
+                      f"for `prefect deploy --all`")
         return wanted
     settings_file = find_settings_file()
-    report = apply(wanted, settings, settings_file.parent if settings_file else Path.cwd(), prune)
-    console.print(f"work pool {report.pool}{' (created, process type)' if report.pool_created else ''}")
+    report = apply(wanted, settings, project_folder(), prune)
+    created = " (created, process type)" if report.pool_created else ""
+    console.print(f"project {settings.project}, work pool {report.pool}{created}")
     for action in ("created", "updated", "unchanged", "deleted"):
         for name in getattr(report, action):
             console.print(f"{action:9} {name}", markup=False, highlight=False)

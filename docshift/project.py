@@ -11,7 +11,7 @@ from pathlib import Path
 from .db import password_of, redact
 from .errors import ProjectError
 from .loader import ScriptDirectory
-from .settings import PYPROJECT, SETTINGS_FILE, Settings, read_toml
+from .settings import PYPROJECT, SETTINGS_FILE, Settings, default_project, read_toml
 from .spec import Kind
 
 HEADER = '''"""Version {version}: {description}."""
@@ -130,10 +130,13 @@ This folder holds the MongoDB schema migrations of {database}, one file per chan
 - Apply: `docshift migrate` (or `docshift migrate N` to go back to version N); `docshift status`, `docshift history`.
 - Undo a run: `docshift rollback --run RUN_ID` puts its backed-up pre-images back (backups in `{backups}/`:
   keep that folder out of version control).
+- From Prefect: `docshift deploy` makes this project's deployments, named after its `project` setting
+  (`{project}`): `migrate/{project}`, `rollback/{project}`, `verify/{project}`. Another project on the same
+  Prefect server keeps its own; docshift refuses to overwrite them.
 - Without downtime: a migration with `expand_contract=docshift.ExpandContract(...)` runs as four phases. After
-  `docshift deploy`, each is a Prefect deployment (`expand/NAME`, `backfill/NAME`, `contract/NAME`,
-  `cleanup/NAME`) with the schedules the file declares, paused until someone resumes them; a worker
-  (`prefect worker start --pool {pool}`) runs them.
+  `docshift deploy`, each is a Prefect deployment (`expand/{project}-NAME`, `backfill/{project}-NAME`,
+  `contract/{project}-NAME`, `cleanup/{project}-NAME`) with the schedules the file declares, paused until someone
+  resumes them; a worker (`prefect worker start --pool {pool}`) runs them.
 '''
 
 
@@ -174,6 +177,7 @@ def settings_table(settings: Settings) -> str:
              f"database = {toml(settings.database)}",
              f"migrations_dir = {toml(str(settings.migrations_dir))}",
              f"backup_dir = {toml(str(settings.backup_dir))}",
+             f"project = {toml(settings.project)}  # names this project's deployments: migrate/{settings.project}, …",
              f"work_pool = {toml(settings.work_pool)}  # the Prefect work pool of `docshift deploy`",
              f"timezone = {toml(settings.timezone)}  # of schedules that name none",
              "# Alerts (`docshift alerts setup`): the name of a Prefect Secret block holding the webhook URL, or the",
@@ -190,6 +194,8 @@ def init_project(folder: Path, settings: Settings) -> Layout:
     if folder.exists() and not folder.is_dir():
         raise ProjectError(f"{folder} is not a folder; nothing was written")
     layout = plan_layout(folder, settings)
+    if "project" not in settings.model_fields_set:  # named after the folder it starts in, wherever init runs
+        settings = settings.model_copy(update={"project": default_project(folder)})
     folder.mkdir(parents=True, exist_ok=True)
     if layout.settings_file.name == PYPROJECT:
         text = layout.settings_file.read_text()
@@ -200,5 +206,6 @@ def init_project(folder: Path, settings: Settings) -> Layout:
     layout.migrations.mkdir(parents=True, exist_ok=True)
     layout.readme.write_text(TEAM_README.format(
         database=f"`{settings.database}`", settings=layout.settings_file.name if layout.settings_file.name == SETTINGS_FILE
-        else "pyproject.toml, [tool.docshift]", backups=settings.backup_dir, pool=settings.work_pool))
+        else "pyproject.toml, [tool.docshift]", backups=settings.backup_dir, pool=settings.work_pool,
+        project=settings.project))
     return layout

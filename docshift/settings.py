@@ -1,6 +1,7 @@
 """The one settings object: CLI flags over DOCSHIFT_* environment variables over the project's settings file
 (`docshift.toml`, or `[tool.docshift]` in `pyproject.toml`) over defaults."""
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,24 @@ SETTINGS_FILE = "docshift.toml"
 PYPROJECT = "pyproject.toml"
 PATH_SETTINGS = ("migrations_dir", "backup_dir")
 """Folders, which a settings file gives relative to itself."""
+PROJECT_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+"""A project name: part of its Prefect deployments' names (`migrate/<project>`), so lowercase letters, digits, dashes."""
+
+
+def deployment_slug(text: str) -> str:
+    """`text` as a name docshift gives deployments: lowercase letters and digits, words joined by single dashes."""
+    return "-".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def project_folder() -> Path:
+    """The project's folder: the one that holds its settings file, else the working directory."""
+    found = find_settings_file()
+    return found.parent if found else Path.cwd().resolve()
+
+
+def default_project(folder: Path | None = None) -> str:
+    """The `project` setting when none is given: the name of the project's folder (of `folder`), made a valid name."""
+    return deployment_slug((folder or project_folder()).resolve().name) or "docshift"
 
 
 class Settings(BaseSettings):
@@ -68,6 +87,11 @@ class Settings(BaseSettings):
     alert_secret: str | None = Field(
         None, description="Name of a Prefect Secret block holding the alert URL, instead of `alert_url`."
     )
+    project: str = Field(
+        default_factory=default_project,
+        description="This project's name on the Prefect server: its deployments are `migrate/<project>`, "
+                    "`expand/<project>-<name>`, …, so projects sharing a server never overwrite each other's; "
+                    "default: the name of the folder of the settings file (else of the working directory).")
     work_pool: str = Field("docshift", min_length=1, description="Prefect process work pool of `docshift deploy`'s deployments.")
     timezone: str = Field("UTC", description="Timezone of deployment schedules that name none (IANA name).")
     verify_schedule: str | None = Field(
@@ -87,6 +111,14 @@ class Settings(BaseSettings):
         description="For the fault suite only: `POINT:N` kills the process at the N-th pass through engine point POINT "
                     "(`POINT:N:raise` raises there instead).",
     )
+
+    @field_validator("project")
+    @classmethod
+    def _project_name(cls, name: str) -> str:
+        if not PROJECT_NAME.match(name):
+            raise ValueError(f"{name!r} is not a project name: lowercase letters, digits and dashes "
+                             f"(e.g. {deployment_slug(name) or 'shop'!r})")
+        return name
 
     @field_validator("timezone")
     @classmethod

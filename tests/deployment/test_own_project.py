@@ -173,6 +173,8 @@ def test_a_project_of_its_own_from_init_to_the_phases_run_by_a_worker(venv, proj
 
     pool = f"shop-{database[-8:]}"
     docshift(project, "--uri", mongodb_uri, "--database", database, "init", extra={"DOCSHIFT_WORK_POOL": pool})
+    name = folder.name  # the project: init names it after its folder (`shop0`)
+    assert f'project = "{name}"' in (folder / "docshift.toml").read_text()
     with open(folder / "docshift.toml", "a") as settings:
         settings.write("soak_seconds = 0  # cleanup may follow contract at once (a test)\n")
     assert "created" in docshift(project, "new", "normalize sku", "--collection", "products", "--kind", "transformative")
@@ -193,15 +195,17 @@ def test_a_project_of_its_own_from_init_to_the_phases_run_by_a_worker(venv, proj
 
     deployed = docshift(project, "deploy")
     assert f"work pool {pool} (created, process type)" in deployed
-    assert "created   backfill/products-price-in-cents" in deployed and "created   cleanup/products-tags-to-labels" in deployed
-    backfill = api(project, "GET", "/deployments/name/backfill/products-price-in-cents")
+    assert f"created   backfill/{name}-products-price-in-cents" in deployed
+    assert f"created   cleanup/{name}-products-tags-to-labels" in deployed and f"created   migrate/{name}" in deployed
+    backfill = api(project, "GET", f"/deployments/name/backfill/{name}-products-price-in-cents")
+    assert set(backfill["tags"]) == {"docshift", f"db:{database}", f"project:{name}"}
     assert backfill["entrypoint"] == "docshift.flows.phases.backfill"
     assert backfill["job_variables"] == {"working_dir": str(folder), "env": {
         "DOCSHIFT_DATABASE": database, "DOCSHIFT_MIGRATIONS_DIR": str(folder / "migrations"),
         "DOCSHIFT_BACKUP_DIR": str(folder / "backups")}}
     [window] = backfill["schedules"]
     assert window["active"] is False and window["schedule"]["timezone"] == "Europe/Berlin"
-    assert api(project, "GET", "/deployments/name/cleanup/products-price-in-cents")["schedules"] == []
+    assert api(project, "GET", f"/deployments/name/cleanup/{name}-products-price-in-cents")["schedules"] == []
 
     # the worker knows only the Prefect server: the deployment says where, the project's settings file the URI
     worker = subprocess.Popen(["python", "-m", "prefect", "worker", "start", "--pool", pool], cwd="/", env=environment,
@@ -209,7 +213,7 @@ def test_a_project_of_its_own_from_init_to_the_phases_run_by_a_worker(venv, proj
     try:
         for phase, *params in (("expand",), ("backfill", "batch_size=50"), ("contract",), ("cleanup", "approved=true")):
             args = [a for p in params for a in ("--param", p)]
-            prefect(project, "deployment", "run", f"{phase}/products-price-in-cents", *args, "--watch",
+            prefect(project, "deployment", "run", f"{phase}/{name}-products-price-in-cents", *args, "--watch",
                     "--watch-timeout", "240")
     finally:
         output = stop_worker(worker)
@@ -223,9 +227,9 @@ def test_a_project_of_its_own_from_init_to_the_phases_run_by_a_worker(venv, proj
     api(project, "PATCH", f"/deployments/{backfill['id']}/schedules/{window['id']}", {"active": True})
     (folder / "migrations" / "0005_tags_to_labels.py").unlink()
     again = docshift(project, "deploy")
-    assert "unchanged backfill/products-price-in-cents" in again and "created" not in again and "updated" not in again
-    assert "stale     expand/products-tags-to-labels" in again
-    assert api(project, "GET", "/deployments/name/backfill/products-price-in-cents")["schedules"][0]["active"] is True
-    assert "deleted   cleanup/products-tags-to-labels" in docshift(project, "deploy", "--prune")
+    assert f"unchanged backfill/{name}-products-price-in-cents" in again and "created" not in again and "updated" not in again
+    assert f"stale     expand/{name}-products-tags-to-labels" in again
+    assert api(project, "GET", f"/deployments/name/backfill/{name}-products-price-in-cents")["schedules"][0]["active"] is True
+    assert f"deleted   cleanup/{name}-products-tags-to-labels" in docshift(project, "deploy", "--prune")
     with pytest.raises(urllib.error.HTTPError, match="404"):
-        api(project, "GET", "/deployments/name/cleanup/products-tags-to-labels")
+        api(project, "GET", f"/deployments/name/cleanup/{name}-products-tags-to-labels")

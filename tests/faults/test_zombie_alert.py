@@ -38,7 +38,7 @@ def test_a_killed_worker_s_run_is_crashed_by_the_zombie_automation_notified_and_
     deploy_all(env.vars)
     worker = start_worker(env.vars)
     try:
-        started = prefect(env.vars, "deployment", "run", "migrate/migrate", "--param", 'options={"batch_size": 100}')
+        started = prefect(env.vars, "deployment", "run", "migrate/docshift-demo", "--param", 'options={"batch_size": 100}')
         assert started.returncode == 0, started.stdout + started.stderr
         flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", started.stdout).group(1)
         wait_for_checkpoint(env.db, 3, 1000, alive=lambda: worker.poll() is None, poll=0.05)
@@ -61,7 +61,7 @@ def test_a_killed_worker_s_run_is_crashed_by_the_zombie_automation_notified_and_
 
     worker = start_worker(env.vars)  # the crashed run freed the deployment's concurrency slot; its lock has expired by now
     try:
-        resumed = prefect(env.vars, "deployment", "run", "migrate/migrate", "--param", 'options={"batch_size": 100}', "--watch",
+        resumed = prefect(env.vars, "deployment", "run", "migrate/docshift-demo", "--param", 'options={"batch_size": 100}', "--watch",
                           "--watch-timeout", "300", timeout=360)
     finally:
         stop_worker(worker)

@@ -26,6 +26,8 @@ def test_init_writes_settings_that_docshift_then_reads(empty_project, monkeypatc
     settings = get_settings()
     assert (settings.database, settings.mongodb_uri.get_secret_value()) == ("shop", "mongodb://db.internal:27017/")
     assert settings.migrations_dir == empty_project / "svc" / "migrations"
+    assert 'project = "svc"' in layout.settings_file.read_text() and settings.project == "svc"
+    assert "`migrate/svc`" in layout.readme.read_text() and "`expand/svc-NAME`" in layout.readme.read_text()
 
 
 def test_init_puts_its_table_into_an_existing_pyproject_and_keeps_a_password_out(empty_project):
@@ -35,6 +37,7 @@ def test_init_puts_its_table_into_an_existing_pyproject_and_keeps_a_password_out
     text = (empty_project / "pyproject.toml").read_text()
     table = tomllib.loads(text)["tool"]["docshift"]
     assert table["database"] == "shop" and table["alert_secret"] == "shop-alerts"
+    assert table["project"] == empty_project.name.lower().replace("_", "-")  # made a valid name: test_x0 → test-x0
     assert "mongodb_uri" not in table and "alert_url" not in table and "T0K3N" not in text
     assert text.startswith('[project]\nname = "svc"\nversion = "1"\n') and "s3cret" not in text
 

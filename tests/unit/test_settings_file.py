@@ -47,3 +47,19 @@ def test_a_bad_settings_file_is_one_plain_error_naming_it(empty_project, text, m
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
         get_settings()
     assert str(empty_project / "docshift.toml") in str(caught.value)
+
+
+def test_the_project_is_named_after_the_folder_of_the_settings_file_else_the_working_directory(empty_project, monkeypatch):
+    (empty_project / "My_Shop.API").mkdir()
+    monkeypatch.chdir(empty_project / "My_Shop.API")
+    assert get_settings().project == "my-shop-api"  # a valid deployment name: lowercase letters, digits, dashes
+    (empty_project / "pyproject.toml").write_text('[tool.docshift]\ndatabase = "app"\n')
+    assert get_settings().project == empty_project.name.replace("_", "-")
+    (empty_project / "pyproject.toml").write_text('[tool.docshift]\nproject = "shop-eu"\n')
+    assert get_settings().project == "shop-eu"
+    monkeypatch.setenv("DOCSHIFT_PROJECT", "shop-us")
+    assert get_settings().project == "shop-us"
+    monkeypatch.setenv("DOCSHIFT_PROJECT", "Shop US")
+    with pytest.raises(SettingsError, match="project: Value error, 'Shop US' is not a project name: lowercase letters, "
+                                            "digits and dashes \\(e.g. 'shop-us'\\)"):
+        get_settings()
