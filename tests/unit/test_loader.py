@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+import docshift
+from docshift.engine.steps import make_step
 from docshift.errors import MigrationFileError, TargetError
-from docshift.loader import ScriptDirectory
+from docshift.loader import Script, ScriptDirectory
 
 SEED_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -229,3 +231,27 @@ def test_global_predecessor_is_the_previous_migration_of_any_collection(interlea
 def test_predecessors_of_the_seed_migrations(seed_scripts):
     assert [seed_scripts.collection_predecessor(v) for v in seed_scripts.versions] == [1, 2, 3, 4]
     assert [seed_scripts.global_predecessor(v) for v in seed_scripts.versions] == [1, 2, 3, 4]
+
+def same(doc):
+    return doc
+
+
+def scripts_of(*migrations) -> ScriptDirectory:
+    return ScriptDirectory([Script(m, Path(f"{m.version:04d}.py"), "") for m in migrations], Path("."))
+
+
+def test_document_migrations_follow_renames_and_copies_start_at_version_1():
+    scripts = scripts_of(
+        docshift.Migration(version=2, description="d", collection="products", kind="additive", up=same, down=same),
+        docshift.Migration(version=3, description="d", collection="products", kind="additive",
+                           operation=docshift.CreateIndex(keys=[("sku", 1)])),
+        docshift.Migration(version=4, description="d", collection="products", kind="transformative",
+                           operation=docshift.RenameCollection(to="catalog")),
+        docshift.Migration(version=5, description="d", collection="catalog", kind="additive", up=same, down=same),
+        docshift.Migration(version=6, description="d", collection="catalog", kind="additive",
+                           operation=docshift.CopyDocuments(to="prices")),
+        docshift.Migration(version=7, description="d", collection="prices", kind="additive", up=same, down=same))
+    assert scripts.collection_predecessor(5) == 2  # through the rename, past the index
+    assert scripts.collection_predecessor(7) == 1  # the copies start at the initial schema
+    assert make_step(scripts, 4, "up").operation == "RenameCollection" and make_step(scripts, 4, "up").selector == {}
+    assert scripts.document_versions("catalog") == [5]
