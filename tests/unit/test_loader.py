@@ -1,6 +1,7 @@
 """ScriptDirectory: loading migration folders, refusing unusable files by name, and version arithmetic."""
 
 import hashlib
+import sys
 import textwrap
 from pathlib import Path
 
@@ -97,6 +98,48 @@ def test_checksum_changes_when_the_file_changes(tmp_path):
     after = ScriptDirectory.load(tmp_path).get(2).checksum
     assert before != after
     assert after == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+
+HELPED = """\
+import docshift
+from _helpers import rename
+
+def up(doc):
+    return rename(doc, "email", "email_address")
+
+def down(doc):
+    return rename(doc, "email_address", "email")
+
+migration = docshift.Migration(version=2, description="rename", collection="users", kind="transformative", up=up,
+                               down=down)
+"""
+
+
+def helper_source(suffix: str = "") -> str:
+    return f"def rename(doc, old, new):\n    doc[new + {suffix!r}] = doc.pop(old)\n    return doc\n"
+
+
+def test_a_helper_module_of_the_folder_is_imported_afresh_and_covered_by_the_importing_migrations_checksum(tmp_path):
+    helper = write(tmp_path, "_helpers.py", helper_source())
+    helped = write(tmp_path, "0002_rename.py", HELPED)
+    alone = write(tmp_path, "0003_alone.py", migration_source(version="3"))
+    first = ScriptDirectory.load(tmp_path)
+
+    assert first.get(2).helpers == ("_helpers.py",) and first.get(3).helpers == ()
+    assert first.get(2).migration.up({"_id": 1, "email": "a@b"}) == {"_id": 1, "email_address": "a@b"}
+    assert first.get(2).checksum != first.get(2).file_checksum == hashlib.sha256(helped.read_bytes()).hexdigest()
+    assert first.get(3).checksum == hashlib.sha256(alone.read_bytes()).hexdigest()  # as recorded before helpers counted
+    assert "_helpers" not in sys.modules and str(tmp_path) not in sys.path
+
+    helper.write_text(helper_source("_v2"))
+    edited = ScriptDirectory.load(tmp_path)
+
+    assert edited.get(2).migration.up({"_id": 1, "email": "a@b"}) == {"_id": 1, "email_address_v2": "a@b"}
+    assert edited.get(2).checksum != first.get(2).checksum and edited.get(2).file_checksum == first.get(2).file_checksum
+    assert edited.get(3).checksum == first.get(3).checksum
+    assert not edited.get(2).matches(first.get(2).checksum) and edited.get(2).matches(edited.get(2).checksum)
+    assert edited.get(2).matches(edited.get(2).file_checksum)  # recorded by a docshift that did not count helpers
 
 
 # --- refusals: each names the file ----------------------------------------------------------------------------
