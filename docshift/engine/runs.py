@@ -1,4 +1,4 @@
-"""A step's run: its start or resumption, its working parts (a StepRun, docshift.engine.step_run), and its outcome records."""
+"""A step's run: its start or resumption, its working parts (a StepRun: docshift.engine.step_run), its outcomes."""
 
 import uuid
 from dataclasses import asdict, dataclass
@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from pymongo.database import Database
 
 from ..context import RunContext
+from ..errors import BackupError
 from ..ledger import Ledger, LeaseLock, LockWatch, now
 from ..lookup import Lookup
 from ..pacing import BatchSizer, Throttle
@@ -118,11 +119,17 @@ def lookup_for(db: Database, migration: Migration) -> Lookup:
 
 
 def pre_images_for(ctx: RunContext, step: Step) -> PreImages | None:
-    """For a `down` that gives documents their pre-images back, the backups of every run that applied the migration;
-    a missing one is refused before anything is written."""
-    if step.direction == "down" and wants_pre_image(ctx.scripts.get(step.version).migration, step):
+    """For a document `down`, the backups of every run that applied the migration: the pre-images a `down` that takes
+    them gives back (a missing backup is refused before anything is written), and the key order every `down` gives
+    documents back in (docshift.engine.key_order; without the backups, only that order is lost)."""
+    if step.direction != "down" or step.operation:
+        return None
+    try:
         return PreImages(ctx.db, Ledger(ctx.db).pre_image_runs(step.version))
-    return None
+    except BackupError:
+        if wants_pre_image(ctx.scripts.get(step.version).migration, step):
+            raise
+        return None
 
 
 def check_pre_images(ctx: RunContext, steps: list[Step]) -> None:

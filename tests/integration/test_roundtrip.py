@@ -2,7 +2,10 @@
 
 import collections
 
+import bson
+
 from docshift.demo import seed_users
+from tests.support.env import only_migrations
 from tests.support.fingerprints import raw_snapshot, snapshot
 
 N = 1200  # formerly 3000: still three batches of 400 per migration, 12 migration steps in all
@@ -14,7 +17,7 @@ def versions(coll):
 
 def test_up_to_latest_down_to_initial_and_up_again(env):
     seed_users(env.db, N, seed=7)
-    original = snapshot(env.db.users)
+    original, exact = snapshot(env.db.users), raw_snapshot(env.db.users)
 
     up = env.cli("migrate", "--batch-size", "400")
     assert up.returncode == 0, up.stdout + up.stderr
@@ -28,6 +31,7 @@ def test_up_to_latest_down_to_initial_and_up_again(env):
     down = env.cli("migrate", "1")
     assert down.returncode == 0, down.stdout + down.stderr
     assert snapshot(env.db.users) == original  # same fields, values and BSON types, deprecated_field included
+    assert raw_snapshot(env.db.users) == exact  # and the same bytes: email back in its place, not at the end
     assert env.ledger.find_one({"_id": "current"})["version"] == 1
 
     again = env.cli("migrate")
@@ -39,6 +43,41 @@ def test_up_to_latest_down_to_initial_and_up_again(env):
         (v, "up", "applied") for v in (2, 3, 4, 5)]
     entry = env.ledger.find_one({"kind": "history", "version": 3})
     assert entry["documents"] == N and entry["changed"] == N and entry["flow_run_id"]
+
+
+def test_a_field_renamed_by_functions_comes_back_in_its_place_byte_for_byte(env):
+    """A `down` that does not take the pre-image still gives each document its pre-image's bytes where it gives back
+    its values, and its key order where the application changed a value since."""
+    only_migrations(env, **{"0002_email_address": """\
+        def up(doc):
+            doc["email_address"] = doc.pop("email")
+            return doc
+
+
+        def down(doc):
+            doc["email"] = doc.pop("email_address")
+            return doc
+
+
+        migration = docshift.Migration(version=2, description="Rename email", collection="users",
+                                       kind="transformative", up=up, down=down)
+        """})
+    seed_users(env.db, 600, seed=11)
+    original = raw_snapshot(env.db.users)
+    assert env.cli("migrate", "--batch-size", "200").returncode == 0
+    written_since = env.db.users.find_one({}, sort=[("_id", -1)])["_id"]
+    env.db.users.update_one({"_id": written_since}, {"$set": {"user_id": "changed by the application"}})
+
+    down = env.cli("migrate", "1", "--batch-size", "200")
+
+    assert down.returncode == 0, down.stdout + down.stderr
+    restored = raw_snapshot(env.db.users)
+    assert {i: raw for i, raw in restored.items() if i != written_since} == {
+        i: raw for i, raw in original.items() if i != written_since}
+    doc, before = bson.decode(restored[written_since]), bson.decode(original[written_since])
+    assert list(doc) == list(before) and doc == {**before, "user_id": "changed by the application"}
+    entry = env.ledger.find_one({"kind": "history", "version": 2, "direction": "down"})
+    assert entry["documents"] == entry["changed"] == 600
 
 
 def test_migrate_down_runs_the_downs_in_reverse_and_stops_at_target(env):
