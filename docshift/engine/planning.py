@@ -81,7 +81,8 @@ def check_checksums(ctx: RunContext, current: int, allow_changed: bool) -> None:
     (unless allowed)."""
     scripts = ctx.scripts
     changed = [
-        f"{scripts.get(v).path.name} ({_with(scripts.get(v).helpers)}applied as {checksum[:12]}, now {scripts.get(v).checksum[:12]})"
+        f"{scripts.get(v).path.name} ({_with(scripts.get(v).helpers)}applied as {checksum[:12]}, "
+        f"now {scripts.get(v).checksum[:12]})"
         for v, checksum in Ledger(ctx.db).applied_checksums(current).items()
         if v in scripts.scripts and not scripts.get(v).matches(checksum)
     ]
