@@ -4,6 +4,8 @@ import hashlib
 import importlib.util
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +19,22 @@ FILE_NAME = re.compile(r"^(\d+)_\w+\.py$")
 
 @dataclass(frozen=True)
 class Script:
-    """A loaded migration file: the migration, where it came from, and the checksum of its source."""
+    """A loaded migration file: the migration, where it came from, and the checksum of its source and of the helper
+    modules it imports from its folder."""
 
     migration: Migration
     path: Path
     checksum: str
+    helpers: tuple[str, ...] = ()
+    """The helper modules' files it imports from its folder (paths in the folder), covered by `checksum`."""
+    file_checksum: str | None = None
+    """The file's alone, where helpers make it differ from `checksum`: what a docshift that did not checksum helpers
+    recorded (see matches)."""
+
+    def matches(self, recorded: str) -> bool:
+        """Whether a checksum recorded when the migration ran says it is unchanged. One recorded before helpers were
+        checksummed covers the file alone: it is compared with the file alone, as then, until the migration runs again."""
+        return recorded in (self.checksum, self.file_checksum)
 
     @property
     def version(self) -> int:
@@ -101,22 +114,58 @@ def load_file(file: Path) -> Script:
     module_name = f"docshift_migrations.{file.stem}"
     spec = importlib.util.spec_from_file_location(module_name, file)
     module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as exc:
-        raise MigrationFileError(file, f"syntax error at line {exc.lineno}: {exc.msg}") from exc
-    except ValidationError as exc:
-        raise MigrationFileError(file, f"invalid migration: {_validation_summary(exc)}") from exc
-    except Exception as exc:  # a user file can raise anything at import
-        raise MigrationFileError(file, f"cannot import: {type(exc).__name__}: {exc}") from exc
-    finally:
-        sys.modules.pop(module_name, None)
+    with helpers_imported(file) as helpers:
+        try:
+            spec.loader.exec_module(module)
+        except SyntaxError as exc:
+            raise MigrationFileError(file, f"syntax error at line {exc.lineno}: {exc.msg}") from exc
+        except ValidationError as exc:
+            raise MigrationFileError(file, f"invalid migration: {_validation_summary(exc)}") from exc
+        except Exception as exc:  # a user file can raise anything at import
+            raise MigrationFileError(file, f"cannot import: {type(exc).__name__}: {exc}") from exc
+        finally:
+            sys.modules.pop(module_name, None)
     migration = getattr(module, "migration", None)
     if migration is None:
         raise MigrationFileError(file, "defines no module-level `migration = docshift.Migration(...)`")
     if not isinstance(migration, Migration):
         raise MigrationFileError(file, f"`migration` is a {type(migration).__name__}, not a docshift.Migration")
-    return Script(migration=migration, path=file, checksum=hashlib.sha256(source).hexdigest())
+    helpers = sorted(helpers)
+    return Script(migration=migration, path=file, checksum=checksum_of(source, file.parent, helpers),
+                  helpers=tuple(helpers), file_checksum=hashlib.sha256(source).hexdigest() if helpers else None)
+
+
+@contextmanager
+def helpers_imported(file: Path) -> Iterator[list[str]]:
+    """While a migration file is imported: its folder importable (after every other place, so that a helper never
+    hides an installed module), and the modules imported from that folder listed (their paths in it) when it is done.
+
+    Those modules are forgotten again, so that each migration file, and each later load, imports them afresh from
+    their source as it is now: what a migration runs with is what its checksum covers."""
+    folder, own = file.parent.resolve(), file.resolve()
+    before, added = set(sys.modules), str(folder) not in sys.path
+    if added:
+        sys.path.append(str(folder))
+    found: list[str] = []
+    try:
+        yield found
+    finally:
+        if added:
+            sys.path.remove(str(folder))
+        for name in set(sys.modules) - before:
+            origin = getattr(sys.modules[name], "__file__", None)
+            if origin and (path := Path(origin).resolve()).is_relative_to(folder) and path != own:
+                found.append(path.relative_to(folder).as_posix())
+                del sys.modules[name]
+
+
+def checksum_of(source: bytes, folder: Path, helpers: list[str]) -> str:
+    """The SHA-256 of the migration file, followed by each helper's path in the folder and bytes, in order of path:
+    with no helper, the checksum of the file alone, as recorded before helpers were covered."""
+    digest = hashlib.sha256(source)
+    for name in helpers:
+        digest.update(b"\0" + name.encode() + b"\0" + (folder / name).read_bytes())
+    return digest.hexdigest()
 
 
 def _validation_summary(exc: ValidationError) -> str:

@@ -19,6 +19,7 @@ from .backups import change_record, save_by_id
 from .cursor import BatchCursor
 from .faults import fault_point
 from .guards import as_read_filter
+from .key_order import Whole, replace_whole, whole_if_reordered
 from .probe import first_refusal, server_answers
 from .quarantine import quarantine
 from .runs import StepRun
@@ -53,6 +54,8 @@ def migrate_batches(run: StepRun, cursor: BatchCursor, max_batches: int) -> bool
                 result = write_batch(coll, batch.ops, [c["_id"] for c in batch.written], step)
                 state.matched += result.matched_count
                 state.changed += result.modified_count
+            matched, changed = replace_whole(coll, step.selector, batch.whole, step.to_version)
+            state.matched, state.changed = state.matched + matched, state.changed + changed
         fault_point("batch-written")
         if state.validated is not None:
             state.validated += batch.validated
@@ -64,10 +67,12 @@ def migrate_batches(run: StepRun, cursor: BatchCursor, max_batches: int) -> bool
 
 @dataclass
 class Batch:
-    """What a batch will write: guarded updates, the change records they make, the values they set (to name one
-    the server refuses), and how many documents were checked against the target model."""
+    """What a batch will write: guarded updates, documents replaced whole to get their pre-image's key order back
+    (docshift.engine.key_order), the change records they make, the values they set (to name one the server refuses),
+    and how many documents were checked against the target model."""
 
     ops: list[UpdateOne] = field(default_factory=list)
+    whole: list[Whole] = field(default_factory=list)
     written: list[dict] = field(default_factory=list)
     values: list[dict] = field(default_factory=list)
     validated: int = 0
@@ -98,10 +103,15 @@ def prepare_batch(run: StepRun, raws: list[RawBSONDocument]) -> Batch:
         if validate and update and not position % every:
             validate_written(migration, step, new)
             batch.validated += 1
-        if update:
+        if not update:
+            continue
+        if pre_image is not None and (whole := whole_if_reordered(doc, update, new, pre_image)):
+            batch.whole.append(whole)
+            batch.written.append(change_record(doc["_id"], whole.doc, {}))
+        else:
             batch.ops.append(UpdateOne({"_id": doc["_id"], **step.selector, **as_read_filter(doc, update)}, update))
             batch.written.append(change_record(doc["_id"], doc, update))
-            batch.values.append({"_id": doc["_id"], **update.get("$set", {})})
+        batch.values.append({"_id": doc["_id"], **update.get("$set", {})})
     return batch
 
 

@@ -4,7 +4,6 @@ action by action, verified, undone. The actions themselves and their journal are
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import bson
 from pymongo.database import Database
@@ -24,10 +23,8 @@ from .faults import fault_point
 from .operations import (Journal, actions_in, check_features, create_index, drop_index, duplicates, exists,
                          index_info, journal_of, kept_source, rename, same_keys, spec_of, still_to_move,
                          write_dump)
+from .step_run import StepRun
 from .steps import Step
-
-if TYPE_CHECKING:
-    from .runs import StepRun
 
 
 def where(step: Step) -> str:
@@ -150,7 +147,7 @@ class Executor:
     step: Step
     backup_dir: Path
     gzipped: bool = False
-    run: "StepRun | None" = None
+    run: StepRun | None = None
 
     @property
     def journal(self) -> Journal:
@@ -234,7 +231,7 @@ class Executor:
             self.keep(record["to"], storage.kept_name(self.run_id), self.dump_path(record["to"]))
 
 
-def run_actions(run: "StepRun", backup_dir: Path, gzipped: bool) -> None:
+def run_actions(run: StepRun, backup_dir: Path, gzipped: bool) -> None:
     """The step's actions in order, each journaled before it is done."""
     executor = Executor(run.db, run.state.run_id, run.step, Path(backup_dir), gzipped, run)
     for action in actions_of(run.migration, run.step):
@@ -254,7 +251,7 @@ def undo_actions(db: Database, step: Step, run_id: str, backup_dir: Path, gzippe
     return sum(r.get("documents", 0) for r in records if r["do"] == "drop_collection" and r.get("existed"))
 
 
-def copy_documents(run: "StepRun", record: dict) -> dict:
+def copy_documents(run: StepRun, record: dict) -> dict:
     """Copy the matching documents in `_id` order, batch by batch with a checkpoint after each; returns the counts.
     The copies lose `schema_version`: they start at the new collection's initial schema."""
     db, state, operation, label = run.db, run.state, run.migration.operation, where(run.step)

@@ -9,7 +9,6 @@ mongodump-format file; putting it back renames it back.
 """
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bson import json_util
 from pymongo.database import Database
@@ -21,10 +20,9 @@ from ..ledger import Ledger
 from ..operations import Action, describe_index, key_list
 from ..servers import NOT_IMPLEMENTED, lacking, server_name
 from .cursor import BatchCursor, collection_count
+from .step_run import StepRun
 from .steps import Step
 
-if TYPE_CHECKING:
-    from .runs import StepRun
 
 
 def check_features(db: Database, spec: dict, where: str) -> None:
@@ -127,7 +125,7 @@ def rename(db: Database, source: str, target: str, where: str, refusals: tuple[s
         db[source].rename(target)
 
 
-def write_dump(db: Database, kept: str, path: Path, run: "StepRun | None") -> int:
+def write_dump(db: Database, kept: str, path: Path, run: StepRun | None) -> int:
     """The kept collection's exact documents, in `_id` order, into the (emptied) mongodump data file."""
     dump.clear(path)
     docs, written = BatchCursor(db[kept], {}, None, False), 0

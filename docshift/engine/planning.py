@@ -77,18 +77,24 @@ def plan_steps(scripts: ScriptDirectory, current: int, target: int, checkpoint: 
 
 
 def check_checksums(ctx: RunContext, current: int, allow_changed: bool) -> None:
-    """Refuse to run while an applied migration's file differs from what was applied (unless allowed)."""
+    """Refuse to run while an applied migration's file, or a helper module it imports, differs from what was applied
+    (unless allowed)."""
     scripts = ctx.scripts
     changed = [
-        f"{scripts.get(v).path.name} (applied as {checksum[:12]}, now {scripts.get(v).checksum[:12]})"
+        f"{scripts.get(v).path.name} ({_with(scripts.get(v).helpers)}applied as {checksum[:12]}, "
+        f"now {scripts.get(v).checksum[:12]})"
         for v, checksum in Ledger(ctx.db).applied_checksums(current).items()
-        if v in scripts.scripts and scripts.get(v).checksum != checksum
+        if v in scripts.scripts and not scripts.get(v).matches(checksum)
     ]
     if changed and not allow_changed:
         raise ChangedMigrationError(
             "applied migration files were edited since they ran: " + ", ".join(changed)
             + "; restore them, or pass --allow-changed if the edit is intended"
         )
+
+
+def _with(helpers: tuple[str, ...]) -> str:
+    return f"with {', '.join(helpers)}; " if helpers else ""
 
 
 def migrated_versions(steps: list[Step], index: int) -> list[int]:

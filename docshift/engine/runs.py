@@ -1,69 +1,25 @@
-"""A step's run: the one object its batches work with (StepRun), its start or resumption, and its outcome records."""
+"""A step's run: its start or resumption, its working parts (a StepRun: docshift.engine.step_run), its outcomes."""
 
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from pymongo.database import Database
 
 from ..context import RunContext
+from ..errors import BackupError
 from ..ledger import Ledger, LeaseLock, LockWatch, now
 from ..lookup import Lookup
 from ..pacing import BatchSizer, Throttle
-from ..progress import ProgressEvent, publish
 from ..spec import Migration
-from ..stop import check_stop
 from .backups import PreImages, seal_backup
-from .cursor import BatchCursor, collection_count
+from .cursor import collection_count
 from .faults import fault_point
 from .operation_steps import planned_documents
 from .quarantine import clear_quarantine
 from .state import RunOptions, RunState
+from .step_run import StepRun
 from .steps import Step, server_side, wants_pre_image
 from .verify import Verification, written_during_run
-
-
-@dataclass
-class StepRun:
-    """Everything a step's batches work with, built once by open_step_run: the run, a partition's too."""
-
-    db: Database
-    migration: Migration
-    step: Step
-    state: RunState
-    selector: dict
-    lock: LeaseLock | LockWatch | None
-    sizer: BatchSizer
-    throttle: Throttle
-    pre_images: PreImages | None
-    options: RunOptions
-    lookup: Lookup | None = None
-    """What the migration's functions look up in other collections (its `reads`), on this run's database."""
-
-    def cursor(self) -> BatchCursor:
-        return BatchCursor(self.db[self.step.collection], self.selector, self.state.last_id, self.state.started)
-
-    def ready(self, first: bool) -> bool:
-        """Before a batch (or a range on the server): the throttle's wait (not before the first of a task), the lock
-        still held, no stop asked for (a signal: Interrupted is raised here, see docshift.stop); False once the
-        options' deadline (a maintenance window's end) has passed."""
-        deadline, state, step = self.options.deadline, self.state, self.step
-        if not first:
-            self.throttle.wait(deadline)
-        if self.lock:
-            self.lock.check()
-        check_stop(f"at {state.done:,} of {state.total:,} documents ({step.label})",
-                   f"docshift phase {step.phase} {step.version}" if step.phase else "docshift migrate")
-        return not (deadline and now() >= deadline)
-
-    def checkpoint(self, last_id: Any) -> None:
-        """After a batch (or range): the run's progress saved where the next one starts, and published."""
-        state, step = self.state, self.step
-        state.batches += 1
-        state.last_id, state.started = last_id, True
-        Ledger(self.db).save_checkpoint(state.progress, state.checkpoint_id)
-        fault_point("checkpoint-saved")
-        publish(ProgressEvent(step.label, state.done, max(state.total, state.done), state.changed, state.elapsed_s))
 
 
 @dataclass(frozen=True)
@@ -163,11 +119,17 @@ def lookup_for(db: Database, migration: Migration) -> Lookup:
 
 
 def pre_images_for(ctx: RunContext, step: Step) -> PreImages | None:
-    """For a `down` that gives documents their pre-images back, the backups of every run that applied the migration;
-    a missing one is refused before anything is written."""
-    if step.direction == "down" and wants_pre_image(ctx.scripts.get(step.version).migration, step):
+    """For a document `down`, the backups of every run that applied the migration: the pre-images a `down` that takes
+    them gives back (a missing backup is refused before anything is written), and the key order every `down` gives
+    documents back in (docshift.engine.key_order; without the backups, only that order is lost)."""
+    if step.direction != "down" or step.operation:
+        return None
+    try:
         return PreImages(ctx.db, Ledger(ctx.db).pre_image_runs(step.version))
-    return None
+    except BackupError:
+        if wants_pre_image(ctx.scripts.get(step.version).migration, step):
+            raise
+        return None
 
 
 def check_pre_images(ctx: RunContext, steps: list[Step]) -> None:

@@ -7,6 +7,7 @@ again as a real `docshift` process, where Prefect's own console output would als
 import pytest
 
 from docshift.demo import seed_users
+from tests.support.env import only_migrations
 from tests.support.fingerprints import collection_fingerprint, database_snapshot, expected_after_all_ups, fingerprint
 from tests.support.prefect_api import prefect_logs
 
@@ -115,6 +116,42 @@ def test_edited_applied_migration_is_refused_unless_allowed(seeded):
     allowed = seeded.cli("migrate", "--allow-changed")
     assert allowed.returncode == 0, allowed.stderr
     assert seeded.db.users.count_documents({"schema_version": 5}) == 200
+
+
+
+def test_an_edited_helper_module_of_an_applied_migration_is_refused_unless_allowed(env):
+    """Migration 2 takes its functions from _helpers.py in the folder: the helper is part of what was applied."""
+    seed_users(env.db, 200, seed=4)
+    only_migrations(env, _helpers="""\
+        def with_plan(doc):
+            return {**doc, "plan": "free"}
+
+
+        def without_plan(doc):
+            return {k: v for k, v in doc.items() if k != "plan"}
+        """, **{"0002_plan": """\
+        from _helpers import with_plan, without_plan
+
+        migration = docshift.Migration(version=2, description="Plan", collection="users", kind="additive",
+                                       up=with_plan, down=without_plan)
+        """, "0003_seats": """\
+        migration = docshift.Migration(version=3, description="Seats", collection="users", kind="additive",
+                                       up=lambda doc: {**doc, "seats": 1}, down=lambda doc: doc)
+        """})
+    assert env.cli("migrate", "2").returncode == 0
+    assert env.db.users.count_documents({"plan": "free", "schema_version": 2}) == 200
+    helper = env.migrations / "_helpers.py"
+    helper.write_text(helper.read_text().replace('"free"', '"basic"'))
+    before = database_snapshot(env.db)
+
+    refused = env.cli("migrate")
+
+    assert refused.returncode == 1, refused.stdout
+    assert "0002_plan.py (with _helpers.py; applied as" in refused.stderr and "--allow-changed" in refused.stderr
+    assert database_snapshot(env.db) == before
+    allowed = env.cli("migrate", "--allow-changed")
+    assert allowed.returncode == 0, allowed.stderr
+    assert env.db.users.count_documents({"plan": "free", "seats": 1, "schema_version": 3}) == 200
 
 
 def test_plan_and_dry_run_write_nothing(seeded):

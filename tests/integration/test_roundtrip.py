@@ -5,7 +5,10 @@ import uuid
 
 from bson import Binary
 
+import bson
+
 from docshift.demo import seed_users
+from tests.support.env import only_migrations
 from tests.support.fingerprints import raw_snapshot, snapshot
 
 N = 1200  # formerly 3000: still three batches of 400 per migration, 12 migration steps in all
@@ -17,7 +20,7 @@ def versions(coll):
 
 def test_up_to_latest_down_to_initial_and_up_again(env):
     seed_users(env.db, N, seed=7)
-    original = snapshot(env.db.users)
+    original, exact = snapshot(env.db.users), raw_snapshot(env.db.users)
 
     up = env.cli("migrate", "--batch-size", "400")
     assert up.returncode == 0, up.stdout + up.stderr
@@ -31,6 +34,7 @@ def test_up_to_latest_down_to_initial_and_up_again(env):
     down = env.cli("migrate", "1")
     assert down.returncode == 0, down.stdout + down.stderr
     assert snapshot(env.db.users) == original  # same fields, values and BSON types, deprecated_field included
+    assert raw_snapshot(env.db.users) == exact  # and the same bytes: email back in its place, not at the end
     assert env.ledger.find_one({"_id": "current"})["version"] == 1
 
     again = env.cli("migrate")
@@ -42,6 +46,41 @@ def test_up_to_latest_down_to_initial_and_up_again(env):
         (v, "up", "applied") for v in (2, 3, 4, 5)]
     entry = env.ledger.find_one({"kind": "history", "version": 3})
     assert entry["documents"] == N and entry["changed"] == N and entry["flow_run_id"]
+
+
+def test_a_field_renamed_by_functions_comes_back_in_its_place_byte_for_byte(env):
+    """A `down` that does not take the pre-image still gives each document its pre-image's bytes where it gives back
+    its values, and its key order where the application changed a value since."""
+    only_migrations(env, **{"0002_email_address": """\
+        def up(doc):
+            doc["email_address"] = doc.pop("email")
+            return doc
+
+
+        def down(doc):
+            doc["email"] = doc.pop("email_address")
+            return doc
+
+
+        migration = docshift.Migration(version=2, description="Rename email", collection="users",
+                                       kind="transformative", up=up, down=down)
+        """})
+    seed_users(env.db, 600, seed=11)
+    original = raw_snapshot(env.db.users)
+    assert env.cli("migrate", "--batch-size", "200").returncode == 0
+    written_since = env.db.users.find_one({}, sort=[("_id", -1)])["_id"]
+    env.db.users.update_one({"_id": written_since}, {"$set": {"user_id": "changed by the application"}})
+
+    down = env.cli("migrate", "1", "--batch-size", "200")
+
+    assert down.returncode == 0, down.stdout + down.stderr
+    restored = raw_snapshot(env.db.users)
+    assert {i: raw for i, raw in restored.items() if i != written_since} == {
+        i: raw for i, raw in original.items() if i != written_since}
+    doc, before = bson.decode(restored[written_since]), bson.decode(original[written_since])
+    assert list(doc) == list(before) and doc == {**before, "user_id": "changed by the application"}
+    entry = env.ledger.find_one({"kind": "history", "version": 2, "direction": "down"})
+    assert entry["documents"] == entry["changed"] == 600
 
 
 def test_migrate_down_runs_the_downs_in_reverse_and_stops_at_target(env):
@@ -88,13 +127,13 @@ def test_failed_verification_rolls_back(env):
     assert env.ledger.find_one({"kind": "history", "version": 2})["outcome"] == "rolled_back"
 
 
-def test_uuid_ids_plan_as_mongosh_prints_them_and_come_back_as_they_were(env):
+def test_uuid_ids_plan_as_mongosh_prints_them_and_come_back_byte_for_byte(env):
     # Java/Spring and Mongock projects keep UUID _ids (Binary subtype 4): plan printed them as raw bytes (b'\xc1U!...')
     seed_users(env.db, 300, seed=9)
     docs = [{**d, "_id": Binary.from_uuid(uuid.UUID(int=i + 1))} for i, d in enumerate(env.db.users.find().sort("_id"))]
     env.db.users.drop()
     env.db.users.insert_many(docs)
-    before = snapshot(env.db.users)
+    before = raw_snapshot(env.db.users)
 
     plan = env.cli("plan", "3")
     assert plan.returncode == 0, plan.stderr
@@ -104,4 +143,4 @@ def test_uuid_ids_plan_as_mongosh_prints_them_and_come_back_as_they_were(env):
     assert versions(env.db.users) == {3: 300}
     down = env.cli("migrate", "1")
     assert down.returncode == 0, down.stderr
-    assert snapshot(env.db.users) == before  # values and BSON types
+    assert raw_snapshot(env.db.users) == before  # the exact bytes, key order included

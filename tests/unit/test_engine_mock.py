@@ -1,5 +1,8 @@
 """The engine on mongomock: planning, checksums, batched migration with checkpoints, rollback, the lease lock."""
 
+import os
+import socket
+import subprocess
 import time
 from datetime import timedelta
 
@@ -21,7 +24,7 @@ from docshift.engine.steps import Step, make_step
 from docshift.engine.verify import verify_step
 from docshift.storage import BACKUP_PREFIX
 from docshift.errors import BackupError, ChangedMigrationError, LockHeldError, LockLostError, RollbackPendingError
-from docshift.ledger import LEDGER, LOCK, LeaseLock, Ledger, now
+from docshift.ledger import LEDGER, LOCK, LeaseLock, Ledger, describe_lock, holder_is_dead, now
 from docshift.transform import version_filter
 
 
@@ -397,6 +400,25 @@ def test_break_lock_frees_it(mock_db, locks):
     assert Ledger(mock_db).lock_holder() is None
     other.acquire()
     assert Ledger(mock_db).lock_holder()["owner"] == other.owner
+
+
+def test_a_lock_held_by_a_process_gone_from_this_host_is_dead_and_taken_over(mock_db):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    here = socket.gethostname()
+    dead = {"owner": f"{here}:{gone.pid}:x", "expires_at": now() + timedelta(hours=1)}
+    assert holder_is_dead(dead)
+    assert not holder_is_dead({"owner": f"{here}:{os.getppid()}:x"}) and not holder_is_dead({"owner": f"elsewhere:{gone.pid}:x"})
+    assert "(dead: that process is gone" in describe_lock(dead) and describe_lock(None) == "free"
+    mock_db["_migrations"].insert_one({"_id": "lock", **dead})
+    Ledger(mock_db).check_lock_free()
+
+    with LeaseLock(mock_db, 60, "test") as lock:
+        assert Ledger(mock_db).lock_holder()["owner"] == lock.owner
+
+    mock_db["_migrations"].insert_one({"_id": "lock", "owner": f"{here}:{os.getppid()}:x", "expires_at": now() + timedelta(hours=1)})
+    with pytest.raises(LockHeldError):
+        LeaseLock(mock_db, 60, "test").acquire()
 
 
 def test_backup_is_opened_before_any_change_and_reopening_is_harmless(mock_db, seed_scripts, tmp_path):

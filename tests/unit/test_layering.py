@@ -74,3 +74,63 @@ def test_no_test_module_imports_another():
     found = {str(p.relative_to(ROOT)): bad for p in tests
              if (bad := sorted(n for n in imported(p) if n.startswith("tests.") and ".test_" in n or n.endswith(".conftest")))}
     assert found == {}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(files) -> dict[str, set[str]]:
+    """Which of the given modules each imports, at the top or inside a function. `from . import storage` imports the
+    module storage, not its package: the package counts only where a name of its own is imported from it."""
+    modules = {module_name(p): p for p in files}
+    graph = {}
+    for name, path in modules.items():
+        names = imported(path)
+        graph[name] = set()
+        for target in names & modules.keys() - {name}:
+            children = {n for n in names if n.startswith(f"{target}.") and "." not in n[len(target) + 1:]}
+            if not children or not children <= modules.keys():
+                graph[name].add(target)
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import one another, directly or round a circle (strongly connected components)."""
+    order, low, stack, found = {}, {}, [], []
+
+    def visit(node):
+        order[node] = low[node] = len(order)
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt not in order:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], order[nxt])
+        if low[node] == order[node]:
+            group = []
+            while not group or group[-1] != node:
+                group.append(stack.pop())
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in order:
+            visit(node)
+    return sorted(found)
+
+
+def test_no_import_circle_in_docshift():
+    """Every dependency among docshift's modules points one way: a circle makes a module's import order matter and
+    hides which of two modules owns what they share (counted with the imports inside functions and TYPE_CHECKING)."""
+    files = list((ROOT / "docshift").glob("*.py")) + list((ROOT / "docshift" / "engine").glob("*.py"))
+    graph = import_graph(files)
+    assert len(graph) > 40 and "docshift.engine.runs" in graph["docshift.engine.batches"]
+    assert circles(graph) == []
+
+
+def test_the_circle_finder_finds_one():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert circles({"a": {"b"}, "b": set()}) == []

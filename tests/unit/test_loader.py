@@ -1,13 +1,16 @@
 """ScriptDirectory: loading migration folders, refusing unusable files by name, and version arithmetic."""
 
 import hashlib
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+import docshift
+from docshift.engine.steps import make_step
 from docshift.errors import MigrationFileError, TargetError
-from docshift.loader import ScriptDirectory
+from docshift.loader import Script, ScriptDirectory
 
 SEED_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -95,6 +98,48 @@ def test_checksum_changes_when_the_file_changes(tmp_path):
     after = ScriptDirectory.load(tmp_path).get(2).checksum
     assert before != after
     assert after == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+
+HELPED = """\
+import docshift
+from _helpers import rename
+
+def up(doc):
+    return rename(doc, "email", "email_address")
+
+def down(doc):
+    return rename(doc, "email_address", "email")
+
+migration = docshift.Migration(version=2, description="rename", collection="users", kind="transformative", up=up,
+                               down=down)
+"""
+
+
+def helper_source(suffix: str = "") -> str:
+    return f"def rename(doc, old, new):\n    doc[new + {suffix!r}] = doc.pop(old)\n    return doc\n"
+
+
+def test_a_helper_module_of_the_folder_is_imported_afresh_and_covered_by_the_importing_migrations_checksum(tmp_path):
+    helper = write(tmp_path, "_helpers.py", helper_source())
+    helped = write(tmp_path, "0002_rename.py", HELPED)
+    alone = write(tmp_path, "0003_alone.py", migration_source(version="3"))
+    first = ScriptDirectory.load(tmp_path)
+
+    assert first.get(2).helpers == ("_helpers.py",) and first.get(3).helpers == ()
+    assert first.get(2).migration.up({"_id": 1, "email": "a@b"}) == {"_id": 1, "email_address": "a@b"}
+    assert first.get(2).checksum != first.get(2).file_checksum == hashlib.sha256(helped.read_bytes()).hexdigest()
+    assert first.get(3).checksum == hashlib.sha256(alone.read_bytes()).hexdigest()  # as recorded before helpers counted
+    assert "_helpers" not in sys.modules and str(tmp_path) not in sys.path
+
+    helper.write_text(helper_source("_v2"))
+    edited = ScriptDirectory.load(tmp_path)
+
+    assert edited.get(2).migration.up({"_id": 1, "email": "a@b"}) == {"_id": 1, "email_address_v2": "a@b"}
+    assert edited.get(2).checksum != first.get(2).checksum and edited.get(2).file_checksum == first.get(2).file_checksum
+    assert edited.get(3).checksum == first.get(3).checksum
+    assert not edited.get(2).matches(first.get(2).checksum) and edited.get(2).matches(edited.get(2).checksum)
+    assert edited.get(2).matches(edited.get(2).file_checksum)  # recorded by a docshift that did not count helpers
 
 
 # --- refusals: each names the file ----------------------------------------------------------------------------
@@ -229,3 +274,27 @@ def test_global_predecessor_is_the_previous_migration_of_any_collection(interlea
 def test_predecessors_of_the_seed_migrations(seed_scripts):
     assert [seed_scripts.collection_predecessor(v) for v in seed_scripts.versions] == [1, 2, 3, 4]
     assert [seed_scripts.global_predecessor(v) for v in seed_scripts.versions] == [1, 2, 3, 4]
+
+def same(doc):
+    return doc
+
+
+def scripts_of(*migrations) -> ScriptDirectory:
+    return ScriptDirectory([Script(m, Path(f"{m.version:04d}.py"), "") for m in migrations], Path("."))
+
+
+def test_document_migrations_follow_renames_and_copies_start_at_version_1():
+    scripts = scripts_of(
+        docshift.Migration(version=2, description="d", collection="products", kind="additive", up=same, down=same),
+        docshift.Migration(version=3, description="d", collection="products", kind="additive",
+                           operation=docshift.CreateIndex(keys=[("sku", 1)])),
+        docshift.Migration(version=4, description="d", collection="products", kind="transformative",
+                           operation=docshift.RenameCollection(to="catalog")),
+        docshift.Migration(version=5, description="d", collection="catalog", kind="additive", up=same, down=same),
+        docshift.Migration(version=6, description="d", collection="catalog", kind="additive",
+                           operation=docshift.CopyDocuments(to="prices")),
+        docshift.Migration(version=7, description="d", collection="prices", kind="additive", up=same, down=same))
+    assert scripts.collection_predecessor(5) == 2  # through the rename, past the index
+    assert scripts.collection_predecessor(7) == 1  # the copies start at the initial schema
+    assert make_step(scripts, 4, "up").operation == "RenameCollection" and make_step(scripts, 4, "up").selector == {}
+    assert scripts.document_versions("catalog") == [5]
