@@ -14,7 +14,8 @@ from pymongo import ReplaceOne, ReturnDocument
 from pymongo.collection import Collection
 
 from ..transform import same, update_for
-from .guards import as_read_filter, exact_filter, has_json_schema, merge_newer, same_document, write_as_read
+from ..servers import has_json_schema
+from .guards import as_read_filter, exact_filter, merge_newer, same_document, write_as_read
 
 
 @dataclass(frozen=True)
