@@ -159,7 +159,8 @@ class DropCollection(Operation):
 
 class CopyDocuments(Operation):
     """Copy the documents of the migration's collection that match `filter` into the new collection `to`, each as
-    `transform(doc)` returns it (None: not copied; may take `lookup`), e.g. to split part of each document out. The
+    `transform(doc)` returns it (None: not copied; a list: several documents, each with its own `_id`, as an unwind;
+    may take `lookup`), e.g. to split part of each document out. The
     source is left as it is (a later migration may remove what moved). The copies start at schema version 1. `down`
     drops `to`, keeping it in the run's backup."""
 

@@ -271,7 +271,7 @@ def copy_documents(run: "StepRun", record: dict) -> dict:
             return {"read": state.done, "copied": state.changed}
         docs = [bson.decode(raw.raw) for raw in raws]
         lookup.new_batch(docs)
-        copies = [c for c in (copy_of(operation.transform, doc, lookup, label) for doc in docs) if c is not None]
+        copies = [c for doc in docs for c in copies_of(operation.transform, doc, lookup, label)]
         if copies:
             save_by_id(db[record["to"]], copies)
         state.done, state.changed, state.batches = state.done + len(raws), state.changed + len(copies), state.batches + 1
@@ -281,16 +281,26 @@ def copy_documents(run: "StepRun", record: dict) -> dict:
         publish(ProgressEvent(run.step.label, state.done, max(state.total, state.done), state.changed, state.elapsed_s))
 
 
-def copy_of(transform, doc: dict, lookup: Lookup, label: str) -> dict | None:
-    """What `transform` makes of one document for the new collection (its `_id` kept unless it sets one), or None."""
+def copies_of(transform, doc: dict, lookup: Lookup, label: str) -> list[dict]:
+    """What `transform` makes of one document for the new collection: one document (its `_id` kept unless it sets
+    one), several (a list: an unwind; each sets its own `_id`, so that a batch copied again replaces its copies rather
+    than adding more), or none (None, or an empty list)."""
     new = doc if transform is None else call(transform, doc, label=f"{label} transform", lookup=lookup)
-    if new is None:
-        return None
-    if not isinstance(new, dict):
-        raise TransformError(f"{label} transform returned {type(new).__name__}, not a document (document _id={doc['_id']!r})")
-    new = {"_id": doc["_id"], **{k: v for k, v in new.items() if k != VERSION_FIELD}}
-    check_field_names(new, f"{label} transform", doc["_id"])
-    return new
+    many = isinstance(new, list)
+    copies = new if many else [] if new is None else [new]
+    for i, each in enumerate(copies):
+        if not isinstance(each, dict):
+            raise TransformError(f"{label} transform returned {type(each).__name__}, not a document or a list of "
+                                 f"documents (document _id={doc['_id']!r})")
+        if many and "_id" not in each:
+            raise TransformError(f"{label} transform returned a list whose document {i} has no _id: each of several "
+                                 f"copies of one document needs its own, made from the document (e.g. {{'_id': "
+                                 f"{{'order': doc['_id'], 'line': {i}}}}}), so that a resumed copy writes it once "
+                                 f"(document _id={doc['_id']!r})")
+    copies = [{"_id": doc["_id"], **{k: v for k, v in each.items() if k != VERSION_FIELD}} for each in copies]
+    for each in copies:
+        check_field_names(each, f"{label} transform", doc["_id"])
+    return copies
 
 
 # --- verification -------------------------------------------------------------------------------------------------
