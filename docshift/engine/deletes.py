@@ -8,7 +8,6 @@ overwrites: a kept document whose `_id` exists again (it was not deleted, or the
 as it is now, and counted.
 """
 
-import time
 from typing import TYPE_CHECKING
 
 import bson
@@ -21,12 +20,11 @@ from pymongo.errors import BulkWriteError
 from .. import storage
 from ..dump import RAW
 from ..errors import DatabaseError
-from ..ledger import Ledger
-from ..progress import ProgressEvent, publish
 from .backups import save_by_id
 from .cursor import BatchCursor
 from .faults import fault_point
 from .guards import field_filter
+from .passes import batch_by_batch
 
 if TYPE_CHECKING:
     from .runs import StepRun
@@ -39,25 +37,17 @@ def delete_documents(run: "StepRun", record: dict) -> dict:
     after each; returns the counts for the journal."""
     db, state = run.db, run.state
     coll, kept = db[record["collection"]], db[record["kept_as"]]
-    cursor = BatchCursor(coll, record.get("filter", {}), state.last_id, state.started)
-    ledger = Ledger(db)
-    while True:
-        if run.lock:
-            run.lock.check()
-        started = time.monotonic()
-        raws = cursor.next_batch(run.sizer.next())
-        if not raws:
-            return {"read": state.done, "deleted": state.changed}
+
+    def write(raws: list[RawBSONDocument]) -> int:
         save_by_id(kept, raws)
         fault_point("pre-images-saved")
         result = coll.bulk_write([DeleteOne({"_id": raw["_id"], **field_filter(bson.decode(raw.raw))}) for raw in raws],
                                  ordered=False)
         fault_point("batch-written")
-        state.done, state.changed, state.batches = state.done + len(raws), state.changed + result.deleted_count, state.batches + 1
-        state.last_id, state.started = cursor.last_id, True
-        ledger.save_checkpoint(state.progress)
-        run.sizer.record(len(raws), sum(len(raw.raw) for raw in raws), time.monotonic() - started)
-        publish(ProgressEvent(run.step.label, state.done, max(state.total, state.done), state.changed, state.elapsed_s))
+        return result.deleted_count
+
+    batch_by_batch(run, BatchCursor(coll, record.get("filter", {}), state.last_id, state.started), write)
+    return {"read": state.done, "deleted": state.changed}
 
 
 def insert_kept(db: Database, kept: str, collection: str) -> tuple[int, int]:

@@ -1,7 +1,6 @@
 """A collection-level step's life: checked (by `plan`, the pre-flight, and before its run writes anything), run
 action by action, verified, undone. The actions themselves and their journal are in docshift.engine.operations."""
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,12 +13,12 @@ from ..errors import OperationError, TransformError
 from ..ledger import Ledger
 from ..lookup import Lookup
 from ..operations import Action
-from ..progress import ProgressEvent, publish
 from ..spec import Migration
 from ..transform import VERSION_FIELD, call, check_field_names
 from .backups import catalog_backup, save_by_id, seal_backup
 from .cursor import BatchCursor, collection_count
 from .deletes import delete_documents, delete_put_back, insert_kept, kept_for
+from .passes import batch_by_batch
 from .faults import fault_point
 from .operations import (Journal, actions_in, check_features, create_index, drop_index, duplicates, exists,
                          index_info, journal_of, kept_source, rename, same_keys, server_name, spec_of, still_to_move,
@@ -302,24 +301,18 @@ def copy_documents(run: "StepRun", record: dict) -> dict:
         db.create_collection(record["to"])  # there even when nothing matches
     cursor = BatchCursor(db[record["collection"]], record.get("filter", {}), state.last_id, state.started)
     cursor.sweeps_left = 0  # the source is not changed: a sweep would copy everything again
-    lookup, ledger = Lookup(db, run.migration.reads, f"migration {run.step.version}"), Ledger(db)
-    while True:
-        if run.lock:
-            run.lock.check()
-        started = time.monotonic()
-        raws = cursor.next_batch(run.sizer.next())
-        if not raws:
-            return {"read": state.done, "copied": state.changed}
+    lookup = Lookup(db, run.migration.reads, f"migration {run.step.version}")
+
+    def write(raws: list) -> int:
         docs = [bson.decode(raw.raw) for raw in raws]
         lookup.new_batch(docs)
         copies = [c for doc in docs for c in copies_of(operation.transform, doc, lookup, label)]
         if copies:
             save_by_id(db[record["to"]], copies)
-        state.done, state.changed, state.batches = state.done + len(raws), state.changed + len(copies), state.batches + 1
-        state.last_id, state.started = cursor.last_id, True
-        ledger.save_checkpoint(state.progress)
-        run.sizer.record(len(raws), sum(len(raw.raw) for raw in raws), time.monotonic() - started)
-        publish(ProgressEvent(run.step.label, state.done, max(state.total, state.done), state.changed, state.elapsed_s))
+        return len(copies)
+
+    batch_by_batch(run, cursor, write)
+    return {"read": state.done, "copied": state.changed}
 
 
 def copies_of(transform, doc: dict, lookup: Lookup, label: str) -> list[dict]:
