@@ -327,7 +327,8 @@ def check_filter(query: Any) -> dict:
                 raise ValueError(f"filter's condition on {key!r} uses {op}, which docshift cannot evaluate per "
                                  f"document; supported: {', '.join(FILTER_OPERATORS)} ($in and $nin with a list); "
                                  f"{FUNCTIONS}")
-            if isinstance(arg, (Regex, re.Pattern)) or dollar_string(arg):
+            values = arg if isinstance(arg, list) else [arg]
+            if any(isinstance(a, (Regex, re.Pattern)) for a in values) or dollar_string(arg):
                 raise ValueError(f"filter's condition on {key!r} holds {arg!r}: regular expressions and operators "
                                  f"inside values are not supported; {FUNCTIONS}")
     try:
