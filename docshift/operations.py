@@ -25,7 +25,8 @@ IndexKey = tuple[str, int | str]
 class Action:
     """One change to the database. `do` is one of: create_index, drop_index, restore_index (the index an earlier run
     dropped, as it was), rename, drop_collection (kept whole in the run's backup first), restore_collection (from
-    that backup), copy (documents of `collection` matching `filter` into the new collection `to`)."""
+    that backup), copy (documents of `collection` matching `filter` into the new collection `to`), delete (documents
+    of `collection` matching `filter`, each kept in the run's backup first), undelete (those kept documents put back)."""
 
     do: str
     collection: str
@@ -159,7 +160,8 @@ class DropCollection(Operation):
 
 class CopyDocuments(Operation):
     """Copy the documents of the migration's collection that match `filter` into the new collection `to`, each as
-    `transform(doc)` returns it (None: not copied; may take `lookup`), e.g. to split part of each document out. The
+    `transform(doc)` returns it (None: not copied; a list: several documents, each with its own `_id`, as an unwind;
+    may take `lookup`), e.g. to split part of each document out. The
     source is left as it is (a later migration may remove what moved). The copies start at schema version 1. `down`
     drops `to`, keeping it in the run's backup."""
 
@@ -181,6 +183,22 @@ class CopyDocuments(Operation):
         if direction == "up":
             return f"copy {which} of {collection} into the new collection {self.to}"
         return f"drop the copied collection {self.to} (kept in the run's backup)"
+
+
+class DeleteDocuments(Operation):
+    """Delete the documents of the migration's collection that match `filter` (as `deleteMany(filter)`; `{}`: all of
+    them, keeping the collection and its indexes). Each is kept in the run's backup before it is deleted, and `down`
+    (and a rollback) put them back byte for byte; one whose `_id` exists again by then is left as it is."""
+
+    filter: dict
+
+    def actions(self, collection: str, direction: Direction) -> list[Action]:
+        return [Action("delete" if direction == "up" else "undelete", collection, filter=self.filter)]
+
+    def describe(self, collection: str, direction: Direction) -> str:
+        if direction == "up":
+            return f"delete the documents matching {self.filter} of {collection} (kept in the run's backup)"
+        return f"put back the documents deleted from {collection} (from its backup)"
 
 
 def key_list(keys) -> list[dict]:

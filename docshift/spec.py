@@ -7,11 +7,11 @@ from collections.abc import Callable
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import bson
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from .lookup import Prefetch
 from .operations import Operation
+from .updates import DeclaredUpdate, UndoUpdate, check_update
 
 INITIAL_VERSION = 1
 """A document without `schema_version` is at its collection's initial schema, version 1."""
@@ -87,49 +87,6 @@ RRULE = re.compile(r"^(DTSTART|RRULE:|FREQ=)", re.IGNORECASE)
 """An iCalendar recurrence rule, as Prefect's RRuleSchedule takes it."""
 
 
-class SetFields:
-    """The `up` of a migration declared as an update: each field of the update's `$set` gets its value."""
-
-    def __init__(self, values: dict):
-        self.values = copy.deepcopy(values)
-
-    def __call__(self, doc: dict) -> dict:
-        doc.update(copy.deepcopy(self.values))
-        return doc
-
-
-class UnsetFields:
-    """The `down` of a migration declared as an update: the fields `up` set are removed, or get back the value the
-    document's pre-image had (a document that had the field before `up` has its pre-image in the run's backup)."""
-
-    def __init__(self, names: tuple[str, ...]):
-        self.names = names
-
-    def __call__(self, doc: dict, pre_image: dict | None) -> dict:
-        for name in self.names:
-            if pre_image is not None and name in pre_image:
-                doc[name] = pre_image[name]
-            else:
-                doc.pop(name, None)
-        return doc
-
-
-def check_update(update: Any) -> dict:
-    """A migration's update document: `{"$set": {field: value, ...}}` with top-level field names and BSON values."""
-    if not isinstance(update, dict) or list(update) != ["$set"] or not isinstance(update["$set"], dict) or not update["$set"]:
-        raise ValueError('update must be {"$set": {field: value, ...}} (constant values; $unset, $inc and $rename '
-                         'are not supported here: write up/down functions for those)')
-    for name, value in update["$set"].items():
-        if not isinstance(name, str) or not name or "." in name or name.startswith("$") or name in ("_id", "schema_version"):
-            raise ValueError(f"update sets {name!r}: a field of the update must be a top-level field name other than "
-                             f"_id and schema_version, without dots or a leading $")
-        try:
-            bson.encode({"v": value})
-        except Exception as exc:
-            raise ValueError(f"update sets {name!r} to a value that is not BSON: {exc}") from exc
-    return update
-
-
 class Migration(BaseModel):
     """One schema change of one collection.
 
@@ -140,9 +97,11 @@ class Migration(BaseModel):
     own database (its rehearsal copy too). The framework writes only the difference and sets `schema_version` itself.
     A collection-level step (an index, a rename, a dropped or copied collection) is an `operation` instead.
 
-    Instead of `up` and `down`, an additive change of constant values may be declared as `update={"$set": {...}}`:
-    the run then updates the documents on the server (`update_many` per `_id` range) without reading them, and
-    `up`/`down` are derived (SetFields, UnsetFields) for everything else that applies a migration to a document.
+    Instead of `up` and `down`, a change may be declared as an update document (`update={"$set": {...}}`, with
+    `$unset`, `$rename`, `$inc`, `$currentDate`) and a `filter`, as `updateMany(filter, update)` takes them: documents
+    that lack every field it touches are updated on the server (`update_many` per `_id` range) without being read,
+    the others per document with their pre-images; `up`/`down` are derived (docshift.updates) for everything else
+    that applies a migration to a document.
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
@@ -164,25 +123,30 @@ class Migration(BaseModel):
         None, description="Phases for applying this migration without downtime (besides the one-step `up`)."
     )
     update: dict | None = Field(
-        None, description='The change as an update document, `{"$set": {field: value}}`, run on the server; '
-                          "`up` and `down` are derived from it."
+        None, description='The change as an update document, `{"$set": {field: value}}` (also `$unset`, `$rename`, '
+                          "`$inc`, `$currentDate`), run on the server; `up` and `down` are derived from it."
     )
+    filter: dict | None = Field(
+        None, description="With `update`: the documents it changes, as `updateMany(filter, update)`; the others only "
+                          "move to the new schema version.")
 
     @model_validator(mode="before")
     @classmethod
     def _functions_from_update(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("filter") is not None and data.get("update") is None:
+            raise ValueError("filter goes with update (the documents it changes); up/down functions choose for themselves")
         if isinstance(data, dict) and data.get("update") is not None:
             if "up" in data or "down" in data:
                 raise ValueError("give either up and down, or update (from which they are derived), not both")
-            update = check_update(data["update"])
-            data = {**data, "update": copy.deepcopy(update), "up": SetFields(update["$set"]),
-                    "down": UnsetFields(tuple(update["$set"]))}
+            declared = check_update(copy.deepcopy(data["update"]), copy.deepcopy(data.get("filter")))
+            data = {**data, "update": declared.ops, "filter": declared.filter or None, "up": declared,
+                    "down": UndoUpdate(declared)}
         return data
 
     @property
-    def set_fields(self) -> dict:
-        """The fields and values a migration declared as an update sets (empty for up/down functions)."""
-        return self.update["$set"] if self.update else {}
+    def declared(self) -> DeclaredUpdate | None:
+        """The update and filter of a migration declared as an update (None for up/down functions)."""
+        return self.up if isinstance(self.up, DeclaredUpdate) else None
 
     operation: Operation | None = Field(
         None, description="A collection-level step (docshift.CreateIndex, RenameCollection, …) that owns its up and down; "

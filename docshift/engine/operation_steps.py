@@ -1,7 +1,6 @@
 """A collection-level step's life: checked (by `plan`, the pre-flight, and before its run writes anything), run
 action by action, verified, undone. The actions themselves and their journal are in docshift.engine.operations."""
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,12 +12,13 @@ from ..errors import OperationError, TransformError
 from ..ledger import Ledger
 from ..lookup import Lookup
 from ..operations import Action
-from ..progress import ProgressEvent, publish
 from ..servers import renames_to_dotted_names, server_name
 from ..spec import Migration
 from ..transform import VERSION_FIELD, call, check_field_names
 from .backups import catalog_backup, save_by_id, seal_backup
 from .cursor import BatchCursor, collection_count
+from .deletes import delete_documents, delete_put_back, insert_kept, kept_for
+from .passes import batch_by_batch
 from .faults import fault_point
 from .operations import (Journal, actions_in, check_features, create_index, drop_index, duplicates, exists,
                          index_info, journal_of, kept_source, rename, same_keys, spec_of, still_to_move,
@@ -119,16 +119,36 @@ def _check_copy(db: Database, action: Action, step: Step, resuming: bool) -> str
     return None
 
 
+def _check_delete(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+    return None if resuming or db[action.collection].find_one(action.filter, {"_id": 1}) else \
+        f"no document of {action.collection} matches {action.filter}: nothing to delete"
+
+
+def _check_undelete(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+    source = kept_source(db, step.version, "delete", action.collection)
+    if source is None:
+        return f"migration {step.version} deleted no documents of {action.collection}: nothing to put back"
+    if not exists(db, source["kept_as"]):
+        raise OperationError(f"{where(step)}: the backup {source['kept_as']} of the documents migration {step.version} "
+                             f"deleted from {action.collection} is missing (restore its file with `docshift restore`); "
+                             f"nothing was changed")
+    return None
+
+
 CHECKS = {"create_index": _check_create, "drop_index": _check_drop_index, "restore_index": _check_restore_index,
           "rename": _check_rename, "drop_collection": _check_drop_collection,
-          "restore_collection": _check_restore_collection, "copy": _check_copy}
+          "restore_collection": _check_restore_collection, "copy": _check_copy, "delete": _check_delete,
+          "undelete": _check_undelete}
 
 
 def planned_documents(db: Database, migration: Migration, step: Step) -> int:
     """The documents the step concerns: the collection's (the source's, for a rename down or a restore: its backup's)."""
     action = actions_of(migration, step)[0]
-    if action.do == "copy":
+    if action.do in ("copy", "delete"):
         return db[action.collection].count_documents(action.filter)
+    if action.do == "undelete":
+        source = kept_source(db, step.version, "delete", action.collection)
+        return collection_count(db[source["kept_as"]]) if source and exists(db, source["kept_as"]) else 0
     if action.do == "restore_collection":
         source = kept_source(db, step.version, "drop_collection", action.collection) or {}
         return source.get("documents", 0)
@@ -175,6 +195,11 @@ class Executor:
             if not source.get("existed"):
                 return self.journal.begin(action, absent=True)
             return self.journal.begin(action, **{"from": source["kept_as"], "documents": source.get("documents", 0)})
+        if action.do == "delete":
+            return self.journal.begin(action, kept_as=kept_for(self.run_id), file=str(self.dump_path(c)))
+        if action.do == "undelete":
+            source = kept_source(db, self.step.version, "delete", c)
+            return self.journal.begin(action, **({"from": source["kept_as"]} if source else {"absent": True}))
         return self.journal.begin(action)
 
     def do(self, record: dict) -> None:
@@ -194,6 +219,16 @@ class Executor:
             rename(db, record["from"], c, label, restore_refusals(db, {"collection": c, "kept_as": record["from"]}))
         elif record["do"] == "copy":
             self.journal.update(record, **copy_documents(self.run, record))
+        elif record["do"] == "delete":
+            counts = delete_documents(self.run, record)
+            dump.open_dump(Path(record["file"]), db[c])  # the metadata: the collection's indexes
+            kept = write_dump(db, record["kept_as"], Path(record["file"]), self.run)
+            catalog_backup(db, self.run_id, self.step, c, Path(record["file"]))
+            seal_backup(db, self.run_id)
+            self.journal.update(record, **counts, kept=kept)
+        elif record["do"] == "undelete":
+            restored, existing = insert_kept(db, record["from"], c)
+            self.journal.update(record, restored=restored, existing=existing)
         fault_point("operation-done")
 
     def keep(self, collection: str, kept: str, path: Path) -> int | None:
@@ -212,11 +247,12 @@ class Executor:
         seal_backup(db, self.run_id)
         return documents
 
-    def undo(self, record: dict) -> None:
-        """Put back what the journaled action changed (each undo looks first, so running it again is harmless)."""
+    def undo(self, record: dict) -> int:
+        """Put back what the journaled action changed (each undo looks first, so running it again is harmless); the
+        deleted documents it put back."""
         db, c, label = self.db, record["collection"], where(self.step)
         if record.get("absent"):
-            return
+            return 0
         if record["do"] in ("create_index", "restore_index"):
             drop_index(db, c, record["index"]["name"])
         elif record["do"] == "drop_index":
@@ -229,6 +265,11 @@ class Executor:
             rename(db, c, record["from"], label)
         elif record["do"] == "copy":
             self.keep(record["to"], storage.kept_name(self.run_id), self.dump_path(record["to"]))
+        elif record["do"] == "delete" and exists(db, record["kept_as"]):
+            return insert_kept(db, record["kept_as"], c)[0]
+        elif record["do"] == "undelete":
+            delete_put_back(db, record["from"], c)
+        return 0
 
 
 def run_actions(run: StepRun, backup_dir: Path, gzipped: bool) -> None:
@@ -238,17 +279,16 @@ def run_actions(run: StepRun, backup_dir: Path, gzipped: bool) -> None:
         if run.lock:
             run.lock.check()
         executor.do(executor.begin(action))
-        if action.do != "copy":
+        if action.do not in ("copy", "delete"):
             run.state.done = run.state.total  # the index, rename or drop covered them all at once
 
 
 def undo_actions(db: Database, step: Step, run_id: str, backup_dir: Path, gzipped: bool) -> int:
-    """Undo a run's journaled actions, last first; returns the documents of the collections it put back."""
+    """Undo a run's journaled actions, last first; returns the documents it put back (of collections, or deleted)."""
     records = actions_in(Ledger(db).entry(run_id))
     executor = Executor(db, run_id, step, Path(backup_dir), gzipped)
-    for record in reversed(records):
-        executor.undo(record)
-    return sum(r.get("documents", 0) for r in records if r["do"] == "drop_collection" and r.get("existed"))
+    restored = sum(executor.undo(record) for record in reversed(records))
+    return restored + sum(r.get("documents", 0) for r in records if r["do"] == "drop_collection" and r.get("existed"))
 
 
 def copy_documents(run: StepRun, record: dict) -> dict:
@@ -259,36 +299,40 @@ def copy_documents(run: StepRun, record: dict) -> dict:
         db.create_collection(record["to"])  # there even when nothing matches
     cursor = BatchCursor(db[record["collection"]], record.get("filter", {}), state.last_id, state.started)
     cursor.sweeps_left = 0  # the source is not changed: a sweep would copy everything again
-    lookup, ledger = Lookup(db, run.migration.reads, f"migration {run.step.version}"), Ledger(db)
-    while True:
-        if run.lock:
-            run.lock.check()
-        started = time.monotonic()
-        raws = cursor.next_batch(run.sizer.next())
-        if not raws:
-            return {"read": state.done, "copied": state.changed}
+    lookup = Lookup(db, run.migration.reads, f"migration {run.step.version}")
+
+    def write(raws: list) -> int:
         docs = [bson.decode(raw.raw) for raw in raws]
         lookup.new_batch(docs)
-        copies = [c for c in (copy_of(operation.transform, doc, lookup, label) for doc in docs) if c is not None]
+        copies = [c for doc in docs for c in copies_of(operation.transform, doc, lookup, label)]
         if copies:
             save_by_id(db[record["to"]], copies)
-        state.done, state.changed, state.batches = state.done + len(raws), state.changed + len(copies), state.batches + 1
-        state.last_id, state.started = cursor.last_id, True
-        ledger.save_checkpoint(state.progress)
-        run.sizer.record(len(raws), sum(len(raw.raw) for raw in raws), time.monotonic() - started)
-        publish(ProgressEvent(run.step.label, state.done, max(state.total, state.done), state.changed, state.elapsed_s))
+        return len(copies)
+
+    batch_by_batch(run, cursor, write)
+    return {"read": state.done, "copied": state.changed}
 
 
-def copy_of(transform, doc: dict, lookup: Lookup, label: str) -> dict | None:
-    """What `transform` makes of one document for the new collection (its `_id` kept unless it sets one), or None."""
+def copies_of(transform, doc: dict, lookup: Lookup, label: str) -> list[dict]:
+    """What `transform` makes of one document for the new collection: one document (its `_id` kept unless it sets
+    one), several (a list: an unwind; each sets its own `_id`, so that a batch copied again replaces its copies rather
+    than adding more), or none (None, or an empty list)."""
     new = doc if transform is None else call(transform, doc, label=f"{label} transform", lookup=lookup)
-    if new is None:
-        return None
-    if not isinstance(new, dict):
-        raise TransformError(f"{label} transform returned {type(new).__name__}, not a document (document _id={doc['_id']!r})")
-    new = {"_id": doc["_id"], **{k: v for k, v in new.items() if k != VERSION_FIELD}}
-    check_field_names(new, f"{label} transform", doc["_id"])
-    return new
+    many = isinstance(new, list)
+    copies = new if many else [] if new is None else [new]
+    for i, each in enumerate(copies):
+        if not isinstance(each, dict):
+            raise TransformError(f"{label} transform returned {type(each).__name__}, not a document or a list of "
+                                 f"documents (document _id={doc['_id']!r})")
+        if many and "_id" not in each:
+            raise TransformError(f"{label} transform returned a list whose document {i} has no _id: each of several "
+                                 f"copies of one document needs its own, made from the document (e.g. {{'_id': "
+                                 f"{{'order': doc['_id'], 'line': {i}}}}}), so that a resumed copy writes it once "
+                                 f"(document _id={doc['_id']!r})")
+    copies = [{"_id": doc["_id"], **{k: v for k, v in each.items() if k != VERSION_FIELD}} for each in copies]
+    for each in copies:
+        check_field_names(each, f"{label} transform", doc["_id"])
+    return copies
 
 
 # --- verification -------------------------------------------------------------------------------------------------
@@ -323,6 +367,14 @@ def verify_actions(db: Database, migration: Migration, step: Step) -> list[tuple
             if "documents" in r:
                 n = collection_count(db[c])
                 rows.append((f"documents in {c}", f"at least {r['documents']:,}", n, n >= r["documents"]))
+        elif r["do"] == "delete":
+            rows += presence(db, {r["kept_as"]: True})
+            if "kept" in r:
+                n = collection_count(db[r["kept_as"]])
+                rows.append((f"deleted documents kept in {r['kept_as']} and its file", r["kept"], n, n == r["kept"]))
+        elif r["do"] == "undelete" and "restored" in r:
+            n = collection_count(db[c])
+            rows.append((f"documents in {c}", f"at least {r['restored']:,}", n, n >= r["restored"]))
         elif r["do"] == "copy":
             rows += presence(db, {r["to"]: True})
             if "copied" in r:

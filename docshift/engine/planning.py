@@ -9,7 +9,7 @@ from ..loader import ScriptDirectory
 from ..spec import INITIAL_VERSION
 from ..transform import versions_filter
 from .drift import carry_from, find_drift, lineage
-from .operation_steps import actions_of, check_step, copy_of, planned_documents
+from .operation_steps import actions_of, check_step, copies_of, planned_documents
 from .quarantine import quarantined_versions
 from .backups import PreImages
 from .probe import refusal
@@ -167,8 +167,7 @@ def sample_copies(ctx: RunContext, step: Step, size: int) -> list[tuple[dict, di
     lookup = lookup_for(ctx.db, migration)
     docs = list(ctx.db[action.collection].find(action.filter).sort("_id", 1).limit(size))
     lookup.new_batch(docs)
-    return [(doc, copied) for doc in docs
-            if (copied := copy_of(migration.operation.transform, doc, lookup, f"migration {step.version}")) is not None]
+    return [(doc, copied) for doc in docs for copied in copies_of(migration.operation.transform, doc, lookup, f"migration {step.version}")]
 
 
 def _chained(ctx: RunContext, chain: list[tuple[Step, PreImages | None]], doc: dict) -> list[tuple[Step, dict, dict]]:

@@ -1,14 +1,17 @@
-"""A migration declared as an update (`Migration(update={"$set": ...})`) applied on the server: one `update_many`
-per `_id` range, no document read or sent, a checkpoint after each range.
+"""A migration declared as an update (`Migration(update=..., filter=...)`) applied on the server: one or two
+`update_many` per `_id` range, no document read or sent, a checkpoint after each range.
 
-Which documents: those at the step's previous version that have none of the update's fields. The pre-image of
-such a document is the document without those fields at the previous version, which the derived `down`
-(UnsetFields) gives back exactly, so none is saved; each range is recorded in the run's backup (`<backup>.ranges`,
-written before its update) so that a rollback can undo it. The documents that already had a field are left to the
-per-document pass that follows, which saves their pre-images first and writes guarded updates as for any
-migration; so are documents whose `_id` is not an ObjectId or lies outside the ranges, and documents written
-behind the ranges or changed while one ran (the range's filter no longer matched them). One count after the
-ranges tells whether there is any: usually none, and then the pass does not read the collection again.
+Which documents: those at the step's previous version that lack every top-level field the update touches (sets,
+removes, renames or increments). Of such a document the update can only create fields, so its pre-image is the
+document without them, which the derived `down` (docshift.updates.UndoUpdate) gives back exactly, and none is saved:
+the range sets the values the update creates on those the filter matches (the created values are resolved once per
+range, a `$currentDate` from the client's clock, so that the range's record holds them), and only moves the
+`schema_version` of the others. Each range is recorded in the run's backup (`<backup>.ranges`, written before its
+update) so that a rollback can undo it. The documents that have a touched field are left to the per-document pass that
+follows, which saves their pre-images first and writes guarded updates as for any migration; so are documents whose
+`_id` is not an ObjectId or lies outside the ranges, and documents written behind the ranges or changed while one ran
+(the range's filter no longer matched them). One count after the ranges tells whether there is any: usually none, and
+then the pass does not read the collection again.
 
 The ranges are spans of ObjectId time (the first four bytes of an ObjectId): finding them reads no document. The
 first and last second come from a binary search of existence probes on the `_id` index, and each range spans as
@@ -57,16 +60,26 @@ def runs_on_server(run: StepRun) -> bool:
 def range_filter(run: StepRun) -> dict:
     """The documents a range updates: those whose pre-image `down` and rollback can make again exactly. At the
     previous version as the step's selector says, stored as docshift writes it (no `schema_version` at the initial
-    version, else the int32 version: not null, 1, a long or a double of it), and none of the update's fields yet."""
+    version, else the int32 version: not null, 1, a long or a double of it), and none of the fields the update touches."""
     if run.step.from_version == INITIAL_VERSION:
         version = {"$exists": False}
     else:
         version = {"$eq": run.step.from_version, "$type": "int", "$not": {"$type": "array"}}
-    return {**run.selector, VERSION_FIELD: version, **{name: {"$exists": False} for name in run.migration.set_fields}}
+    return {**run.selector, VERSION_FIELD: version, **absent(run.migration.declared.touched)}
 
 
-def server_update(run: StepRun) -> dict:
-    return {"$set": {**run.migration.set_fields, VERSION_FIELD: run.step.to_version}}
+def absent(names) -> dict:
+    return {name: {"$exists": False} for name in names}
+
+
+def update_range(coll: Collection, run: StepRun, where: dict, created: dict):
+    """The range's documents the filter matches get the created values; the others only the new version. The
+    results of the one or two update_many."""
+    to, query = {VERSION_FIELD: run.step.to_version}, run.migration.declared.filter
+    results = [coll.update_many({**where, **({"$and": [query]} if query else {})}, {"$set": {**created, **to}})]
+    if query:
+        results.append(coll.update_many({**where, "$nor": [query]}, {"$set": to}))
+    return results
 
 
 @dataclass
@@ -157,15 +170,18 @@ def migrate_ranges(run: StepRun, ranges: IdRanges, max_ranges: int) -> bool:
         if (next_range := ranges.next()) is None:
             return True
         lo, hi = next_range
-        save_by_id(records, [{"_id": lo, "hi": hi, "set": run.migration.set_fields}])
+        earlier = records.find_one({"_id": lo})  # a resumed range keeps the values (a $currentDate) it recorded
+        created = earlier["set"] if earlier else run.migration.declared.created()
+        save_by_id(records, [{"_id": lo, "hi": hi, "set": created, "touched": list(run.migration.declared.touched)}])
         fault_point("pre-images-saved")
         started = time.monotonic()
-        result = coll.update_many({**range_filter(run), "_id": span(lo, hi)}, server_update(run))
+        results = update_range(coll, run, {**range_filter(run), "_id": span(lo, hi)}, created)
         fault_point("batch-written")
-        state.done += result.modified_count
-        state.matched += result.matched_count
-        state.changed += result.modified_count
-        ranges.record(hi, result.modified_count, time.monotonic() - started)
+        modified = sum(r.modified_count for r in results)
+        state.done += modified
+        state.matched += sum(r.matched_count for r in results)
+        state.changed += modified
+        ranges.record(hi, modified, time.monotonic() - started)
         run.checkpoint(hi if hi is not None else lo)  # a range's end: where the next starts (the last: again)
         if hi is None:
             ranges.lo = None  # the range ran to the last ObjectId
@@ -185,20 +201,28 @@ def finish_ranges(db: Database, run: StepRun) -> None:
 def undo_ranges(db: Database, step: Step, run_id: str) -> int:
     """Undo the run's ranges (after its pre-images went back); how many documents went back.
 
-    A document still as the range left it (at the run's version, each field as the range set it) loses those fields
-    and goes back a version: a field-wise update, never a replace, so that a field the application added or changed
-    since (one the range did not set) is kept. One whose set fields were written since is not matched here: it is
-    left at the run's version for the rollback's sweep of documents written since (rollback.undo_written_since),
-    which gives it the opposite function, as a per-document run's document written since gets it."""
+    A document still as the range left it (at the run's version, each field as the range set it, the other touched
+    fields still missing) loses those fields and goes back a version; one the range only moved to the run's version
+    (lacking every touched field: the filter did not match it, or the update only removes or renames) goes back a
+    version. Field-wise updates, never a replace, so that a field the application added or changed since (one the
+    update does not touch) is kept. One whose set fields were written since is not matched here: it is left at the
+    run's version for the rollback's sweep of documents written since (rollback.undo_written_since), which gives it
+    the opposite function, as a per-document run's document written since gets it."""
     coll, guard = db[step.collection], version_filter(step.to_version)
     restored = 0
     for record in storage.ranges(db, run_id).find().sort("_id", 1):
         where = {"_id": span(record["_id"], record["hi"]), **guard}
-        undo: dict = {"$unset": dict.fromkeys(record["set"], "")}
+        unset = dict.fromkeys(record["set"], "")
+        undo: dict = {}
         if step.from_version == INITIAL_VERSION:
-            undo["$unset"][VERSION_FIELD] = ""
+            unset[VERSION_FIELD] = ""
         else:
             undo["$set"] = {VERSION_FIELD: step.from_version}
-        restored += coll.update_many({**where, **field_filter(record["set"])}, undo).modified_count
+        if unset:
+            undo["$unset"] = unset
+        touched = record.get("touched", list(record["set"]))
+        restored += coll.update_many({**where, **field_filter(record["set"], absent=touched)}, undo).modified_count
+        if record["set"] and "touched" in record:
+            restored += coll.update_many({**where, **absent(touched)}, undo).modified_count
         fault_point("rollback-batch")
     return restored

@@ -82,8 +82,11 @@ def test_up_and_down_are_derived_from_the_update():
 
 
 @pytest.mark.parametrize("update,words", [
-    ({"$unset": {"a": ""}}, "update must be"), ({"$set": {}}, "update must be"), ({"$set": {"a.b": 1}}, "top-level"),
+    ({"$push": {"a": 1}}, "update must be"), ({"$set": {}}, "non-empty"), ({"$set": {"a.0": 1}}, "array positions"),
     ({"$set": {"schema_version": 3}}, "other than"), ({"$set": {"$x": 1}}, "leading"), ({"$set": {"a": {1, 2}}}, "not BSON"),
+    ({"$set": {"p": "$createdOn"}}, "literal string"), ([{"$set": {"p": "$createdOn"}}], "pipeline"),
+    ({"$rename": {"a": "b.c"}}, "top-level"), ({"$inc": {"n": "1"}}, "must be a number"),
+    ({"$set": {"a": 1}, "$unset": {"a.b": ""}}, "conflict"), ({"$currentDate": {"t": {"$type": "timestamp"}}}, "timestamp"),
 ])
 def test_an_update_that_cannot_be_run_as_one_is_refused(update, words):
     with pytest.raises(ValidationError, match=words):
