@@ -135,6 +135,11 @@ class Ledger:
         doc = self.coll.find_one({"_id": f"phases:{version}"}) or {}
         return {k: v for k, v in doc.items() if k not in ("_id", "kind", "version")}
 
+    def phased_versions(self) -> list[int]:
+        """The migrations with any expand-contract phase recorded (one read of the ledger)."""
+        return [doc["version"] for doc in self.coll.find({"kind": "phases"})
+                if set(doc) - {"_id", "kind", "version"}]
+
     def complete_phase(self, version: int, phase: str, fields: dict) -> None:
         self.coll.update_one({"_id": f"phases:{version}"},
                              {"$set": {"kind": "phases", "version": version, phase: {"completed_at": now(), **fields}}},

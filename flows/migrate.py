@@ -14,7 +14,7 @@ from prefect.runtime import flow_run
 from docshift.context import RunContext, check_database
 from docshift.db import redact
 from docshift.engine.backups import check_backup_room
-from docshift.engine.drift import Drift, describe_all, find_drift
+from docshift.engine.drift import Drift, advice, describe_all, find_drift, reached
 from docshift.engine.partitions import start_partitions
 from docshift.engine.operation_steps import check_step
 from docshift.engine.planning import Plan, check_checksums, check_operations, check_server_accepts, current_plan, plan_report
@@ -54,7 +54,11 @@ class MigrationReport:
     retention: Retention | None = None
     """Backups pruned after the run (DOCSHIFT_PRUNE_KEEP_LAST / DOCSHIFT_PRUNE_OLDER_THAN), if set."""
     behind: tuple[Drift, ...] = ()
-    """Documents behind the recorded version at the end (engine.drift): written at an old version while the run went."""
+    """Drift at the end (engine.drift): documents behind the recorded version (written at an old version while the
+    run went) or ahead of it."""
+    taken: tuple[Drift, ...] = ()
+    """Documents that were ahead of the recorded version before the run and that the record has now reached: the run
+    took them as they were (no step selects them), neither migrated nor checked."""
 
     @property
     def paused(self) -> bool:
@@ -86,6 +90,7 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
     check_server_accepts(ctx, steps)
     with database_lock(ctx, "migrate"):
         current, steps = current_plan(ctx, target)
+        ahead = [d for d in find_drift(ctx.db, ctx.scripts, current, Ledger(ctx.db).checkpoint()) if d.ahead]
         check_checksums(ctx, current, options.allow_changed)
         check_pre_images(ctx, steps)
         check_operations(ctx, steps)
@@ -102,7 +107,8 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
         version = ledger.current_version()
         counted = {results[-1].collection: results[-1].none_below} if results and results[-1].none_below else None
         behind = tuple(find_drift(ctx.db, ctx.scripts, version, ledger.checkpoint(), none_below=counted))
-    report = MigrationReport(current, target, settings.database, results, version, retention, behind)
+    report = MigrationReport(current, target, settings.database, results, version, retention, behind,
+                             tuple(reached(ctx.scripts, ahead, version)))
     create_markdown_artifact(report_markdown(report), key="docshift-report", description="docshift migration report")
     return report
 
@@ -306,7 +312,11 @@ def report_markdown(report: MigrationReport) -> str:
         documents, data, files = report.retention.totals()
         lines += ["", f"Pruned {len(report.retention.pruned)} old backups ({documents:,} documents, {data:,} bytes of "
                       f"server data, {files:,} bytes of files); kept {len(report.retention.kept)}."]
+    if report.taken:
+        lines += ["", f"**Documents were ahead of the recorded version before this run, and it took them as they "
+                      f"were (neither migrated nor checked):** {describe_all(list(report.taken))}. `docshift verify "
+                      f"{report.version}` checks them."]
     if report.behind:
-        lines += ["", f"**Recorded at version {report.version}, but documents are behind it (drift):** "
-                  + describe_all(list(report.behind)) + ". `docshift migrate` carries them up."]
+        lines += ["", f"**Recorded at version {report.version}, but documents are behind or ahead of it (drift):** "
+                  + describe_all(list(report.behind)) + f": {advice(list(report.behind))}."]
     return "\n".join(lines)
