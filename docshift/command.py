@@ -60,11 +60,15 @@ def status() -> dict:
                       f"finish it with `docshift rollback --run {checkpoint['run_id']}`")
     elif checkpoint:
         outcome = (Ledger(db).entry(checkpoint["run_id"]) or {}).get("outcome")
-        stopped = f"{outcome} at " if outcome in ("paused", "interrupted") else ""
+        stopped = f"{outcome} at " if outcome in ("paused", "interrupted", "stalled") else ""
         console.print(f"unfinished run  {checkpoint['run_id']}: {checkpoint.get('phase') or checkpoint['direction']} "
                       f"{checkpoint['version']}, {stopped}{checkpoint['done']:,} of "
                       f"{checkpoint['total']:,} documents done (resumes on the next "
                       f"{checkpoint.get('phase') or 'migrate'} run)")
+        if outcome == "stalled" and (stuck := checkpoint.get("stalled")):
+            console.print(f"stalled         partition {stuck['partition']} made no checkpoint for {stuck['seconds']:g} s "
+                          f"(worker {stuck['worker']}); the lock is kept while that task may still write: stop it, then "
+                          f"`docshift unlock` and `docshift migrate` resumes", markup=False, highlight=False)
     for version in scripts.versions:
         if scripts.get(version).migration.expand_contract and (done := ledger.phases(version)):
             console.print(f"phases of {version}     {', '.join(p for p in PHASES if p in done)} done"

@@ -15,7 +15,7 @@ from docshift.context import RunContext, check_database
 from docshift.db import redact
 from docshift.engine.backups import check_backup_room
 from docshift.engine.drift import Drift, advice, describe_all, find_drift, reached
-from docshift.engine.partitions import start_partitions
+from docshift.engine.partitions import StallWatch, start_partitions
 from docshift.engine.operation_steps import check_step
 from docshift.engine.planning import Plan, check_checksums, check_operations, check_server_accepts, current_plan, plan_report
 from docshift.engine.ranges import open_ranges, runs_on_server
@@ -24,7 +24,7 @@ from docshift.engine.runs import StepResult, StepRun, check_pre_images, open_ste
 from docshift.engine.state import MigrateOptions, RunOptions, RunState
 from docshift.engine.steps import make_step
 from docshift.engine.verify import DuringRun
-from docshift.errors import Interrupted, LockLostError, MigrationFailed, VerificationFailed
+from docshift.errors import Interrupted, LockLostError, MigrationFailed, PartitionStalled, VerificationFailed
 from docshift.ledger import Ledger, LeaseLock, as_utc, now
 from docshift.settings import get_settings
 from docshift.spec import Direction, Phase
@@ -154,6 +154,9 @@ def apply_migration(version: int, direction: Direction, options: RunOptions, pha
     except Interrupted:
         pause_run(run, "interrupted")  # resumable: the checkpoint stays, the lock is released on the way out
         raise
+    except PartitionStalled:
+        pause_run(run, "stalled")  # resumable once the stuck task is stopped: the lock is kept (run_partitions)
+        raise
     except Exception as exc:
         roll_back_failed(ctx, run, exc)
 
@@ -251,13 +254,18 @@ def run_partitions(ctx: RunContext, run: StepRun, progress) -> bool:
     """Migrate the step's `_id` ranges as parallel tasks; True when all are done (False: the window closed first).
 
     Each task gets the settings in force (command-line flags included) as a parameter, since a Dask worker is
-    another process."""
+    another process. A partition without a checkpoint for DOCSHIFT_PARTITION_STALL_SECONDS pauses the run as stalled:
+    not a rollback (the stuck task may still write), and the lock is kept, not released, for the same reason."""
     parts = start_partitions(ctx.db, run.step, run.state, run.options.partitions)
-    owner = held_lock().owner
-    futures = [migrate_partition.submit(ctx.settings, run.step, run.state.run_id, part.partition, owner, run.options)
+    lock = held_lock()
+    futures = [migrate_partition.submit(ctx.settings, run.step, run.state.run_id, part.partition, lock.owner, run.options)
                for part in parts]
-    ledger = Ledger(ctx.db)
-    while wait(futures, timeout=2).not_done:
+    ledger, watch = Ledger(ctx.db), StallWatch(ctx.db, run.state.run_id, ctx.settings.partition_stall_seconds)
+    while wait(futures, timeout=min(2.0, watch.stall_seconds / 2)).not_done:
+        if stuck := watch.stalled():
+            stalled = watch.pause(stuck, run.step.label)
+            lock.keep(f"partition {stuck['index']} of run {run.state.run_id} stalled")
+            raise stalled
         done = sum(p["done"] for p in ledger.partition_checkpoints() if p["run_id"] == run.state.run_id)
         now_run = replace(run, state=replace(run.state, done=done))
         update_progress_artifact(progress, progress_percent(now_run.state),
