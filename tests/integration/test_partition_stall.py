@@ -14,19 +14,23 @@ STUCK = {"DOCSHIFT_PARTITION_STALL_SECONDS": "1",
          "DOCSHIFT_FAULT": "checkpoint-saved:2:hang:6"}  # the second partition checkpoint stops its task for 6 s
 
 
+def read_fault_anew() -> None:
+    """DOCSHIFT_FAULT is read once per process (at a command's first fault point): make the next in-process command
+    read it again."""
+    faults._fault.cache_clear()
+    faults._hits.clear()
+
+
 @pytest.fixture
 def fault_read_anew():
-    """DOCSHIFT_FAULT is read once per process: in-process commands read it again, before and after this test."""
-    faults._fault.cache_clear()
-    faults._hits.clear()
     yield
-    faults._fault.cache_clear()
-    faults._hits.clear()
+    read_fault_anew()  # the commands of later tests run without it
 
 
 def test_a_partition_without_a_checkpoint_pauses_the_run_and_keeps_the_lock(env, fault_read_anew):
     expected = one_partition_result(env, N, seed=51, target="2")
     seed_users(env.db, N, seed=51)
+    read_fault_anew()
 
     stuck = env.cli("migrate", "2", "--batch-size", "100", "--partitions", "2", extra=STUCK)
 
@@ -45,6 +49,7 @@ def test_a_partition_without_a_checkpoint_pauses_the_run_and_keeps_the_lock(env,
     assert refused.returncode == 1 and "stalled run" in refused.stderr, refused.stderr
 
     assert env.cli("unlock").returncode == 0
+    read_fault_anew()
     resumed = env.cli("migrate", "2", "--batch-size", "100", "--partitions", "2")
 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
