@@ -12,7 +12,7 @@ from . import progress
 from .context import RunContext, check_database
 from .db import connect, redact
 from .engine.backups import backup_catalog, check_backup_room
-from .engine.drift import describe_all, drift_now
+from .engine.drift import advice, describe_all, drift_now
 from .engine.planning import Plan, check_checksums, check_operations, check_server_accepts, current_plan, plan_report
 from .engine.quarantine import quarantine_counts, quarantined
 from .engine.restore import Restored
@@ -31,7 +31,7 @@ from .phases import check_ready
 from .project import Layout, init_project, new_migration
 from .reports import print_outcome, print_plan, print_quarantined, print_report, print_retention
 from .settings import find_settings_file, get_settings, project_folder, read_toml_table
-from .spec import PHASES, Kind, Phase
+from .spec import INITIAL_VERSION, PHASES, Kind, Phase
 from .stop import Watch, supervise
 
 console = Console(soft_wrap=True)  # lines stay whole when piped or logged
@@ -45,7 +45,7 @@ def _context(new_database: bool = False) -> RunContext:
 
 def status() -> dict:
     """Where the database is: current and latest version, pending migrations, an unfinished run, quarantined
-    documents, documents behind the recorded version (drift), the lock."""
+    documents, documents behind or ahead of the recorded version (drift), the lock."""
     ctx = _context()
     settings, scripts, db = ctx.settings, ctx.scripts, ctx.db
     ledger = Ledger(db)
@@ -60,11 +60,15 @@ def status() -> dict:
                       f"finish it with `docshift rollback --run {checkpoint['run_id']}`")
     elif checkpoint:
         outcome = (Ledger(db).entry(checkpoint["run_id"]) or {}).get("outcome")
-        stopped = f"{outcome} at " if outcome in ("paused", "interrupted") else ""
+        stopped = f"{outcome} at " if outcome in ("paused", "interrupted", "stalled") else ""
         console.print(f"unfinished run  {checkpoint['run_id']}: {checkpoint.get('phase') or checkpoint['direction']} "
                       f"{checkpoint['version']}, {stopped}{checkpoint['done']:,} of "
                       f"{checkpoint['total']:,} documents done (resumes on the next "
                       f"{checkpoint.get('phase') or 'migrate'} run)")
+        if outcome == "stalled" and (stuck := checkpoint.get("stalled")):
+            console.print(f"stalled         partition {stuck['partition']} made no checkpoint for {stuck['seconds']:g} s "
+                          f"(worker {stuck['worker']}); the lock is kept while that task may still write: stop it, then "
+                          f"`docshift unlock` and `docshift migrate` resumes", markup=False, highlight=False)
     for version in scripts.versions:
         if scripts.get(version).migration.expand_contract and (done := ledger.phases(version)):
             console.print(f"phases of {version}     {', '.join(p for p in PHASES if p in done)} done"
@@ -73,8 +77,8 @@ def status() -> dict:
     console.print("quarantined     " + (f"{sum(counts.values()):,} documents ("
                                         + ", ".join(f"migration {v}: {n:,}" for v, n in sorted(counts.items()))
                                         + "), left unchanged: `docshift quarantine` lists them" if counts else "none"))
-    console.print("drift           " + (describe_all(drift) + ": the next `docshift migrate` carries them up"
-                                        if drift else "none"), markup=False, highlight=False)
+    console.print("drift           " + (f"{describe_all(drift)}: {advice(drift)}" if drift else "none"), markup=False,
+                  highlight=False)
     console.print(f"lock            {describe_lock(lock)}", markup=False, highlight=False)
     return {"current": current, "head": scripts.head, "pending": pending, "checkpoint": checkpoint, "lock": lock,
             "quarantined": counts, "behind": drift}
@@ -200,7 +204,7 @@ def rollback(run_id: str):
                   f"{result.undone_by_function:,} written since undone by the migration's function; "
                   f"database is at version {result.version}")
     if drift := drift_now(ctx.db, ctx.scripts):
-        console.print(f"drift: {describe_all(drift)}: the next `docshift migrate` carries them up", markup=False,
+        console.print(f"drift: {describe_all(drift)}: {advice(drift)}", markup=False,
                       highlight=False)
     return result
 
@@ -267,9 +271,8 @@ def verify(version: int | None) -> bool:
     """Run the verification checks of an applied migration (default: the current version) now."""
     ctx = _context()
     version, result = verify_applied(ctx, version)
-    if not result.checks:
-        console.print("version 1 is the initial schema: nothing to verify")
-        return True
+    if version == INITIAL_VERSION:
+        console.print("version 1 is the initial schema: no migration to verify, only the drift")
     for c in result.checks:
         console.print(f"{'pass' if c.passed else 'FAIL'}  {c.check}: expected {c.expected}, found {c.found}")
     return result.passed

@@ -100,6 +100,10 @@ class Interrupted(DocshiftError):
     """A run stopped at a batch boundary because it was asked to (SIGINT, SIGTERM, its orchestration gone)."""
 
 
+class PartitionStalled(DocshiftError):
+    """A partition made no checkpoint for DOCSHIFT_PARTITION_STALL_SECONDS: its run paused, the lock kept."""
+
+
 class RehearsalFailed(DocshiftError):
     """A rehearsal's migration failed on the scratch copy: the real run would fail the same way."""
 

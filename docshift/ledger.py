@@ -36,7 +36,7 @@ def holder_is_dead(holder: dict | None) -> bool:
     another host, or one whose process exists (or cannot be told), counts as alive until its lease runs out."""
     host, _, rest = (holder or {}).get("owner", "").partition(":")
     pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+    if (holder or {}).get("stalled") or host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
         return False
     try:
         os.kill(int(pid), 0)
@@ -51,6 +51,9 @@ def describe_lock(holder: dict | None) -> str:
     """The lock as `status` shows it: free, held until when, or held by a dead process (taken over by the next run)."""
     if holder is None:
         return "free"
+    if holder.get("stalled"):
+        return (f"{holder['owner']}, kept by its stalled run ({holder['stalled']}): `docshift unlock` once that task "
+                f"is stopped")
     text = f"{holder['owner']} until {holder['expires_at']}"
     if holder_is_dead(holder):
         return text + " (dead: that process is gone from this host; the next run takes the lock over)"
@@ -60,6 +63,9 @@ def describe_lock(holder: dict | None) -> str:
 
 
 def lock_held(holder: dict) -> LockHeldError:
+    if holder.get("stalled"):
+        return LockHeldError(f"the lock is kept by a stalled run ({holder['stalled']}): stop that task, then run "
+                             f"`docshift unlock` and `docshift migrate` resumes")
     return LockHeldError(
         f"another migration run holds the lock: {holder.get('owner', '?')} since {holder.get('acquired_at')}, "
         f"lease until {holder.get('expires_at')}; wait for it, or run `docshift unlock` if it is dead"
@@ -135,6 +141,11 @@ class Ledger:
         doc = self.coll.find_one({"_id": f"phases:{version}"}) or {}
         return {k: v for k, v in doc.items() if k not in ("_id", "kind", "version")}
 
+    def phased_versions(self) -> list[int]:
+        """The migrations with any expand-contract phase recorded (one read of the ledger)."""
+        return [doc["version"] for doc in self.coll.find({"kind": "phases"})
+                if set(doc) - {"_id", "kind", "version"}]
+
     def complete_phase(self, version: int, phase: str, fields: dict) -> None:
         self.coll.update_one({"_id": f"phases:{version}"},
                              {"$set": {"kind": "phases", "version": version, phase: {"completed_at": now(), **fields}}},
@@ -203,6 +214,8 @@ class LockWatch:
         if holder is None or holder.get("owner") != self.owner:
             raise LockLostError("the migration lock was broken or taken over while this partition ran; "
                                 "stopped at its last checkpoint")
+        if holder.get("stalled"):
+            raise LockLostError(f"the run paused ({holder['stalled']}); this partition stopped at its last checkpoint")
 
 
 class LeaseLock:
@@ -259,7 +272,17 @@ class LeaseLock:
         self._stop.set()
         if self._renewer:
             self._renewer.join()
-        self.coll.delete_one({"_id": LOCK, "owner": self.owner})
+        self.coll.delete_one({"_id": LOCK, "owner": self.owner, "stalled": {"$exists": False}})
+
+    def keep(self, reason: str) -> None:
+        """Stop renewing the lock but keep it, with no end, for a run that cannot prove all of its tasks idle (a stuck
+        partition may still write): no run takes it over, not even once this process is gone, until `docshift
+        unlock`; the run's other partitions see it (LockWatch) and stop at their next batch."""
+        self._stop.set()
+        if self._renewer:
+            self._renewer.join()
+        self.coll.update_one({"_id": LOCK, "owner": self.owner},
+                             {"$set": {"stalled": reason, "expires_at": datetime.max.replace(tzinfo=timezone.utc)}})
 
     def __enter__(self) -> "LeaseLock":
         self.acquire()

@@ -3,7 +3,7 @@ these with its console, so that every line goes through the one console a comman
 
 from rich.console import Console
 
-from .engine.drift import describe_all
+from .engine.drift import advice, describe_all
 from .engine.planning import Plan
 from .engine.retention import Retention
 from .output import print_records, shell, shell_id, size
@@ -60,8 +60,14 @@ def print_outcome(console: Console, report) -> None:
                       "fix the migration and run `docshift migrate --allow-changed` to retry them")
     paused = next((s for s in report.steps if s.paused), None)
     if paused is None and report.behind:
-        console.print(f"the database is recorded at version {report.version}, but documents are behind it (drift): "
-                      f"{describe_all(list(report.behind))}; the next `docshift migrate` carries them up",
+        where = "behind or ahead of" if any(d.ahead for d in report.behind) else "behind"
+        console.print(f"the database is recorded at version {report.version}, but documents are {where} it (drift): "
+                      f"{describe_all(list(report.behind))}; {advice(list(report.behind))}", markup=False,
+                      highlight=False)
+    elif paused is None and report.taken:
+        console.print(f"the database is recorded at version {report.version}, but documents were already there before "
+                      f"this run, ahead of the record, and it took them as they were (neither migrated nor checked): "
+                      f"{describe_all(list(report.taken))}; `docshift verify {report.version}` checks them",
                       markup=False, highlight=False)
     elif paused is None:
         console.print(f"database is now at version {report.version}")

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     orchestration_timeout_seconds: float = Field(
         60.0, gt=0, description="How long a `docshift` run waits for its Prefect API to answer again before it stops."
     )
+    partition_stall_seconds: float = Field(
+        600.0, gt=0, description="How long a partition may go without a checkpoint before its run pauses as stalled "
+                                 "(keeping the lock: the stuck task may still write).")
     alert_url: SecretStr | None = Field(
         None, description="Where `docshift alerts setup` sends notifications (JSON POST); a secret: it may carry a token."
     )
@@ -107,9 +110,9 @@ class Settings(BaseSettings):
                                           "relative to the settings file's folder), that `docshift check` compares "
                                           "with the latest target_model.")
     fault: str | None = Field(
-        None, pattern=r"^[a-z-]+:[1-9][0-9]*(:raise)?$",
+        None, pattern=r"^[a-z-]+:[1-9][0-9]*(:raise|:hang:[0-9.]+)?$",
         description="For the fault suite only: `POINT:N` kills the process at the N-th pass through engine point POINT "
-                    "(`POINT:N:raise` raises there instead).",
+                    "(`POINT:N:raise` raises there instead; `POINT:N:hang:S` stops there for S seconds, a stuck task).",
     )
 
     @field_validator("project")

@@ -14,8 +14,8 @@ from prefect.runtime import flow_run
 from docshift.context import RunContext, check_database
 from docshift.db import redact
 from docshift.engine.backups import check_backup_room
-from docshift.engine.drift import Drift, describe_all, find_drift
-from docshift.engine.partitions import start_partitions
+from docshift.engine.drift import Drift, advice, describe_all, find_drift, reached
+from docshift.engine.partitions import StallWatch, start_partitions
 from docshift.engine.operation_steps import check_step
 from docshift.engine.planning import Plan, check_checksums, check_operations, check_server_accepts, current_plan, plan_report
 from docshift.engine.ranges import open_ranges, runs_on_server
@@ -24,7 +24,7 @@ from docshift.engine.runs import StepResult, StepRun, check_pre_images, open_ste
 from docshift.engine.state import MigrateOptions, RunOptions, RunState
 from docshift.engine.steps import make_step
 from docshift.engine.verify import DuringRun
-from docshift.errors import Interrupted, LockLostError, MigrationFailed, VerificationFailed
+from docshift.errors import Interrupted, LockLostError, MigrationFailed, PartitionStalled, VerificationFailed
 from docshift.ledger import Ledger, LeaseLock, as_utc, now
 from docshift.settings import get_settings
 from docshift.spec import Direction, Phase
@@ -54,7 +54,11 @@ class MigrationReport:
     retention: Retention | None = None
     """Backups pruned after the run (DOCSHIFT_PRUNE_KEEP_LAST / DOCSHIFT_PRUNE_OLDER_THAN), if set."""
     behind: tuple[Drift, ...] = ()
-    """Documents behind the recorded version at the end (engine.drift): written at an old version while the run went."""
+    """Drift at the end (engine.drift): documents behind the recorded version (written at an old version while the
+    run went) or ahead of it."""
+    taken: tuple[Drift, ...] = ()
+    """Documents that were ahead of the recorded version before the run and that the record has now reached: the run
+    took them as they were (no step selects them), neither migrated nor checked."""
 
     @property
     def paused(self) -> bool:
@@ -86,6 +90,7 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
     check_server_accepts(ctx, steps)
     with database_lock(ctx, "migrate"):
         current, steps = current_plan(ctx, target)
+        ahead = [d for d in find_drift(ctx.db, ctx.scripts, current, Ledger(ctx.db).checkpoint()) if d.ahead]
         check_checksums(ctx, current, options.allow_changed)
         check_pre_images(ctx, steps)
         check_operations(ctx, steps)
@@ -102,7 +107,8 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
         version = ledger.current_version()
         counted = {results[-1].collection: results[-1].none_below} if results and results[-1].none_below else None
         behind = tuple(find_drift(ctx.db, ctx.scripts, version, ledger.checkpoint(), none_below=counted))
-    report = MigrationReport(current, target, settings.database, results, version, retention, behind)
+    report = MigrationReport(current, target, settings.database, results, version, retention, behind,
+                             tuple(reached(ctx.scripts, ahead, version)))
     create_markdown_artifact(report_markdown(report), key="docshift-report", description="docshift migration report")
     return report
 
@@ -147,6 +153,9 @@ def apply_migration(version: int, direction: Direction, options: RunOptions, pha
         raise
     except Interrupted:
         pause_run(run, "interrupted")  # resumable: the checkpoint stays, the lock is released on the way out
+        raise
+    except PartitionStalled:
+        pause_run(run, "stalled")  # resumable once the stuck task is stopped: the lock is kept (run_partitions)
         raise
     except Exception as exc:
         roll_back_failed(ctx, run, exc)
@@ -245,13 +254,18 @@ def run_partitions(ctx: RunContext, run: StepRun, progress) -> bool:
     """Migrate the step's `_id` ranges as parallel tasks; True when all are done (False: the window closed first).
 
     Each task gets the settings in force (command-line flags included) as a parameter, since a Dask worker is
-    another process."""
+    another process. A partition without a checkpoint for DOCSHIFT_PARTITION_STALL_SECONDS pauses the run as stalled:
+    not a rollback (the stuck task may still write), and the lock is kept, not released, for the same reason."""
     parts = start_partitions(ctx.db, run.step, run.state, run.options.partitions)
-    owner = held_lock().owner
-    futures = [migrate_partition.submit(ctx.settings, run.step, run.state.run_id, part.partition, owner, run.options)
+    lock = held_lock()
+    futures = [migrate_partition.submit(ctx.settings, run.step, run.state.run_id, part.partition, lock.owner, run.options)
                for part in parts]
-    ledger = Ledger(ctx.db)
-    while wait(futures, timeout=2).not_done:
+    ledger, watch = Ledger(ctx.db), StallWatch(ctx.db, run.state.run_id, ctx.settings.partition_stall_seconds)
+    while wait(futures, timeout=min(2.0, watch.stall_seconds / 2)).not_done:
+        if stuck := watch.stalled():
+            stalled = watch.pause(stuck, run.step.label)
+            lock.keep(f"partition {stuck['index']} of run {run.state.run_id} stalled")
+            raise stalled
         done = sum(p["done"] for p in ledger.partition_checkpoints() if p["run_id"] == run.state.run_id)
         now_run = replace(run, state=replace(run.state, done=done))
         update_progress_artifact(progress, progress_percent(now_run.state),
@@ -306,7 +320,11 @@ def report_markdown(report: MigrationReport) -> str:
         documents, data, files = report.retention.totals()
         lines += ["", f"Pruned {len(report.retention.pruned)} old backups ({documents:,} documents, {data:,} bytes of "
                       f"server data, {files:,} bytes of files); kept {len(report.retention.kept)}."]
+    if report.taken:
+        lines += ["", f"**Documents were ahead of the recorded version before this run, and it took them as they "
+                      f"were (neither migrated nor checked):** {describe_all(list(report.taken))}. `docshift verify "
+                      f"{report.version}` checks them."]
     if report.behind:
-        lines += ["", f"**Recorded at version {report.version}, but documents are behind it (drift):** "
-                  + describe_all(list(report.behind)) + ". `docshift migrate` carries them up."]
+        lines += ["", f"**Recorded at version {report.version}, but documents are behind or ahead of it (drift):** "
+                  + describe_all(list(report.behind)) + f": {advice(list(report.behind))}."]
     return "\n".join(lines)

@@ -1,14 +1,20 @@
-"""Documents behind: documents below the schema version the ledger records for their collection (drift).
+"""Drift: documents behind or ahead of the schema version the ledger records for their collection.
 
-This is docshift's one notion of documents behind. They come from a backup restored over newer documents
+This is docshift's one notion of drift. Documents behind come from a backup restored over newer documents
 (`restore --keep-version`), or from old application code that inserts or rewrites a document at an old version
 while or after a run; a run counts those it left behind in its history entry (`behind`, engine.verify), and this
 module finds every one of them as the database stands. Quarantined documents are behind on purpose and are counted
-apart (`docshift quarantine`). `migrate` carries documents behind up as it retries quarantined ones; `status`,
-`verify` and `migrate`'s last line show them.
+apart (`docshift quarantine`). `migrate` carries documents behind up as it retries quarantined ones.
+
+Documents ahead carry a version the ledger has not reached: written by newer application code, by hand, or left by
+a restore that moved the record back without them. `migrate` changes none of them (a step selects the documents at
+its previous version), so they are never its own: it names them instead. Documents are ahead legitimately while a
+run is under way (its checkpoint: unfinished, paused, or being rolled back) and while an expand-contract change has
+phases recorded (the application dual-writes at the new version, backfill moves documents up before the record);
+those are not drift. `status`, `verify` and `migrate`'s last line show both kinds.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -23,19 +29,24 @@ from .steps import make_step
 
 @dataclass(frozen=True)
 class Drift:
-    """One collection's documents behind the version recorded for it, counted per schema version."""
+    """One collection's documents behind or ahead of the version recorded for it, counted per schema version."""
 
     collection: str
     recorded: int
     behind: dict[int, int]
+    ahead: dict[int, int] = field(default_factory=dict)
 
     @property
     def documents(self) -> int:
         return sum(self.behind.values())
 
     def describe(self) -> str:
-        at = ", ".join(f"{n:,} at {v}" for v, n in sorted(self.behind.items()))
-        return f"{self.collection}: {self.documents:,} documents behind version {self.recorded} ({at})"
+        parts = []
+        for counts, where in ((self.behind, "behind"), (self.ahead, "ahead of")):
+            if counts:
+                at = ", ".join(f"{n:,} at {v}" for v, n in sorted(counts.items()))
+                parts.append(f"{sum(counts.values()):,} documents {where} version {self.recorded} ({at})")
+        return f"{self.collection}: " + " and ".join(parts)
 
 
 def lineage(scripts: ScriptDirectory, collection: str, upto: int) -> list[int]:
@@ -83,6 +94,21 @@ def expected_versions(scripts: ScriptDirectory, recorded: int, checkpoint: dict 
     return versions
 
 
+def highest_versions(scripts: ScriptDirectory, recorded: int, checkpoint: dict | None,
+                     phased: list[int]) -> dict[str, int]:
+    """What no document of a collection may be above: its recorded version, raised for the collection of a run under
+    way (its checkpoint: it moves documents before it moves the record, either way) and for the collection of each
+    migration in `phased` (expand-contract phases recorded: dual-writes and backfill are at its version early)."""
+    versions = collection_versions(scripts, recorded)
+    steps = [make_step(scripts, v, "up") for v in phased if v > recorded and v in scripts.scripts]
+    if checkpoint and checkpoint.get("version") in scripts.scripts:
+        steps.append(make_step(scripts, checkpoint["version"], checkpoint["direction"], checkpoint.get("phase")))
+    for step in steps:
+        if step.collection in versions:
+            versions[step.collection] = max(versions[step.collection], step.from_version, step.to_version)
+    return versions
+
+
 def below(version: int) -> dict:
     """Documents at a schema version below `version` (one without `schema_version`, or null there, is at 1)."""
     return {"$or": [{VERSION_FIELD: {"$lt": version}}, {VERSION_FIELD: None}]}
@@ -96,39 +122,66 @@ def any_below(coll: Collection, version: int) -> bool:
 
 def find_drift(db: Database, scripts: ScriptDirectory, recorded: int, checkpoint: dict | None = None,
                collections: list[str] | None = None, none_below: dict[str, int] | None = None) -> list[Drift]:
-    """Per collection (or the given ones), the documents behind it, quarantined ones left out: one count each when
-    there are none, a second scan to count them per version when there are. `none_below`: collections a run has
-    just counted no document below a version in (Verification.none_below), not counted again up to that version."""
+    """Per collection (or the given ones), the documents behind or ahead of it, quarantined ones left out: one count
+    each when there are none, a second scan to count them per version when there are. `none_below`: collections a
+    run has just counted no document below a version in (Verification.none_below), not counted again up to that
+    version (the run has just applied that collection's latest migration: nothing of it is ahead either)."""
     found, none_below = [], none_below or {}
+    phased = [v for v in Ledger(db).phased_versions() if v > recorded]
+    highest = highest_versions(scripts, recorded, checkpoint, phased)
     for collection, expected in expected_versions(scripts, recorded, checkpoint).items():
-        wanted = collections is None or collection in collections
-        if not wanted or expected <= none_below.get(collection, INITIAL_VERSION):
-            continue  # nothing is below the initial version, nor below a version just counted
-        match = below(expected)
-        if held := quarantined_ids(db, collection):
+        if collections is not None and collection not in collections or expected <= none_below.get(collection, 0):
+            continue  # a collection the run has just counted none below its latest version in
+        ahead = {VERSION_FIELD: {"$gt": highest[collection]}}
+        match = ahead if expected <= INITIAL_VERSION else {"$or": [*below(expected)["$or"], ahead]}  # none below 1
+        if held := quarantined_ids(db, collection, ("up", "down")):
             match = {**match, "_id": {"$nin": held}}
         if not db[collection].count_documents(match):  # the usual answer, and the cheaper scan
             continue
-        behind: dict[int, int] = {}
+        counts: tuple[dict[int, int], dict[int, int]] = ({}, {})  # behind, ahead
         for doc in db[collection].find(match, {VERSION_FIELD: 1}).batch_size(1000):
             version = doc.get(VERSION_FIELD) or INITIAL_VERSION
-            behind[version] = behind.get(version, 0) + 1
-        if behind:
-            found.append(Drift(collection, expected, behind))
+            side = counts[version > expected]
+            side[version] = side.get(version, 0) + 1
+        if any(counts):
+            found.append(Drift(collection, expected, *counts))
     return found
 
 
 def carry_from(scripts: ScriptDirectory, drift: list[Drift]) -> dict[str, int]:
     """Per collection with documents behind, the first migration that carries its lowest documents up again."""
     return {d.collection: min(v for v in lineage(scripts, d.collection, d.recorded) if v > min(d.behind))
-            for d in drift}
+            for d in drift if d.behind}
 
 
 def drift_now(db: Database, scripts: ScriptDirectory, collections: list[str] | None = None) -> list[Drift]:
-    """Documents behind as the ledger stands now: its recorded version and its unfinished run, if any."""
+    """Drift as the ledger stands now: its recorded version, its unfinished run and phases, if any."""
     ledger = Ledger(db)
     return find_drift(db, scripts, ledger.current_version(), ledger.checkpoint(), collections)
 
 
 def describe_all(drift: list[Drift]) -> str:
     return "; ".join(d.describe() for d in drift)
+
+
+def advice(drift: list[Drift]) -> str:
+    """What to run about it: documents behind are carried up by the next `migrate`; documents ahead are changed by
+    no run, so the user decides: take the record up to them and check them, or from there back down."""
+    if not (ahead := [d for d in drift if d.ahead]):
+        return "the next `docshift migrate` carries them up"
+    top = max(max(d.ahead) for d in ahead)
+    said = ["the next `docshift migrate` carries those behind up"] if any(d.behind for d in drift) else []
+    said.append(f"no run changes those ahead (a step selects documents at its previous version): `docshift migrate "
+                f"{top}` takes the record up to them as they are, then `docshift verify {top}` checks them and a "
+                f"`docshift migrate` down from there takes them back through the downs")
+    return "; ".join(said)
+
+
+def reached(scripts: ScriptDirectory, drift: list[Drift], recorded: int) -> list[Drift]:
+    """Of the documents that were ahead, those at or below their collection's version once the database is recorded
+    at `recorded`: a run took them as they were, neither migrating nor checking them."""
+    versions, found = collection_versions(scripts, recorded), []
+    for d in drift:
+        if taken := {v: n for v, n in d.ahead.items() if v <= versions.get(d.collection, INITIAL_VERSION)}:
+            found.append(Drift(d.collection, d.recorded, {}, taken))
+    return found

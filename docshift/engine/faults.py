@@ -3,6 +3,7 @@
 import functools
 import os
 import signal
+import time
 from collections import Counter
 
 from ..errors import DocshiftError
@@ -23,7 +24,8 @@ class InjectedFault(DocshiftError):
 
 def fault_point(name: str) -> None:
     """With DOCSHIFT_FAULT=`name`:N, the N-th pass through this point kills the process with SIGKILL, as `kill -9`
-    would, at an exact place; with `name`:N:raise it raises InjectedFault there instead."""
+    would, at an exact place; with `name`:N:raise it raises InjectedFault there instead; with `name`:N:hang:S that
+    pass stops for S seconds and goes on (a task stuck on a dead connection, a frozen worker)."""
     fault = _fault()
     if fault is None or fault.split(":")[0] != name:
         return
@@ -32,4 +34,7 @@ def fault_point(name: str) -> None:
     if _hits[name] == int(count):
         if mode == ["raise"]:
             raise InjectedFault(f"injected fault at {name} (DOCSHIFT_FAULT)")
+        if mode[:1] == ["hang"]:
+            time.sleep(float(mode[1]))
+            return
         os.kill(os.getpid(), signal.SIGKILL)

@@ -1,12 +1,13 @@
 """Parallel partitions of a step: `_id` ranges of about equal size, each with its own checkpoint."""
 
-from dataclasses import asdict, replace
+import time
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from ..errors import DatabaseError
+from ..errors import DatabaseError, PartitionStalled
 from ..ledger import CHECKPOINT, Ledger
 from ..servers import UNSUPPORTED
 from .state import RunState
@@ -85,3 +86,39 @@ def merge_partitions(db: Database, state: RunState) -> None:
     state.partitioned, state.last_id, state.started = True, None, False
     Ledger(db).save_checkpoint({k: getattr(state, k) for k in ("partitioned", "last_id", "started", "done", "matched",
                                                                "changed", "batches", "validated", "quarantined")})
+
+
+@dataclass
+class StallWatch:
+    """Which partition of a run has made no checkpoint for `stall_seconds` (as this process saw its checkpoints change,
+    on its own clock): the parent of the partitions' tasks asks while it waits for them, so a stuck task (a frozen
+    Dask worker, a connection that never answers) cannot keep the run, and the lock it renews, waiting for ever."""
+
+    db: Database
+    run_id: str
+    stall_seconds: float
+    seen: dict[int, tuple[Any, float]] = field(default_factory=dict)
+
+    def stalled(self) -> dict | None:
+        """The checkpoint of the first unfinished partition without a new checkpoint for too long, or None."""
+        t = time.monotonic()
+        for part in Ledger(self.db).partition_checkpoints():
+            if part["run_id"] != self.run_id or part.get("finished"):
+                continue
+            mark = (part.get("updated_at"), part["done"], part["batches"])
+            if self.seen.get(part["index"], (None, 0.0))[0] != mark:
+                self.seen[part["index"]] = (mark, t)
+            elif t - self.seen[part["index"]][1] >= self.stall_seconds:
+                return part
+        return None
+
+    def pause(self, part: dict, label: str) -> PartitionStalled:
+        """Mark the run's checkpoint stalled (what `status` shows) and say what to do; the caller keeps the lock."""
+        worker = part.get("worker", "not started")
+        Ledger(self.db).save_checkpoint({"stalled": {"partition": part["index"], "worker": worker,
+                                                     "seconds": self.stall_seconds}})
+        return PartitionStalled(
+            f"{label}: partition {part['index']} made no checkpoint for {self.stall_seconds:g} s "
+            f"(DOCSHIFT_PARTITION_STALL_SECONDS; worker {worker}), at {part['done']:,} of {part['total']:,} documents: "
+            f"the run is paused at its checkpoints and keeps the lock, since that task may still write; stop that "
+            f"worker (or cancel its task), then run `docshift unlock`, and `docshift migrate` resumes")

@@ -52,9 +52,11 @@ def quarantined(db: Database) -> list[dict]:
     return list(db[storage.QUARANTINE].find().sort([("version", 1), ("at", 1)]))
 
 
-def quarantined_ids(db: Database, collection: str) -> list:
-    """The `_id`s of a collection's documents that an `up` left behind on purpose (not drift)."""
-    return [e["doc_id"] for e in db[storage.QUARANTINE].find({"collection": collection, "direction": "up"}, {"doc_id": 1})]
+def quarantined_ids(db: Database, collection: str, directions: tuple[str, ...] = ("up",)) -> list:
+    """The `_id`s of a collection's documents that an `up` left behind on purpose (not drift); with "down" in
+    `directions`, also those a `down` left ahead on purpose."""
+    return [e["doc_id"] for e in db[storage.QUARANTINE].find({"collection": collection, "direction": {"$in": list(directions)}},
+                                                             {"doc_id": 1})]
 
 
 def quarantine_counts(db: Database) -> dict[int, int]:

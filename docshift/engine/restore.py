@@ -3,7 +3,8 @@
 A backup holds documents at the schema version they had before its run. Put back while the ledger records a later
 version, they would be behind it (drift) and the next `migrate` would count them as done. So a restore either
 leaves every document at the version its collection is recorded at, or moves the record back with them (its run
-was the latest change: the restore undoes it exactly), or, only when asked, leaves them behind for the next
+was the latest change: the restore undoes it exactly; not for a run that updated documents on the server by `_id`
+ranges, whose backup lacks those documents: `rollback --run` undoes it), or, only when asked, leaves them behind for the next
 `migrate` to carry up; otherwise it refuses before writing anything and says what to run.
 """
 
@@ -50,6 +51,8 @@ def restore(ctx: RunContext, backup_id: str, keep_version: bool = False) -> Rest
     rewind = rewind_to(ctx, backup_id, collection, versions)
     if set(versions) <= {recorded}:
         rewind = None
+    elif rewind is not None and storage.ranges(db, backup_id).find_one() is not None:
+        raise RestoreRefused(ranges_refusal(entry, sum(versions.values()), current, rewind))
     elif rewind is None and not (keep_version and max(versions) < recorded):
         back_to = make_step(ctx.scripts, entry["version"], entry["direction"]).recorded_before
         raise RestoreRefused(refusal(entry, versions, recorded, current, back_to))
@@ -101,6 +104,16 @@ def rewind_to(ctx: RunContext, run_id: str, collection: str, versions: dict[int,
         return None
     before = collection_versions(ctx.scripts, step.recorded_before).get(collection)
     return step.recorded_before if finished and set(versions) <= {before} else None
+
+
+def ranges_refusal(entry: dict, saved: int, current: int, rewind: int) -> str:
+    """Why the backup of a run that updated documents on the server by `_id` ranges cannot undo it: the ranges'
+    documents are not in it (their pre-images were never saved), and `rollback --run` undoes them."""
+    run_id = entry["_id"]
+    return (f"backup {run_id} holds only the {saved:,} pre-images its run saved: the {entry['collection']} documents its "
+            f"`_id` ranges updated on the server are not in it, so restoring it would move the database back to version "
+            f"{rewind} (from {current}) and leave those documents ahead of it; nothing was restored. Run `docshift "
+            f"rollback --run {run_id}` instead, which undoes the ranges too")
 
 
 def refusal(entry: dict, versions: dict[int, int], recorded: int, current: int, back_to: int) -> str:

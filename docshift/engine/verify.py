@@ -172,14 +172,15 @@ def written_during_run(step: Step) -> str:
 
 def verify_applied(ctx: RunContext, version: int | None) -> tuple[int, Verification]:
     """`docshift verify [VERSION]`: an applied migration's checks (default: the current version's) against the data
-    now, and no document behind its collection's recorded version (drift: of that migration's collection, or of every
-    one by default). At the initial version there is nothing to check: (1, no checks)."""
+    now, and no document behind or ahead of its collection's recorded version (drift: of that migration's collection, or of every
+    one by default). At the initial version there is no migration to check, only the drift (documents ahead)."""
     asked = version is not None
     version = ctx.scripts.check_target(version) if asked else Ledger(ctx.db).current_version()
     if version == INITIAL_VERSION:
-        return version, Verification()
-    step = make_step(ctx.scripts, version, "up")
-    result = verify_step(ctx.db, ctx.scripts.get(version).migration, step, None)
-    behind = drift_now(ctx.db, ctx.scripts, [step.collection] if asked else None)
-    result.add("documents behind their collection's recorded version (drift)", 0, describe_all(behind) or 0, not behind)
+        result, collections = Verification(), None
+    else:
+        step = make_step(ctx.scripts, version, "up")
+        result, collections = verify_step(ctx.db, ctx.scripts.get(version).migration, step, None), [step.collection]
+    behind = drift_now(ctx.db, ctx.scripts, collections if asked else None)
+    result.add("documents behind or ahead of their collection's recorded version (drift)", 0, describe_all(behind) or 0, not behind)
     return version, result
