@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         description="MongoDB connection string; a secret so that it is never printed with its password.",
     )
     database: str = Field("docshift_demo", description="Database whose collections are migrated.")
+    databases: str | None = Field(
+        None, description="The fleet of `docshift fleet`: database names (comma-separated), globs over the server's "
+                          "names (`tenant_*`), or `module:function` of the project returning names.")
     migrations_dir: Path = Field(Path("migrations"), description="Folder of NNNN_slug.py migration files.")
     backup_dir: Path = Field(Path("backups"), description="Where backup files (mongodump format) of every run go.")
     backup_gzip: bool = Field(False, description="Gzip backup files, as `mongodump --gzip` does.")
