@@ -105,11 +105,12 @@ def migrate_fleet(databases: str | None = None, target_version: int | None = Non
     target = scripts.check_target(scripts.head if target_version is None else target_version)
     chosen = select_fleet(settings, scripts, databases, options.new_database)
     readings = read_statuses(connect(settings).client, chosen.databases, scripts)
-    done = [r.status for r in readings if r.status and r.status.current == target and r.status.unfinished is None]
-    outcomes = [DatabaseOutcome(s.database, AT_TARGET, s.current, s.current) for s in done]
+    done = {r.database: r.status for r in readings
+            if r.status and r.status.current == target and r.status.unfinished is None}
+    outcomes = [DatabaseOutcome(name, AT_TARGET, s.current, s.current) for name, s in done.items()]
     outcomes += [DatabaseOutcome(name, MISTYPED, error="no ledger nor migrated collection (--new-database migrates "
                                                        "it)") for name in chosen.mistyped]
-    todo = [r.database for r in readings if r.status not in done]
+    todo = [r.database for r in readings if r.database not in done]
     fleet_run_id = str(flow_run.id) if flow_run.id else None
     waves = Waves(target_version, options, fleet, window_deadline(options.window_minutes), fleet_run_id)
     halted = None
