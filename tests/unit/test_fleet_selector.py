@@ -1,9 +1,13 @@
-"""The fleet's selector and waves (docshift.fleet): a pure function of the server's names and the selector."""
+"""The fleet's selector, waves and summary (docshift.fleet): pure functions of the server's names and the selector."""
 
+import uuid
+
+import mongomock
 import pytest
 
 from docshift.errors import FleetError
-from docshift.fleet import is_reserved, select, wave_sizes
+from docshift.fleet import Reading, is_reserved, resolve, select, summary, wave_sizes
+from docshift.status import DatabaseStatus, Failure
 
 SERVER = ["admin", "config", "local", "tenant_b", "tenant_a", "tenant_a_rehearsal_0123abcd", "billing", "tenant_c"]
 
@@ -56,3 +60,35 @@ def test_waves_are_cumulative_counts_or_shares(waves, total, sizes):
 def test_bad_waves_are_a_plain_error(waves):
     with pytest.raises(FleetError, match="--waves"):
         wave_sizes(waves, 10)
+
+
+def test_a_project_function_selects_from_a_control_database(tmp_path):
+    client = mongomock.MongoClient()
+    client.control.tenants.insert_many([{"db": "tenant_x", "active": True}, {"db": "tenant_y", "active": False},
+                                        {"db": "tenant_z", "active": True}])
+    module = f"tenants_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(
+        "def active(client):\n    return [t['db'] for t in client.control.tenants.find({'active': True})]\n"
+        "def none():\n    return []\n"
+        "def broken():\n    raise RuntimeError('control database down')\n"
+        "def one():\n    return 'tenant_x'\n"
+        "def system():\n    return ['tenant_x', 'admin']\n")
+
+    assert resolve(f"{module}:active", client, tmp_path) == ["tenant_x", "tenant_z"]
+    for function, message in [("none", "selects no database"), ("broken", "RuntimeError: control database down"),
+                              ("one", "returned str, not a list"), ("system", "never migrated"),
+                              ("missing", "AttributeError")]:
+        with pytest.raises(FleetError, match=message):
+            resolve(f"{module}:{function}", client, tmp_path)
+
+
+def test_the_summary_counts_versions_failures_and_what_needs_a_person():
+    def at(name, current, failed=False, pending=()):
+        return Reading(name, DatabaseStatus(name, current, 7, tuple(pending),
+                                            failed=Failure("r1", current + 1, "boom") if failed else None))
+
+    readings = [at("a", 7), at("b", 7), at("c", 6, failed=True, pending=[7]), at("d", 5, pending=[6, 7]),
+                Reading("e", error="AutoReconnect: gone")]
+
+    assert summary(readings, ["typo"]) == "2 at 7, 1 at 5, 1 failed at 6, 2 pending, 1 unreadable, 1 mistyped (latest 7)"
+    assert summary([]) == "no databases"
