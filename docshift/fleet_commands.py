@@ -8,10 +8,12 @@ from .command import console, run_flow
 from .db import connect, redact
 from .engine.drift import describe_all
 from .engine.state import MigrateOptions
+from .errors import Interrupted
 from .fleet import FleetOptions, Reading, read_statuses, select_fleet, summary, wave_sizes
 from .ledger import Ledger
 from .loader import ScriptDirectory
 from .settings import Settings, get_settings
+from .stop import stop_requested
 
 WIDTH = 80
 """`fleet status` lines fit a terminal this wide (the JSON has everything)."""
@@ -92,6 +94,8 @@ def migrate(target: int | None, selector: str | None, options: MigrateOptions, f
                           fleet=fleet_options)
     except FleetFailed as exc:
         show(exc.report)
+        if stop_requested():  # SIGINT/SIGTERM: exit as an interrupted `docshift migrate` does (130, 143)
+            raise Interrupted(str(exc)) from exc
         raise
     show(report)
     return report

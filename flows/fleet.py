@@ -28,6 +28,7 @@ from docshift.ledger import Ledger, now
 from docshift.loader import ScriptDirectory
 from docshift.settings import get_settings
 from docshift.stop import stop_requested
+from docshift.tasks.notify import announce, label_run
 from docshift.flows.migrate import migrate, window_deadline
 
 MIGRATED, AT_TARGET, PAUSED, FAILED, LOCKED, INTERRUPTED, NOT_STARTED, MISTYPED = (
@@ -104,6 +105,7 @@ def migrate_fleet(databases: str | None = None, target_version: int | None = Non
     scripts = ScriptDirectory.load(settings.migrations_dir)
     target = scripts.check_target(scripts.head if target_version is None else target_version)
     chosen = select_fleet(settings, scripts, databases, options.new_database)
+    selector = databases or settings.databases
     readings = read_statuses(connect(settings).client, chosen.databases, scripts)
     done = {r.database: r.status for r in readings
             if r.status and r.status.current == target and r.status.unfinished is None}
@@ -112,6 +114,7 @@ def migrate_fleet(databases: str | None = None, target_version: int | None = Non
                                                        "it)") for name in chosen.mistyped]
     todo = [r.database for r in readings if r.database not in done]
     fleet_run_id = str(flow_run.id) if flow_run.id else None
+    label_run(selector)  # a failed or halted fleet run alerts as a failed docshift run does
     waves = Waves(target_version, options, fleet, window_deadline(options.window_minutes), fleet_run_id)
     halted = None
     with ThreadPoolExecutor(max_workers=fleet.concurrency, thread_name_prefix="docshift-fleet") as pool:
@@ -124,17 +127,17 @@ def migrate_fleet(databases: str | None = None, target_version: int | None = Non
                 outcomes += [DatabaseOutcome(name, NOT_STARTED) for name in todo[start:]]
                 break
             get_run_logger().info("wave %s passed: %s databases", number, len(wave))
-    report = FleetReport(fleet_run_id, target, tuple(sorted(outcomes, key=lambda o: chosen_order(o, readings))), halted)
+            announce("fleet.wave-passed", selector, None, None, f"wave {number}: {len(wave)} "
+                     f"databases, {sum(o.outcome == FAILED for o in results)} failed")
+    order = {r.database: i for i, r in enumerate(readings)}  # the selection's order, mistyped ones last
+    report = FleetReport(fleet_run_id, target, tuple(sorted(outcomes, key=lambda o: order.get(o.database, len(order)))),
+                         halted)
     create_table_artifact([table_row(o) for o in report.outcomes], key="docshift-fleet",
                           description=report.lines()[-1])
+    announce("fleet.halted" if halted else "fleet.completed", selector, target, None, report.lines()[-1])
     if report.problem:
         raise FleetFailed(report)
     return report
-
-
-def chosen_order(outcome: DatabaseOutcome, readings) -> int:
-    names = [r.database for r in readings]
-    return names.index(outcome.database) if outcome.database in names else len(names)
 
 
 def table_row(o: DatabaseOutcome) -> dict:

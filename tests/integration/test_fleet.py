@@ -48,8 +48,11 @@ def test_canary_then_halt_failing_tenants_roll_back_alone_and_a_rerun_finishes(e
         assert max(map(len, text.stdout.splitlines())) <= 80
         assert f"{bad[0]}   2       3  FAILED at 3: " in text.stdout
 
+        single = env.cli("--database", bad[0], "status")
+        assert "last run failed" in single.stdout and "(migration 3): " in single.stdout
+
         fleet.cure(*bad)
-        again = env.cli("fleet", "migrate", "--databases", fleet.glob, "--concurrency", "3")
+        again = env.cli("fleet", "migrate", "--databases", fleet.glob, "--concurrency", "2")
 
         assert again.returncode == 0, again.stdout + again.stderr
         assert set(fleet.versions().values()) == {5}
