@@ -13,10 +13,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+import httpx
 from prefect import flow, get_run_logger, tags, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.deployments import run_deployment
+from prefect.exceptions import PrefectException
 from prefect.runtime import flow_run
 from prefect.states import State
 
@@ -31,6 +33,10 @@ from docshift.stop import stop_requested
 from docshift.tasks.notify import announce, label_run
 from docshift.flows.migrate import migrate, window_deadline
 
+ORCHESTRATION_ATTEMPTS = 3
+"""Runs of a database's `migrate` when the one before failed in Prefect itself (its API refusing under load: 503),
+not in the migration: each resumes where the one before stopped (that one rolled its step back or checkpointed)."""
+ORCHESTRATION_ERRORS = (PrefectException, httpx.HTTPError)
 MIGRATED, AT_TARGET, PAUSED, FAILED, LOCKED, INTERRUPTED, NOT_STARTED, MISTYPED = (
     "migrated", "at target", "paused", "failed", "locked", "interrupted", "not started", "mistyped")
 
@@ -215,7 +221,14 @@ def migrate_database(child: Child) -> DatabaseOutcome:
         ledger.check_lock_free()
     except LockHeldError as exc:
         return DatabaseOutcome(child.database, LOCKED, before, before, wave=child.wave, error=str(exc))
-    state, run_id = child_run(child)
+    for attempt in range(1, ORCHESTRATION_ATTEMPTS + 1):
+        state, run_id = child_run(child)
+        retry = not state.is_completed() and isinstance(failure(state), ORCHESTRATION_ERRORS)
+        if not retry or attempt == ORCHESTRATION_ATTEMPTS:
+            break
+        get_run_logger().warning("%s: its run failed in the orchestration (%s); running it again (attempt %s): it "
+                                 "resumes where that one stopped", child.database, state.message, attempt + 1)
+        time.sleep(5 * attempt)
     entries = [e for e in ledger.history() if e["_id"] not in seen]
     outcome = DatabaseOutcome(child.database, MIGRATED, before, ledger.current_version(),
                               sum(e.get("documents") or 0 for e in entries), time.monotonic() - began, child.wave,
@@ -224,7 +237,8 @@ def migrate_database(child: Child) -> DatabaseOutcome:
         return replace(outcome, outcome=PAUSED if ledger.checkpoint() else MIGRATED)
     error = failure(state)
     kind = INTERRUPTED if isinstance(error, Interrupted) else LOCKED if isinstance(error, LockHeldError) else FAILED
-    return replace(outcome, outcome=kind, error=redact(str(error) if isinstance(error, Exception) else error))
+    text = f"{type(error).__name__}: {error}" if isinstance(error, ORCHESTRATION_ERRORS) else str(error)
+    return replace(outcome, outcome=kind, error=redact(text))
 
 
 def child_run(child: Child) -> tuple[State, str | None]:
@@ -246,6 +260,4 @@ def failure(state: State) -> Exception | str:
         error = state.result(raise_on_failure=False)
     except Exception as exc:  # noqa: BLE001 - the result of a run elsewhere is not here to read
         error = exc
-    if isinstance(error, Exception) and not type(error).__module__.startswith("prefect"):
-        return error
-    return state.message or state.name or "failed"
+    return error if isinstance(error, Exception) else state.message or state.name or "failed"
