@@ -38,6 +38,8 @@ from prefect.workers.process import ProcessWorker
 from docshift.engine.state import MigrateOptions
 from docshift.errors import DeployError
 from docshift.flows import phases
+from docshift.fleet import FleetOptions
+from docshift.flows.fleet import migrate_fleet
 from docshift.flows.inspect import inspect
 from docshift.flows.migrate import migrate
 from docshift.flows.rollback import rollback
@@ -74,6 +76,9 @@ class Wanted:
     parameters: dict
     schedule: WantedSchedule | None
     source: str
+    limit: int | None = 1
+    """Runs at once. The `migrate` deployment has none: a fleet's child runs go to it many at once, and the
+    per-database lock keeps any one database from being migrated twice at once."""
 
     @property
     def name(self) -> str:
@@ -114,13 +119,20 @@ def phase_deployment_name(script: Script) -> str:
 
 
 def wanted_deployments(scripts: ScriptDirectory, settings: Settings) -> list[Wanted]:
-    """Every deployment the project declares: migrate, rollback, verify, inspect, and the phases of each expand-contract change."""
+    """Every deployment the project declares: migrate, migrate-fleet, rollback, verify, inspect, and the phases of
+    each expand-contract change."""
     verify_at = WantedSchedule(settings.verify_schedule, settings.timezone) if settings.verify_schedule else None
-    migrate_, rollback_, verify_, inspect_ = (deployment_name(f.name, settings.project)
-                                              for f in (migrate, rollback, verify, inspect))
+    release = WantedSchedule(settings.fleet_schedule, settings.timezone) if settings.fleet_schedule else None
+    migrate_, rollback_, verify_, inspect_, fleet_ = (deployment_name(f.name, settings.project)
+                                                      for f in (migrate, rollback, verify, inspect, migrate_fleet))
+    options = MigrateOptions().model_dump(mode="json")
     wanted = [
         Wanted(migrate, migrate_, "Migrate the database to target_version (default latest), up or down; dry_run plans only.",
-               dict(target_version=None, options=MigrateOptions().model_dump(mode="json"), dry_run=False), None, "docshift"),
+               dict(target_version=None, options=options, dry_run=False), None, "docshift", limit=None),
+        Wanted(migrate_fleet, fleet_, f"Migrate every database the selector names (`databases`: names, globs or "
+               f"module:function; default the `databases` setting) wave by wave, each as a run of {migrate_} on the "
+               f"work pool's workers.", dict(databases=None, target_version=None, options=dict(options), fleet=FleetOptions(
+                   deployment=migrate_).model_dump(mode="json")), release, "settings: fleet_schedule"),
         Wanted(rollback, rollback_, "Restore the pre-images of run_id (an unfinished run after a crash, or the latest "
                "finished run); run it with --param run_id=RUN_ID.", {}, None, "docshift"),
         Wanted(verify, verify_, "Re-check an applied migration (default the current version) against the data as it is now.",
@@ -226,7 +238,7 @@ def runner_deployment(w: Wanted, settings: Settings, variables: dict) -> RunnerD
             w.schedule.prefect()
     except ValueError as exc:
         raise DeployError(f"{w.source}: the schedule {w.schedule.when!r} of {w.full_name} is not valid: {exc}") from exc
-    d = w.flow.to_deployment(name=w.name, description=w.description, parameters=w.parameters, concurrency_limit=1,
+    d = w.flow.to_deployment(name=w.name, description=w.description, parameters=w.parameters, concurrency_limit=w.limit,
                              tags=tags(settings), work_pool_name=settings.work_pool,
                              job_variables=variables, entrypoint_type=EntrypointType.MODULE_PATH)
     d.entrypoint = entrypoint(w.flow)
@@ -349,7 +361,9 @@ def render_prefect_yaml(wanted: list[Wanted], settings: Settings) -> str:
         entry: dict[str, Any] = {"name": w.name, "description": w.description, "entrypoint": entrypoint(w.flow)}
         if w.parameters:
             entry["parameters"] = w.parameters
-        entry.update(tags=[TAG, project_tag(settings.project)], work_pool={"name": settings.work_pool}, concurrency_limit=1)
+        entry.update(tags=[TAG, project_tag(settings.project)], work_pool={"name": settings.work_pool})
+        if w.limit:
+            entry["concurrency_limit"] = w.limit
         if w.schedule:
             kind = "rrule" if RRULE.match(w.schedule.when) else "cron"
             entry["schedules"] = [{kind: w.schedule.when, "timezone": w.schedule.timezone, "slug": SLUG, "active": False}]

@@ -17,11 +17,12 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pymongo.errors import PyMongoError
 
-from . import command, inspect_commands, model_commands
+from . import command, fleet_commands, inspect_commands, model_commands
 from .db import redact
 from .errors import DocshiftError, Interrupted
 from .settings import configure
 from .engine.state import MigrateOptions
+from .fleet import FleetOptions
 from .spec import PHASES, Kind
 from .stop import SignalStop, received_signal, stop_at_once
 
@@ -263,6 +264,32 @@ app.add_typer(alerts, name="alerts")
 def alerts_setup() -> None:
     """Create or update the notification block and automations (URL from DOCSHIFT_ALERT_URL or DOCSHIFT_ALERT_SECRET)."""
     command.alerts_setup()
+
+
+fleet_app = typer.Typer(help="Many databases with one migrations folder (database per tenant).", no_args_is_help=True)
+app.add_typer(fleet_app, name="fleet")
+Databases = Annotated[Optional[str], typer.Option(
+    "--databases", help="Names (comma-separated), a glob such as 'tenant_*', or module:function of the project "
+                        "(env DOCSHIFT_DATABASES).")]
+
+
+@fleet_app.command("status")
+def fleet_status(
+    databases: Databases = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Everything as JSON, for scripts.")] = False,
+) -> None:
+    """One line per database (version, pending, unfinished run, failure, quarantine, drift, lock) and a summary,
+    read from each database's ledger."""
+    fleet_commands.status(databases, as_json)
+
+
+@fleet_app.command("migrate")
+@with_options(FleetOptions)
+@with_options(MigrateOptions)
+def fleet_migrate(options: MigrateOptions, fleet: FleetOptions, target: Target = None, databases: Databases = None) -> None:
+    """Migrate every selected database to TARGET through the Prefect `migrate-fleet` flow: a child migrate run per
+    database, in waves, halting at --max-failed-databases."""
+    fleet_commands.migrate(target, databases, options, fleet)
 
 
 def main() -> None:

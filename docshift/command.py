@@ -3,6 +3,7 @@
 Commands that run a migration import the Prefect flow when they need it, so that `status` stays quick.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -14,7 +15,7 @@ from .db import connect, redact
 from .engine.backups import backup_catalog, check_backup_room
 from .engine.drift import advice, describe_all, drift_now
 from .engine.planning import Plan, check_checksums, check_operations, check_server_accepts, current_plan, plan_report
-from .engine.quarantine import quarantine_counts, quarantined
+from .engine.quarantine import quarantined
 from .engine.restore import Restored
 from .engine.restore import restore as restore_backup
 from .engine.retention import Retention, parse_age, plan_prune
@@ -32,6 +33,7 @@ from .project import Layout, init_project, new_migration
 from .reports import print_outcome, print_plan, print_quarantined, print_report, print_retention
 from .settings import find_settings_file, get_settings, project_folder, read_toml_table
 from .spec import INITIAL_VERSION, PHASES, Kind, Phase
+from .status import DatabaseStatus, database_status
 from .stop import Watch, supervise
 
 console = Console(soft_wrap=True)  # lines stay whole when piped or logged
@@ -43,45 +45,42 @@ def _context(new_database: bool = False) -> RunContext:
     return ctx
 
 
-def status() -> dict:
+def status() -> DatabaseStatus:
     """Where the database is: current and latest version, pending migrations, an unfinished run, quarantined
     documents, documents behind or ahead of the recorded version (drift), the lock."""
     ctx = _context()
-    settings, scripts, db = ctx.settings, ctx.scripts, ctx.db
-    ledger = Ledger(db)
-    current, checkpoint, lock = ledger.current_version(), ledger.checkpoint(), ledger.lock_holder()
-    console.print(f"database        {settings.database} at {redact(settings.mongodb_uri.get_secret_value())}")
-    console.print(f"current version {current}")
-    console.print(f"latest version  {scripts.head}")
-    pending = [v for v in scripts.versions if v > current]
-    console.print(f"pending         {', '.join(map(str, pending)) or 'none'}")
-    if checkpoint and checkpoint.get("rolling_back"):
-        console.print(f"unfinished      rollback of run {checkpoint['run_id']} ({checkpoint['reason']}): "
-                      f"finish it with `docshift rollback --run {checkpoint['run_id']}`")
-    elif checkpoint:
-        outcome = (Ledger(db).entry(checkpoint["run_id"]) or {}).get("outcome")
-        stopped = f"{outcome} at " if outcome in ("paused", "interrupted", "stalled") else ""
-        console.print(f"unfinished run  {checkpoint['run_id']}: {checkpoint.get('phase') or checkpoint['direction']} "
-                      f"{checkpoint['version']}, {stopped}{checkpoint['done']:,} of "
-                      f"{checkpoint['total']:,} documents done (resumes on the next "
-                      f"{checkpoint.get('phase') or 'migrate'} run)")
-        if outcome == "stalled" and (stuck := checkpoint.get("stalled")):
-            console.print(f"stalled         partition {stuck['partition']} made no checkpoint for {stuck['seconds']:g} s "
-                          f"(worker {stuck['worker']}); the lock is kept while that task may still write: stop it, then "
+    state = database_status(ctx.db, ctx.scripts)
+    console.print(f"database        {ctx.settings.database} at {redact(ctx.settings.mongodb_uri.get_secret_value())}")
+    console.print(f"current version {state.current}")
+    console.print(f"latest version  {state.head}")
+    console.print(f"pending         {', '.join(map(str, state.pending)) or 'none'}")
+    if (run := state.unfinished) and run.what == "rollback":
+        console.print(f"unfinished      rollback of run {run.run_id} ({run.reason}): "
+                      f"finish it with `docshift rollback --run {run.run_id}`")
+    elif run:
+        stopped = f"{run.stopped} at " if run.stopped else ""
+        console.print(f"unfinished run  {run.run_id}: {run.what} {run.version}, {stopped}{run.done:,} of "
+                      f"{run.total:,} documents done (resumes on the next "
+                      f"{run.what if run.what not in ('up', 'down') else 'migrate'} run)")
+        if stuck := run.stalled:
+            console.print(f"stalled         partition {stuck.partition} made no checkpoint for {stuck.seconds:g} s "
+                          f"(worker {stuck.worker}); the lock is kept while that task may still write: stop it, then "
                           f"`docshift unlock` and `docshift migrate` resumes", markup=False, highlight=False)
-    for version in scripts.versions:
-        if scripts.get(version).migration.expand_contract and (done := ledger.phases(version)):
-            console.print(f"phases of {version}     {', '.join(p for p in PHASES if p in done)} done"
-                          + (f"; next: {PHASES[len(done)]}" if len(done) < len(PHASES) else ""))
-    counts, drift = quarantine_counts(db), drift_now(db, scripts)
+    if state.failed:
+        console.print(f"last run failed {state.failed.run_id} (migration {state.failed.version}): {state.failed.error}",
+                      markup=False, highlight=False)
+    for version, done in state.phases.items():
+        console.print(f"phases of {version}     {', '.join(done)} done"
+                      + (f"; next: {PHASES[len(done)]}" if len(done) < len(PHASES) else ""))
+    counts = state.quarantined
     console.print("quarantined     " + (f"{sum(counts.values()):,} documents ("
                                         + ", ".join(f"migration {v}: {n:,}" for v, n in sorted(counts.items()))
                                         + "), left unchanged: `docshift quarantine` lists them" if counts else "none"))
+    drift = list(state.drift)
     console.print("drift           " + (f"{describe_all(drift)}: {advice(drift)}" if drift else "none"), markup=False,
                   highlight=False)
-    console.print(f"lock            {describe_lock(lock)}", markup=False, highlight=False)
-    return {"current": current, "head": scripts.head, "pending": pending, "checkpoint": checkpoint, "lock": lock,
-            "quarantined": counts, "behind": drift}
+    console.print(f"lock            {describe_lock(state.lock_raw)}", markup=False, highlight=False)
+    return state
 
 
 def plan(target: int | None) -> Plan:
@@ -106,17 +105,21 @@ def migrate(target: int | None, options: MigrateOptions, dry_run: bool = False):
     return report
 
 
-def run_flow(flow, **parameters):
+def run_flow(flow, release_locks: Callable[[], object] | None = None, **parameters):
     """Run a Prefect flow as the command's supervised run (docshift.stop): in a thread of its own with progress bars,
     reporting to PREFECT_API_URL's server or a temporary one of its own; SIGINT and SIGTERM stop it at a batch
-    boundary, and it stops within a bounded time when its Prefect server is gone."""
+    boundary, and it stops within a bounded time when its Prefect server is gone. `release_locks` lets go of the
+    locks this process holds when it must exit without the run (default: the configured database's)."""
     from .deployments.local_server import prefect_server
 
     settings = get_settings()
     with prefect_server() as server:
         def let_go() -> None:
             try:
-                Ledger(connect(settings)).release_own_lock()
+                if release_locks is None:
+                    Ledger(connect(settings)).release_own_lock()
+                else:
+                    release_locks()
             finally:
                 server.kill()
 

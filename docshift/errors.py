@@ -110,3 +110,7 @@ class RehearsalFailed(DocshiftError):
 
 class OrchestrationError(DocshiftError):
     """The Prefect server a command needs could not be started or reached."""
+
+
+class FleetError(DocshiftError):
+    """A fleet selector that selects nothing, or what must not be migrated; a fleet run that halted."""

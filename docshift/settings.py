@@ -46,6 +46,9 @@ class Settings(BaseSettings):
         description="MongoDB connection string; a secret so that it is never printed with its password.",
     )
     database: str = Field("docshift_demo", description="Database whose collections are migrated.")
+    databases: str | None = Field(
+        None, description="The fleet of `docshift fleet`: database names (comma-separated), globs over the server's "
+                          "names (`tenant_*`), or `module:function` of the project returning names.")
     migrations_dir: Path = Field(Path("migrations"), description="Folder of NNNN_slug.py migration files.")
     backup_dir: Path = Field(Path("backups"), description="Where backup files (mongodump format) of every run go.")
     backup_gzip: bool = Field(False, description="Gzip backup files, as `mongodump --gzip` does.")
@@ -99,6 +102,10 @@ class Settings(BaseSettings):
     timezone: str = Field("UTC", description="Timezone of deployment schedules that name none (IANA name).")
     verify_schedule: str | None = Field(
         "0 6 * * *", description="When the `verify` deployment re-checks the current version (cron); empty: never."
+    )
+    fleet_schedule: str | None = Field(
+        "0 2 * * 6", description="The release window in which the `migrate-fleet` deployment runs (cron or RRULE; "
+                                 "deployed paused: resume it for a release); empty: by hand only."
     )
     prune_keep_last: int | None = Field(
         None, ge=0, description="After each successful run, prune backups beyond the N newest (never one still needed).")

@@ -186,5 +186,6 @@ def record_paused(run: StepRun, outcome: str = "paused") -> StepResult:
 def record_failed(run: StepRun, reason: str) -> None:
     """Record a run that failed, with its counts, before it is rolled back; if the rollback cannot finish either, the
     checkpoint stays so that a re-run resumes it."""
-    Ledger(run.db).update_entry(run.state.run_id, {"outcome": "failed", "error": reason, "finished_at": now(),
+    t = now()  # `failed_at` stays when a rollback changes the outcome: `status` tells a failure from a rollback by hand
+    Ledger(run.db).update_entry(run.state.run_id, {"outcome": "failed", "error": reason, "finished_at": t, "failed_at": t,
                                                    "matched": run.state.matched, "changed": run.state.changed})

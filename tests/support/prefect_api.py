@@ -89,9 +89,9 @@ def deploy_all(variables: dict) -> None:
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
 
 
-def start_worker(variables: dict, output=subprocess.DEVNULL) -> subprocess.Popen:
-    """A process worker of the `docshift` pool, in a session of its own (to kill it with the runs it started)."""
-    return subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "docshift"], env=variables, cwd="/",
+def start_worker(variables: dict, output=subprocess.DEVNULL, pool: str = "docshift") -> subprocess.Popen:
+    """A process worker of the pool, in a session of its own (to kill it with the runs it started)."""
+    return subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", pool], env=variables, cwd="/",
                             stdout=output, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 

@@ -18,9 +18,9 @@ def by_name(wanted):
     return {w.full_name: w for w in wanted}
 
 
-def test_the_seed_migrations_make_migrate_rollback_verify_inspect_and_four_phases_named_after_the_project():
+def test_the_seed_migrations_make_migrate_fleet_rollback_verify_inspect_and_four_phases_named_after_the_project():
     wanted = by_name(wanted_deployments(ScriptDirectory.load(SEED_MIGRATIONS), SETTINGS))
-    assert sorted(wanted) == sorted(["migrate/shop", "rollback/shop", "verify/shop", "inspect/shop",
+    assert sorted(wanted) == sorted(["migrate/shop", "migrate-fleet/shop", "rollback/shop", "verify/shop", "inspect/shop",
                                      *(f"{p}/shop-users-email-address" for p in ("expand", "backfill", "contract", "cleanup"))])
     assert deployment_name("migrate-fleet", "shop") == "migrate-fleet/shop"
     backfill = wanted["backfill/shop-users-email-address"]
@@ -32,6 +32,10 @@ def test_the_seed_migrations_make_migrate_rollback_verify_inspect_and_four_phase
     d = runner_deployment(backfill, SETTINGS, {})
     assert d.entrypoint == "docshift.flows.phases.backfill" and d.concurrency_limit == 1
     assert set(d.tags) == {"docshift", "db:app", "project:shop"}
+    # a fleet's child runs go to this project's migrate deployment, many at once (the per-database lock guards each)
+    fleet = wanted["migrate-fleet/shop"]
+    assert fleet.parameters["fleet"]["deployment"] == "migrate/shop" and fleet.schedule.when == "0 2 * * 6"
+    assert runner_deployment(wanted["migrate/shop"], SETTINGS, {}).concurrency_limit is None
 
 
 def test_phase_deployments_are_named_after_the_migration_file_unless_it_names_them(tmp_path):

@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = {"cli.py", "command.py"}
+CLI = {"cli.py", "command.py", "fleet_commands.py"}
 ORCHESTRATION = ("docshift.flows", "docshift.tasks", "docshift.deployments", "prefect")
 
 

@@ -1,0 +1,108 @@
+"""A fleet of tenant databases: how long `docshift fleet status` reads them, and `docshift fleet migrate` against the
+wrapper loop (`docshift migrate` once per database, each its own process, as migrate-mongo users do).
+
+    .venv/bin/python -m benchmarks.fleet URI [TENANTS] [USERS] [--migrate] [--concurrency 1,2,4]
+
+Seeds TENANTS databases `bench_fleet_NNN` (200) of USERS users (1,000) at version 1 on the server at URI, times
+`fleet status` on them (the ledgers read concurrently on one client); with --migrate, times the wrapper loop on a
+copy of the first half of them and the fleet run at each concurrency on fresh seeds, and reports seconds, per-tenant
+overhead (wall time minus the batch loops' own time, recorded in each history entry) and docs/s. Every run reports
+to one Prefect server (PREFECT_API_URL's, or one started for the benchmark), as a team's would. The databases are
+dropped at the end.
+"""
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pymongo
+
+from docshift.demo import seed_users
+from docshift.fleet import read_statuses, select
+from docshift.loader import ScriptDirectory
+
+ROOT = Path(__file__).resolve().parent.parent
+PREFIX = "bench_fleet_"
+
+
+def seed(client, names: list[str], users: int) -> None:
+    for i, name in enumerate(names):
+        client.drop_database(name)
+        seed_users(client[name], users, seed=i)
+
+
+def docshift(uri: str, *args: str) -> float:
+    env = {**os.environ, "DOCSHIFT_MONGODB_URI": uri, "DOCSHIFT_MIGRATIONS_DIR": str(ROOT / "migrations"),
+           "DOCSHIFT_BACKUP_DIR": "/tmp/bench-fleet-backups"}
+    start = time.monotonic()
+    done = subprocess.run([str(Path(sys.executable).parent / "docshift"), *args], env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"docshift {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return time.monotonic() - start
+
+
+def work_seconds(client, names: list[str]) -> float:
+    """The batch loops' own time: the history entries' durations."""
+    return sum(e.get("duration_s") or 0 for n in names for e in client[n]["_migrations"].find({"kind": "history"}))
+
+
+def main() -> None:
+    if os.environ.get("PREFECT_API_URL"):
+        return measure()
+    from docshift.deployments.local_server import local_prefect_server
+
+    with tempfile.TemporaryDirectory() as home, local_prefect_server(Path(home), free_port()) as api:
+        os.environ.update(api)
+        measure()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def measure() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("uri")
+    parser.add_argument("tenants", nargs="?", type=int, default=200)
+    parser.add_argument("users", nargs="?", type=int, default=1000)
+    parser.add_argument("--migrate", action="store_true")
+    parser.add_argument("--concurrency", default="1,2,4")
+    args = parser.parse_args()
+    client = pymongo.MongoClient(args.uri)
+    names = [f"{PREFIX}{i:03d}" for i in range(args.tenants)]
+    seed(client, names, args.users)
+    try:
+        seconds = docshift(args.uri, "fleet", "status", "--databases", f"{PREFIX}*", "--json")
+        print(f"fleet status, {args.tenants} databases: {seconds:.1f} s (process start-up included)")
+        scripts, start = ScriptDirectory.load(ROOT / "migrations"), time.monotonic()
+        read = read_statuses(client, select(f"{PREFIX}*", client.list_database_names()), scripts)
+        print(f"  of which reading the {len(read)} ledgers (and drift counts), 16 threads: "
+              f"{time.monotonic() - start:.2f} s")
+        if not args.migrate:
+            return
+        half = names[: max(1, args.tenants // 2)]
+        seed(client, half, args.users)
+        loop = sum(docshift(args.uri, "--database", n, "migrate") for n in half)
+        overhead = (loop - work_seconds(client, half)) / len(half)
+        print(f"wrapper loop, {len(half)} databases: {loop:.1f} s, {len(half) * args.users / loop:,.0f} docs/s, "
+              f"per-tenant overhead {overhead:.2f} s")
+        for concurrency in args.concurrency.split(","):
+            seed(client, names, args.users)
+            fleet = docshift(args.uri, "fleet", "migrate", "--databases", f"{PREFIX}*", "--concurrency", concurrency)
+            overhead = (fleet - work_seconds(client, names) / int(concurrency)) / len(names)
+            print(f"fleet migrate, concurrency {concurrency}, {len(names)} databases: {fleet:.1f} s, "
+                  f"{len(names) * args.users / fleet:,.0f} docs/s, per-tenant overhead {overhead:.2f} s")
+    finally:
+        for name in names:
+            client.drop_database(name)
+
+
+if __name__ == "__main__":
+    main()

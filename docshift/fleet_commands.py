@@ -1,0 +1,117 @@
+"""What each `docshift fleet` command does (the CLI only parses arguments): status reads every selected database's
+ledger directly, concurrently; migrate runs the `migrate-fleet` Prefect flow (flows/fleet.py)."""
+
+import dataclasses
+import json
+
+from .command import console, run_flow
+from .db import connect, redact
+from .engine.drift import describe_all
+from .engine.state import MigrateOptions
+from .errors import Interrupted
+from .fleet import FleetOptions, Reading, read_statuses, select_fleet, summary, wave_sizes
+from .ledger import Ledger
+from .loader import ScriptDirectory
+from .settings import Settings, get_settings
+from .stop import stop_requested
+
+WIDTH = 80
+"""`fleet status` lines fit a terminal this wide (the JSON has everything)."""
+
+
+def status(selector: str | None, as_json: bool = False) -> list[Reading]:
+    """One line per database (version, pending, unfinished run, last failure, quarantine, drift, lock) and a summary
+    line; or all of it as JSON for scripts."""
+    settings = get_settings()
+    scripts = ScriptDirectory.load(settings.migrations_dir)
+    fleet = select_fleet(settings, scripts, selector)
+    readings = read_statuses(connect(settings).client, fleet.databases, scripts)
+    line = summary(readings, fleet.mistyped)
+    if as_json:
+        print(json.dumps({"summary": line, "latest": scripts.head, "mistyped": list(fleet.mistyped),
+                          "databases": [as_record(r) for r in readings]}, default=str, indent=1))
+        return readings
+    name_width = min(28, max([8, *map(len, fleet.databases), *map(len, fleet.mistyped)]))
+    console.print(f"{'database':{name_width}} {'at':>3} {'pending':>7}  state", markup=False, highlight=False)
+    for r in readings:
+        console.print(fit(status_line(r, name_width)), markup=False, highlight=False)
+    for name in fleet.mistyped:
+        console.print(fit(f"{name:{name_width}} {'-':>3} {'-':>7}  mistyped? no ledger nor migrated collection: "
+                          f"not migrated"), markup=False, highlight=False)
+    console.print(fit(line), markup=False, highlight=False)
+    return readings
+
+
+def status_line(r: Reading, width: int) -> str:
+    name = r.database if len(r.database) <= width else r.database[: width - 1] + "…"
+    if r.status is None:
+        return f"{name:{width}} {'?':>3} {'?':>7}  unreadable: {r.error}"
+    s = r.status
+    notes = []
+    if s.failed:
+        notes.append(f"FAILED at {s.failed.version}: {s.failed.error}")
+    if u := s.unfinished:
+        notes.append(f"unfinished rollback of {u.version}" if u.what == "rollback" else
+                     f"unfinished {u.what} {u.version} {u.done}/{u.total}" + (f" {u.stopped}" if u.stopped else ""))
+    if s.quarantined:
+        notes.append(f"quarantined {sum(s.quarantined.values())}")
+    if s.drift:
+        notes.append(f"drift {sum(d.documents for d in s.drift)}")
+    if s.lock is not None and s.lock.live:
+        notes.append(f"locked by {s.lock.owner}")
+    elif s.lock is not None:
+        notes.append("stale lock")
+    pending = str(len(s.pending)) if s.pending else "-"
+    return f"{name:{width}} {s.current:>3} {pending:>7}  {'; '.join(notes) or ('ok' if not s.pending else 'behind')}"
+
+
+def fit(line: str) -> str:
+    return line if len(line) <= WIDTH else line[: WIDTH - 1] + "…"
+
+
+def as_record(r: Reading) -> dict:
+    """A reading as plain JSON values (drift described too, for people reading the JSON)."""
+    if r.status is None:
+        return {"database": r.database, "error": r.error}
+    record = dataclasses.asdict(r.status)
+    record["drift_text"] = describe_all(list(r.status.drift)) if r.status.drift else None
+    record["lock_live"] = bool(r.status.lock and r.status.lock.live)
+    return record
+
+
+def migrate(target: int | None, selector: str | None, options: MigrateOptions, fleet_options: FleetOptions):
+    """Run the `migrate-fleet` flow: a child `migrate` run per database, in waves, halting at the failure limit."""
+    from .flows.fleet import FleetFailed, migrate_fleet
+
+    settings = get_settings()
+    scripts = ScriptDirectory.load(settings.migrations_dir)
+    scripts.check_target(scripts.head if target is None else target)
+    wave_sizes(fleet_options.waves, 1)
+    fleet = select_fleet(settings, scripts, selector, options.new_database)  # plain errors before any flow run
+    try:
+        report = run_flow(migrate_fleet, release_locks=lambda: release_own_locks(settings, fleet.databases),
+                          databases=selector or settings.databases, target_version=target, options=options,
+                          fleet=fleet_options)
+    except FleetFailed as exc:
+        show(exc.report)
+        if stop_requested():  # SIGINT/SIGTERM: exit as an interrupted `docshift migrate` does (130, 143)
+            raise Interrupted(str(exc)) from exc
+        raise
+    show(report)
+    return report
+
+
+def show(report) -> None:
+    """The fleet run's table (errors whole: the line is what tells a person why a database failed)."""
+    for line in report.lines():
+        console.print(line, markup=False, highlight=False)
+
+
+def release_own_locks(settings: Settings, databases: tuple[str, ...]) -> None:
+    """The locks this process holds in the fleet's databases (its run is stopped from outside its flow)."""
+    client = connect(settings).client
+    for name in databases:
+        try:
+            Ledger(client[name]).release_own_lock()
+        except Exception:  # noqa: BLE001 - the lease runs out where the database cannot be reached
+            console.print(redact(f"could not release the lock of {name}; its lease runs out"), markup=False)
