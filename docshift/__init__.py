@@ -5,10 +5,10 @@ Nothing here imports Prefect, so application code can reuse a migration's functi
 
 from .errors import DocshiftError
 from .lookup import Lookup, Prefetch
-from .operations import CopyDocuments, CreateIndex, DropCollection, DropIndex, RenameCollection
+from .operations import CopyDocuments, CreateIndex, DropCollection, DropIndex, Index, RenameCollection
 from .spec import INITIAL_VERSION, ExpandContract, Migration
 from .transform import restore_from
 
 __all__ = ["CopyDocuments", "CreateIndex", "DocshiftError", "DropCollection", "DropIndex", "ExpandContract",
-           "INITIAL_VERSION", "Lookup", "Migration", "Prefetch", "RenameCollection", "restore_from"]
+           "INITIAL_VERSION", "Index", "Lookup", "Migration", "Prefetch", "RenameCollection", "restore_from"]
 __version__ = "0.1.0"

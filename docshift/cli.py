@@ -180,8 +180,8 @@ def new(
     """Write the next-numbered migration file from the template of its kind (creates the folder when missing), or
     with --from-model a draft from the model's changes, every decision a comment, each part to fill in a TODO."""
     if from_model is not None:
-        print(f"wrote {model_commands.new_from_model(description, collection, from_model)}: a draft; read its "
-              f"decisions, fill in each TODO, then `docshift plan`")
+        for path in model_commands.new_from_model(description, collection, from_model):
+            print(f"wrote {path}: a draft; read its decisions, fill in each TODO, then `docshift plan`")
         return
     command.new(description, collection, kind.value)
 

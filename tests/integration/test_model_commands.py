@@ -85,3 +85,65 @@ def test_a_model_that_does_not_import_is_one_plain_error(env, tmp_path, monkeypa
     drafted = env.cli("new", "x", "--collection", "users", "--from-model", "broken:User")
     assert drafted.returncode == 1 and "cannot import model broken:User" in drafted.stderr
     assert sorted(p.name for p in env.migrations.glob("*.py"))[-1].startswith("0005")
+
+
+INDEXED_APP = '''\
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+import docshift
+
+
+class Person(BaseModel):
+    name: str
+    __indexes__: ClassVar[list[docshift.Index]] = [{}]
+'''
+
+
+def test_an_index_declared_on_the_model_is_drafted_created_and_dropped(env, tmp_path, monkeypatch):
+    only_migrations(env, **{"0002_people": """\
+        from pydantic import BaseModel, ConfigDict
+
+        class PersonV2(BaseModel):
+            model_config = ConfigDict(extra="allow")
+            schema_version: int
+            name: str
+
+        migration = docshift.Migration(version=2, description="People", collection="people", kind="additive",
+                                       update={"$set": {"nick": None}}, target_model=PersonV2)
+        """})
+    env.db.people.insert_many([{"name": f"p{i}", "schema_version": 2} for i in range(50)])
+    Ledger(env.db).set_current(2)
+    project = tmp_path / "service"
+    project.mkdir()
+    (project / "docshift.toml").write_text('models = { people = "app_models:Person" }\n')
+    app = project / "app_models.py"
+    app.write_text(INDEXED_APP.format("docshift.Index(keys=[('name', 1)], unique=True)"))
+    monkeypatch.chdir(project)
+
+    failed = env.cli("check")
+    assert failed.returncode == 1 and failed.stdout.splitlines() == [
+        "people: index name_1: added (unique index name_1 (name: 1)) [app_models:Person against the indexes its "
+        "migrations create]"], failed.stdout
+    assert env.cli("new", "Unique names", "--collection", "people", "--from-model", "app_models:Person").returncode == 0
+    plan = env.cli("plan")
+    assert plan.returncode == 0 and "create unique index name_1 (name: 1) on people" in plan.stdout, plan.stdout
+    assert env.cli("check").returncode == 0
+    assert env.cli("migrate").returncode == 0
+    assert env.db.people.index_information()["name_1"]["unique"] is True
+
+    app.write_text(INDEXED_APP.format(""))
+    assert env.cli("check").returncode == 1
+    assert env.cli("new", "Names not unique", "--collection", "people", "--from-model", "app_models:Person"
+                   ).returncode == 0
+    assert sorted(p.name for p in env.migrations.glob("*.py")) == [
+        "0002_people.py", "0003_unique_names_create_index_name_1.py", "0004_names_not_unique_drop_index_name_1.py"]
+    assert env.cli("check").returncode == 0
+    assert env.cli("migrate").returncode == 0
+    assert "name_1" not in env.db.people.index_information()
+    assert env.cli("migrate", "3").returncode == 0
+    assert env.db.people.index_information()["name_1"]["unique"] is True
+    down = env.cli("migrate", "2")
+    assert down.returncode == 0, down.stderr
+    assert "name_1" not in env.db.people.index_information()
