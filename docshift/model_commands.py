@@ -11,7 +11,9 @@ from pydantic import BaseModel
 
 from .context import RunContext
 from .errors import DocshiftError
-from .draft import draft_source
+from .datadiff import DataComparison, compare_with_data
+from .db import connect
+from .draft import Basis, draft_source
 from .loader import ScriptDirectory
 from .modeldiff import FieldChange, compare_models, latest_target
 from .modelindexes import IndexChange, compare_indexes, declared_indexes, index_draft_source, migrated_indexes
@@ -129,10 +131,21 @@ def failing_documents(ctx: RunContext, results: list[ModelCheck]) -> list[str]:
     return lines
 
 
-def new_from_model(description: str, collection: str, spec: str) -> list[Path]:
+def read_data(collection: str, app: type[BaseModel], scripts: ScriptDirectory, sample: int) -> DataComparison:
+    """The application's model against a profile of the collection's documents (`sample` of them, 0: all), for its
+    first migration; a collection the database does not have yet: every field of the model is added."""
+    ctx = RunContext(get_settings(), scripts, connect(get_settings()))
+    if collection not in ctx.db.list_collection_names():
+        return DataComparison(how=f"database {ctx.db.name} has no collection {collection} yet",
+                              changes=compare_models(None, app))
+    return compare_with_data(app, profile_collection(ctx, collection, sample))
+
+
+def new_from_model(description: str, collection: str, spec: str, sample: int = 1000) -> list[Path]:
     """Write draft migrations of `collection` from the differences between the application's model `spec` and its
-    migrations: one for the fields (against the latest target_model), then one collection-level step per index
-    change, numbered in a row; refused (nothing written) when they agree."""
+    migrations: one for the fields (against the latest target_model; for a collection without one, against a
+    `sample` of its documents), then one collection-level step per index change, numbered in a row; refused (nothing
+    written) when they agree."""
     folder = get_settings().migrations_dir
     scripts = ScriptDirectory.load(folder) if folder.is_dir() else ScriptDirectory([], folder)
     result = compare_with_migrations(collection, spec, scripts)
@@ -141,9 +154,11 @@ def new_from_model(description: str, collection: str, spec: str) -> list[Path]:
                          f"the migrations: nothing to draft; nothing was written")
     paths, version = [], None
     if result.changes:
+        app = import_model(spec)
+        data = read_data(collection, app, scripts, sample) if result.target is None else None
         version, path = next_migration(folder, description)
-        path.write_text(draft_source(version, description, collection, import_model(spec), result.target,
-                                     result.changes, project_folder().resolve()))
+        path.write_text(draft_source(version, description, collection, app, Basis(result.target, result.changes, data),
+                                     project_folder().resolve()))
         paths.append(path)
     redeclared = {c.name for c in result.indexes if c.kind == "added"} & {c.name for c in result.indexes if c.kind == "removed"}
     for change in result.indexes:
