@@ -116,6 +116,7 @@ def test_an_index_declared_on_the_model_is_drafted_created_and_dropped(env, tmp_
         """})
     env.db.people.insert_many([{"name": f"p{i}", "schema_version": 2} for i in range(50)])
     Ledger(env.db).set_current(2)
+    before = {doc["_id"]: as_bson(doc) for doc in env.db.people.find()}
     project = tmp_path / "service"
     project.mkdir()
     (project / "docshift.toml").write_text('models = { people = "app_models:Person" }\n')
@@ -148,6 +149,7 @@ def test_an_index_declared_on_the_model_is_drafted_created_and_dropped(env, tmp_
     down = env.cli("migrate", "2")
     assert down.returncode == 0, down.stderr
     assert "name_1" not in env.db.people.index_information()
+    assert {doc["_id"]: as_bson(doc) for doc in env.db.people.find()} == before  # indexes alone: no document changed
 
 
 FIRST_APP = '''\

@@ -46,11 +46,11 @@ CASES = {
     "nested_add": Case("address: Address\n\nclass Address(BaseModel):\n    city: str",
                        "address: Address\n\nclass Address(BaseModel):\n    city: str\n    zip: str = ''",
                        [("added", "address.zip")]),
-    "enum_remap": Case("plan: Literal['free', 'pro']",
-                       "plan: Plan\n\nclass Plan(enum.Enum):\n    free = 'free'\n    premium = 'premium'",
+    "enum_remap": Case("plan: Literal['free', 'pro'] = 'free'",  # the enum's default is the old one's value: not a change
+                       "plan: Plan = Plan.free\n\nclass Plan(enum.Enum):\n    free = 'free'\n    premium = 'premium'",
                        [("retyped", "plan")],
                        fill={"convert doc['plan'] from Literal['free', 'pro'] to Plan":
-                             "doc['plan'] = {'pro': 'premium'}.get(doc['plan'], doc['plan'])"}),
+                             "doc['plan'] = 'premium' if doc.get('plan') == 'pro' else doc.get('plan', 'free')"}),
     "optional_to_required": Case("nick: str | None = None", "nick: str", [("retyped", "nick"), ("required", "nick")],
                                  fill={"give doc['nick'] a value where it is missing or None":
                                        "doc['nick'] = doc.get('nick') or ''",
