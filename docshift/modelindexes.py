@@ -120,8 +120,8 @@ def index_draft_source(version: int, description: str, collection: str, change: 
             notes.append(f"{name} is unique: `docshift plan` and the run refuse it, naming them, while documents "
                          f"share a key; make the values unique in a document migration before this one")
         if change.index.partial_filter or change.index.sparse or change.index.expire_after_seconds is not None:
-            notes.append(f"{name}: a partial, sparse or TTL index needs a server that has them (MongoDB; FerretDB "
-                         f"has none of them)")
+            notes.append(f"{name}: a partial, sparse or TTL index needs a server that has them (MongoDB does; not "
+                         f"every server that speaks its protocol)")
     else:
         operation = f"docshift.DropIndex(name={name!r})"
         notes = [f"{name}: created by migration {change.version} and "

@@ -171,3 +171,32 @@ def test_indexes_that_are_not_a_list_of_index_are_one_plain_error(project):
     spec = project(Case("email: str", "email: str\n    __indexes__: ClassVar[list] = [('email', 1)]", []), "bad")
     with pytest.raises(DocshiftError, match=r"__indexes__ must be a list of docshift.Index"):
         check([f"users={spec}"])
+
+
+def test_the_documents_held_are_compared_by_their_bson_types():
+    from pydantic import BaseModel
+
+    from docshift.datadiff import accepted_types, compare_with_data
+    from docshift.profile import Profiler
+
+    class Address(BaseModel):
+        city: str
+        zip: str = ""
+
+    class User(BaseModel):
+        name: str
+        age: float
+        nick: str | None = None
+        plan: str = "free"
+        address: Address
+
+    profiler = Profiler("users")
+    for i in range(10):
+        profiler.add({"_id": i, "name": f"u{i}", "age": i if i % 2 else float(i), "nick": None,
+                      **({"plan": 1} if i == 3 else {}), "address": {"city": "Oslo"} if i else "Oslo", "old": 1})
+    data = compare_with_data(User, profiler.profile("exact", exact=True))
+    assert data.matching == ["name", "age", "nick", "address.city"]
+    assert [(f.field, f.other, f.nulls, f.missing) for f in data.findings] == [("plan", 1, 0, 9), ("address", 1, 0, 0)]
+    assert [(c.kind, c.field) for c in data.changes] == [("added", "address.zip")]
+    assert data.extra == {"old": 10} and data.findings[0].counts() == "int 1; missing in 9 of 10 documents"
+    assert accepted_types(int | None) == {"int", "long", "null"} and accepted_types(object) is None
