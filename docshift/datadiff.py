@@ -73,6 +73,8 @@ class DataComparison:
     (`findings`), held as the model wants (`matching`), and top-level fields only the documents have (`extra`)."""
 
     how: str
+    exact: bool = True
+    """Every document was read (else a sample: a field no document read holds may be in one not read)."""
     changes: list[FieldChange] = field(default_factory=list)
     findings: list[DataFinding] = field(default_factory=list)
     matching: list[str] = field(default_factory=list)
@@ -84,7 +86,7 @@ class DataComparison:
 def compare_with_data(app: type[BaseModel], profile: Profile) -> DataComparison:
     """How `profile`'s documents differ from `app`, field by field (nested models by their fields)."""
     sampled = f"{profile.documents:,} documents" + (f" of {profile.total:,}" if not profile.exact and profile.total else "")
-    result = DataComparison(how=f"{profile.method}, {sampled}")
+    result = DataComparison(how=f"{profile.method}, {sampled}", exact=profile.exact)
     paths = {f.path: f for f in profile.fields}
     compare_fields(app, paths, "", profile.documents, result)
     declared = set(stored_fields(app))

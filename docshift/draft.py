@@ -178,9 +178,13 @@ def decide(changes: list[FieldChange]) -> Draft:
     return draft
 
 
-def fold_sets(draft: Draft) -> None:
-    """The update form is for a constant $set alone: with anything else to do, the $set goes into `up`."""
-    if draft.sets and (draft.up or draft.restores):
+def fold_sets(draft: Draft, always: bool = False) -> None:
+    """The update form is for a constant $set alone: with anything else to do, the $set goes into `up` as a
+    `setdefault` (`always`, too, after a sample: a document not read may hold the field, and $set would overwrite it)."""
+    if draft.sets and (draft.up or draft.restores or always):
+        draft.notes.append(f"{', '.join(draft.sets)}: set in `up` with setdefault (never overwriting), not as an update: "
+                           + ("the draft changes more than a $set can" if draft.up or draft.restores else
+                              "only a sample was read, and a document not read may hold it"))
         for name, value in draft.sets.items():
             draft.up.append(f"doc.setdefault({name!r}, {value!r})")
             draft.restores.append(name)
@@ -330,7 +334,7 @@ def draft_source(version: int, description: str, collection: str, app: type[Base
     else:
         draft = Draft()
         decide_data(draft, basis.data)
-        fold_sets(draft)
+        fold_sets(draft, always=not basis.data.exact)
     notes = [*draft.notes, *enum_notes(basis.changes if basis.data is None else basis.data.changes)]
     target_name = basis.target or ("the documents of " + collection if basis.data else None)
     functions = body(draft)

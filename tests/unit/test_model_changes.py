@@ -200,3 +200,23 @@ def test_the_documents_held_are_compared_by_their_bson_types():
     assert [(c.kind, c.field) for c in data.changes] == [("added", "address.zip")]
     assert data.extra == {"old": 10} and data.findings[0].counts() == "int 1; missing in 9 of 10 documents"
     assert accepted_types(int | None) == {"int", "long", "null"} and accepted_types(object) is None
+
+
+def test_after_a_sample_an_added_default_never_overwrites():
+    from pydantic import BaseModel
+
+    from docshift.datadiff import compare_with_data
+    from docshift.draft import Basis, draft_source
+    from docshift.profile import Profiler
+
+    class User(BaseModel):
+        name: str
+        level: str = "basic"
+
+    profiler = Profiler("users")
+    for i in range(5):
+        profiler.add({"_id": i, "name": f"u{i}"})
+    for exact, expected in [(True, "update={'$set': {'level': 'basic'}}"), (False, "doc.setdefault('level', 'basic')")]:
+        data = compare_with_data(User, profiler.profile("exact" if exact else "a sample", exact=exact, total=50))
+        source = draft_source(2, "Users", "users", User, Basis(None, [], data))
+        assert expected in source and ("update=" in source) is exact, source
