@@ -5,10 +5,12 @@ Nothing here imports Prefect, so application code can reuse a migration's functi
 
 from .errors import DocshiftError
 from .lookup import Lookup, Prefetch
-from .operations import CopyDocuments, CreateIndex, DeleteDocuments, DropCollection, DropIndex, RenameCollection
+from .operations import (CopyDocuments, CreateIndex, DeleteDocuments, DropCollection, DropIndex, Index,
+                         RenameCollection)
 from .spec import INITIAL_VERSION, ExpandContract, Migration
 from .transform import restore_from
 
 __all__ = ["CopyDocuments", "CreateIndex", "DeleteDocuments", "DocshiftError", "DropCollection", "DropIndex",
-           "ExpandContract", "INITIAL_VERSION", "Lookup", "Migration", "Prefetch", "RenameCollection", "restore_from"]
+           "ExpandContract", "INITIAL_VERSION", "Index", "Lookup", "Migration", "Prefetch", "RenameCollection",
+           "restore_from"]
 __version__ = "0.1.0"

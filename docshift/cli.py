@@ -177,12 +177,15 @@ def new(
     from_model: Annotated[Optional[str], typer.Option("--from-model", help=(
         "module:Class, the application's model of the collection: draft the migration from its differences to the "
         "latest target_model (the draft decides the kind).")) ] = None,
+    sample: Annotated[int, typer.Option(min=0, help=(
+        "With --from-model, for a collection without a target_model yet: documents of it compared with the model "
+        "(a uniform sample; 0: every document)."))] = 1000,
 ) -> None:
     """Write the next-numbered migration file from the template of its kind (creates the folder when missing), or
     with --from-model a draft from the model's changes, every decision a comment, each part to fill in a TODO."""
     if from_model is not None:
-        print(f"wrote {model_commands.new_from_model(description, collection, from_model)}: a draft; read its "
-              f"decisions, fill in each TODO, then `docshift plan`")
+        for path in model_commands.new_from_model(description, collection, from_model, sample):
+            print(f"wrote {path}: a draft; read its decisions, fill in each TODO, then `docshift plan`")
         return
     command.new(description, collection, kind.value)
 

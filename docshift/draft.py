@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from .datadiff import DataComparison, DataFinding
 from .modeldiff import FieldChange, type_text
 from .spec import Kind
 
@@ -130,6 +131,16 @@ class Draft:
         self.kind = max(self.kind, kind, key=order.index)
 
 
+@dataclass(frozen=True)
+class Basis:
+    """What a draft is drafted from: the latest target_model's name (None: there is none yet) and its differences to
+    the application's model; for a collection's first migration, what its documents hold (`data`) instead."""
+
+    target: str | None
+    changes: list[FieldChange]
+    data: DataComparison | None = None
+
+
 def is_constant(value: Any) -> bool:
     """Whether a default can be written into the draft as a literal (and set on the server)."""
     if isinstance(value, (list, tuple)):
@@ -163,12 +174,21 @@ def decide(changes: list[FieldChange]) -> Draft:
         changes = [c for c in changes if c not in pair]
     for change in changes:
         decide_one(draft, change)
-    if draft.sets and (draft.up or draft.restores):  # the update form is for constant $set alone: fold it into up
+    fold_sets(draft)
+    return draft
+
+
+def fold_sets(draft: Draft, always: bool = False) -> None:
+    """The update form is for a constant $set alone: with anything else to do, the $set goes into `up` as a
+    `setdefault` (`always`, too, after a sample: a document not read may hold the field, and $set would overwrite it)."""
+    if draft.sets and (draft.up or draft.restores or always):
+        draft.notes.append(f"{', '.join(draft.sets)}: set in `up` with setdefault (never overwriting), not as an update: "
+                           + ("the draft changes more than a $set can" if draft.up or draft.restores else
+                              "only a sample was read, and a document not read may hold it"))
         for name, value in draft.sets.items():
             draft.up.append(f"doc.setdefault({name!r}, {value!r})")
             draft.restores.append(name)
         draft.sets = {}
-    return draft
 
 
 def decide_one(draft: Draft, change: FieldChange) -> None:
@@ -192,8 +212,7 @@ def decide_one(draft: Draft, change: FieldChange) -> None:
         elif not after.is_required() and is_constant(after.default):
             draft.notes.append(f"{name}: added inside {parent} with the default {after.default!r}: `up` sets it where "
                                f"{parent} is a document")
-            draft.up += [f"if isinstance(doc.get({parent!r}), dict):", f"    doc[{parent!r}].setdefault({leaf!r}, "
-                                                                         f"{after.default!r})"]
+            draft.up += set_default(name, after.default)
             draft.restores.append(parent.split(".")[0])
         else:
             draft.raise_kind("transformative")
@@ -225,6 +244,59 @@ def decide_one(draft: Draft, change: FieldChange) -> None:
                            f"nothing to migrate for it")
 
 
+def set_default(name: str, value: Any) -> list[str]:
+    """`up` lines that give the field `name` (a dotted path: where its parent is a document) the value `value` where
+    it is missing."""
+    parent, _, leaf = name.rpartition(".")
+    if not parent:
+        return [f"doc.setdefault({name!r}, {value!r})"]
+    return [f"if isinstance(doc.get({parent!r}), dict):", f"    doc[{parent!r}].setdefault({leaf!r}, {value!r})"]
+
+
+def decide_data(draft: Draft, data: DataComparison) -> None:
+    """The decisions of a collection's first migration from what its documents hold (docshift.datadiff)."""
+    draft.notes.append(f"no target_model yet: the model was compared with the documents the collection holds "
+                       f"({data.how}); a document not read may differ: the run validates every document it writes "
+                       f"against target_model and rolls back when one fails")
+    if data.matching:
+        draft.notes.append(f"held as the model wants by every document read: {', '.join(data.matching)}: "
+                           f"nothing to migrate for them")
+    for change in data.changes:
+        decide_one(draft, change)
+    for finding in data.findings:
+        decide_finding(draft, finding)
+    if data.unknown:
+        draft.notes.append(f"{', '.join(data.unknown)}: their types name no BSON type: not compared (`docshift "
+                           f"inspect` shows what the documents hold)")
+    if data.extra:
+        draft.notes.append("only in the documents, not in the model: " + ", ".join(
+            f"{name} (in {count:,})" for name, count in data.extra.items()) + ": kept as they are (the target_model "
+            "allows other fields); remove them in a migration of their own if they should go")
+
+
+def decide_finding(draft: Draft, finding: DataFinding) -> None:
+    """A field the documents read hold otherwise than the model wants: its default where only missing, else a TODO
+    with the counts."""
+    name, info = finding.field, finding.info
+    parent, _, leaf = name.rpartition(".")
+    target = f"{leaf} inside doc[{parent!r}]" if parent else f"doc[{name!r}]"
+    wants = type_text(info.annotation)
+    draft.restores.append(name.split(".")[0])
+    if not finding.other and not finding.nulls and not info.is_required() and info.default_factory is None \
+            and is_constant(info.default):
+        draft.notes.append(f"{name}: the documents read hold {finding.counts()}: `up` sets the model's default "
+                           f"{info.default!r} where it is missing")
+        draft.up += set_default(name, info.default)
+        return
+    draft.raise_kind("transformative")
+    tasks = [f"convert {target} to {wants} where it holds another type"] if finding.other else []
+    if finding.nulls or finding.missing:
+        tasks.append(f"give {target} a value where it is missing" + (" or None" if finding.nulls else ""))
+    draft.notes.append(f"{name}: the documents read hold {finding.counts()}, the model wants {wants}: "
+                       f"transformative; TODO in `up`")
+    draft.up.append(f"# TODO: {' and '.join(tasks)} (read: {finding.counts()})")
+
+
 def enum_notes(changes: list[FieldChange]) -> list[str]:
     """Enum fields whose members changed: their stored values need remapping."""
     return [f"{c.field}: the enum's members changed: TODO map old stored values to new ones in `up`"
@@ -251,14 +323,20 @@ def body(draft: Draft) -> str:
             f"{down}\n")
 
 
-def draft_source(version: int, description: str, collection: str, app: type[BaseModel], target_name: str | None,
-                 changes: list[FieldChange], project: Path | None = None) -> str:
+def draft_source(version: int, description: str, collection: str, app: type[BaseModel], basis: Basis,
+                 project: Path | None = None) -> str:
     """The source of the draft migration file (`project`: the folder of the application's own modules)."""
     source = Source(version, project)
     name = re.sub(r"\W", "", "".join(w.capitalize() for w in re.split(r"[^A-Za-z0-9]+", collection))) or "Document"
     model = source.target(f"{name}V{version}", app, collection)
-    draft = decide(changes)
-    notes = [*draft.notes, *enum_notes(changes)]
+    if basis.data is None:
+        draft = decide(basis.changes)
+    else:
+        draft = Draft()
+        decide_data(draft, basis.data)
+        fold_sets(draft, always=not basis.data.exact)
+    notes = [*draft.notes, *enum_notes(basis.changes if basis.data is None else basis.data.changes)]
+    target_name = basis.target or ("the documents of " + collection if basis.data else None)
     functions = body(draft)
     arguments = (f"update={{'$set': {draft.sets!r}}}" if draft.sets and not functions else "up=up, down=down")
     imports = "\n".join(sorted(source.imports | {"from pydantic import BaseModel, ConfigDict"}))

@@ -11,9 +11,12 @@ from pydantic import BaseModel
 
 from .context import RunContext
 from .errors import DocshiftError
-from .draft import draft_source
+from .datadiff import DataComparison, compare_with_data
+from .db import connect
+from .draft import Basis, draft_source
 from .loader import ScriptDirectory
 from .modeldiff import FieldChange, compare_models, latest_target
+from .modelindexes import IndexChange, compare_indexes, declared_indexes, index_draft_source, migrated_indexes
 from .project import next_migration
 from .sampling import profile_collection
 from .settings import find_settings_file, get_settings
@@ -80,16 +83,20 @@ class ModelCheck:
     version: int | None
     target: str | None
     changes: list[FieldChange]
+    indexes: list[IndexChange]
 
     def lines(self) -> list[str]:
         against = f"{self.target} (migration {self.version})" if self.target else "no target_model yet"
-        return [f"{self.collection}: {change.describe()} [{self.spec} against {against}]" for change in self.changes]
+        return ([f"{self.collection}: {change.describe()} [{self.spec} against {against}]" for change in self.changes]
+                + [f"{self.collection}: {change.describe()} [{self.spec} against the indexes its migrations create]"
+                   for change in self.indexes])
 
 
 def compare_with_migrations(collection: str, spec: str, scripts: ScriptDirectory) -> ModelCheck:
     version, target = latest_target(scripts, collection)
-    return ModelCheck(collection, spec, version, target.__name__ if target else None,
-                      compare_models(target, import_model(spec)))
+    app = import_model(spec)
+    return ModelCheck(collection, spec, version, target.__name__ if target else None, compare_models(target, app),
+                      compare_indexes(migrated_indexes(scripts, collection), declared_indexes(app, spec)))
 
 
 def check(given: list[str], database: str | None = None) -> list[str]:
@@ -103,7 +110,7 @@ def check(given: list[str], database: str | None = None) -> list[str]:
     for line in problems:
         print(line)
     for result in results:
-        if not result.changes:
+        if not result.changes and not result.indexes:
             print(f"{result.collection}: {result.spec} agrees with {result.target} (migration {result.version})")
     return problems
 
@@ -123,16 +130,40 @@ def failing_documents(ctx: RunContext, results: list[ModelCheck]) -> list[str]:
                          f"--sample 0` groups them")
     return lines
 
-def new_from_model(description: str, collection: str, spec: str) -> Path:
-    """Write a draft migration of `collection` from the differences between its latest target_model and the
-    application's model `spec`; refused (nothing written) when they agree."""
+
+def read_data(collection: str, app: type[BaseModel], scripts: ScriptDirectory, sample: int) -> DataComparison:
+    """The application's model against a profile of the collection's documents (`sample` of them, 0: all), for its
+    first migration; a collection the database does not have yet: every field of the model is added."""
+    ctx = RunContext(get_settings(), scripts, connect(get_settings()))
+    if collection not in ctx.db.list_collection_names():
+        return DataComparison(how=f"database {ctx.db.name} has no collection {collection} yet",
+                              changes=compare_models(None, app))
+    return compare_with_data(app, profile_collection(ctx, collection, sample))
+
+
+def new_from_model(description: str, collection: str, spec: str, sample: int = 1000) -> list[Path]:
+    """Write draft migrations of `collection` from the differences between the application's model `spec` and its
+    migrations: one for the fields (against the latest target_model; for a collection without one, against a
+    `sample` of its documents), then one collection-level step per index change, numbered in a row; refused (nothing
+    written) when they agree."""
     folder = get_settings().migrations_dir
     scripts = ScriptDirectory.load(folder) if folder.is_dir() else ScriptDirectory([], folder)
     result = compare_with_migrations(collection, spec, scripts)
-    if not result.changes:
-        raise ModelError(f"{spec} agrees with {result.target} (migration {result.version}): nothing to draft; "
-                         f"nothing was written")
-    version, path = next_migration(folder, description)
-    path.write_text(draft_source(version, description, collection, import_model(spec), result.target, result.changes,
-                                 project_folder().resolve()))
-    return path
+    if not result.changes and not result.indexes:
+        raise ModelError(f"{spec} agrees with {result.target} (migration {result.version}) and with the indexes of "
+                         f"the migrations: nothing to draft; nothing was written")
+    paths, version = [], None
+    if result.changes:
+        app = import_model(spec)
+        data = read_data(collection, app, scripts, sample) if result.target is None else None
+        version, path = next_migration(folder, description)
+        path.write_text(draft_source(version, description, collection, app, Basis(result.target, result.changes, data),
+                                     project_folder().resolve()))
+        paths.append(path)
+    redeclared = {c.name for c in result.indexes if c.kind == "added"} & {c.name for c in result.indexes if c.kind == "removed"}
+    for change in result.indexes:
+        what = f"{description}: {'create' if change.kind == 'added' else 'drop'} index {change.name}"
+        version, path = next_migration(folder, what, version + 1 if version else None)
+        path.write_text(index_draft_source(version, what, collection, change, spec, change.name in redeclared))
+        paths.append(path)
+    return paths

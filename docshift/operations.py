@@ -67,10 +67,12 @@ class Operation(BaseModel):
         return None
 
 
-class CreateIndex(Operation):
-    """Create an index (`down` drops it). `unique` is refused by `plan` and the run's pre-flight while existing
-    documents share a key, naming them. `partial_filter`, `sparse` and `expire_after_seconds` (TTL) need a server
-    that has them (FerretDB has none of them)."""
+class Index(BaseModel):
+    """An index: its keys (pairs of field and order, as pymongo takes them) and options. The application declares the
+    indexes of a collection with these on its model (`__indexes__`, read by `docshift check` and `docshift new
+    --from-model`); `CreateIndex` is the migration step that creates one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     index_keys: list[IndexKey] = Field(alias="keys", min_length=1)
     """Given as `keys=` (held under another name: an object with a `keys` attribute passes for a mapping in Prefect)."""
@@ -88,6 +90,14 @@ class CreateIndex(Operation):
                    "sparse": self.sparse or None, "expireAfterSeconds": self.expire_after_seconds}
         return {"name": self.name or index_name(self.index_keys), "keys": key_list(self.index_keys),
                 "options": {k: v for k, v in options.items() if v is not None}}
+
+
+class CreateIndex(Index, Operation):
+    """Create an index (`down` drops it). `unique` is refused by `plan` and the run's pre-flight while existing
+    documents share a key, naming them. `partial_filter`, `sparse` and `expire_after_seconds` (TTL) need a server
+    that has them (FerretDB has none of them)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid", populate_by_name=True)
 
     def actions(self, collection: str, direction: Direction) -> list[Action]:
         if direction == "up":

@@ -103,11 +103,12 @@ def new_migration(folder: Path, description: str, collection: str, kind: Kind) -
     return path
 
 
-def next_migration(folder: Path, description: str) -> tuple[int, Path]:
-    """The next version of `folder` (created when missing) and its file's path, refused when that file exists."""
+def next_migration(folder: Path, description: str, version: int | None = None) -> tuple[int, Path]:
+    """The next version of `folder` (created when missing; `version` when given, for drafts written in a row) and its
+    file's path, refused when that file exists."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    version = ScriptDirectory.load(folder).head + 1
+    version = version or ScriptDirectory.load(folder).head + 1
     slug = re.sub(r"[^a-z0-9]+", "_", description.lower()).strip("_")[:40] or "migration"
     path = folder / f"{version:04d}_{slug}.py"
     if path.exists():

@@ -4,6 +4,7 @@ down to every document exactly as it was, and check passes once the migration ex
 
 
 from docshift.ledger import Ledger
+from docshift.loader import ScriptDirectory
 from docshift.testing import as_bson
 from tests.support.env import only_migrations
 
@@ -85,3 +86,141 @@ def test_a_model_that_does_not_import_is_one_plain_error(env, tmp_path, monkeypa
     drafted = env.cli("new", "x", "--collection", "users", "--from-model", "broken:User")
     assert drafted.returncode == 1 and "cannot import model broken:User" in drafted.stderr
     assert sorted(p.name for p in env.migrations.glob("*.py"))[-1].startswith("0005")
+
+
+INDEXED_APP = '''\
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+import docshift
+
+
+class Person(BaseModel):
+    name: str
+    __indexes__: ClassVar[list[docshift.Index]] = [{}]
+'''
+
+
+def test_an_index_declared_on_the_model_is_drafted_created_and_dropped(env, tmp_path, monkeypatch):
+    only_migrations(env, **{"0002_people": """\
+        from pydantic import BaseModel, ConfigDict
+
+        class PersonV2(BaseModel):
+            model_config = ConfigDict(extra="allow")
+            schema_version: int
+            name: str
+
+        migration = docshift.Migration(version=2, description="People", collection="people", kind="additive",
+                                       update={"$set": {"nick": None}}, target_model=PersonV2)
+        """})
+    env.db.people.insert_many([{"name": f"p{i}", "schema_version": 2} for i in range(50)])
+    Ledger(env.db).set_current(2)
+    before = {doc["_id"]: as_bson(doc) for doc in env.db.people.find()}
+    project = tmp_path / "service"
+    project.mkdir()
+    (project / "docshift.toml").write_text('models = { people = "app_models:Person" }\n')
+    app = project / "app_models.py"
+    app.write_text(INDEXED_APP.format("docshift.Index(keys=[('name', 1)], unique=True)"))
+    monkeypatch.chdir(project)
+
+    failed = env.cli("check")
+    assert failed.returncode == 1 and failed.stdout.splitlines() == [
+        "people: index name_1: added (unique index name_1 (name: 1)) [app_models:Person against the indexes its "
+        "migrations create]"], failed.stdout
+    assert env.cli("new", "Unique names", "--collection", "people", "--from-model", "app_models:Person").returncode == 0
+    plan = env.cli("plan")
+    assert plan.returncode == 0 and "create unique index name_1 (name: 1) on people" in plan.stdout, plan.stdout
+    assert env.cli("check").returncode == 0
+    assert env.cli("migrate").returncode == 0
+    assert env.db.people.index_information()["name_1"]["unique"] is True
+
+    app.write_text(INDEXED_APP.format(""))
+    assert env.cli("check").returncode == 1
+    assert env.cli("new", "Names not unique", "--collection", "people", "--from-model", "app_models:Person"
+                   ).returncode == 0
+    assert sorted(p.name for p in env.migrations.glob("*.py")) == [
+        "0002_people.py", "0003_unique_names_create_index_name_1.py", "0004_names_not_unique_drop_index_name_1.py"]
+    assert env.cli("check").returncode == 0
+    assert env.cli("migrate").returncode == 0
+    assert "name_1" not in env.db.people.index_information()
+    assert env.cli("migrate", "3").returncode == 0
+    assert env.db.people.index_information()["name_1"]["unique"] is True
+    down = env.cli("migrate", "2")
+    assert down.returncode == 0, down.stderr
+    assert "name_1" not in env.db.people.index_information()
+    assert {doc["_id"]: as_bson(doc) for doc in env.db.people.find()} == before  # indexes alone: no document changed
+
+
+FIRST_APP = '''\
+from pydantic import BaseModel
+
+
+class Address(BaseModel):
+    city: str
+    zip: str = ""
+
+
+class Person(BaseModel):
+    name: str
+    age: int
+    plan: str = "free"
+    nick: str | None = None
+    tags: list[str] = []
+    address: Address
+'''
+
+
+def test_a_first_migration_is_drafted_from_what_the_documents_hold(env, tmp_path, monkeypatch):
+    only_migrations(env)
+    env.db.people.insert_many([
+        {"name": f"p{i}", **({"age": i} if i % 5 else {"age": str(i)} if i % 10 else {}),
+         **({"plan": "pro"} if i % 4 else {}), "nick": None if i % 2 else f"n{i}", "tags": ["a"] * (i % 3),
+         "address": {"city": "Oslo"}, **({"legacy": True} if i < 7 else {})} for i in range(200)])
+    before = {doc["_id"]: as_bson(doc) for doc in env.db.people.find()}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app_models.py").write_text(FIRST_APP)
+
+    drafted = env.cli("new", "People", "--collection", "people", "--from-model", "app_models:Person", "--sample", "0")
+    assert drafted.returncode == 0, drafted.stderr
+    [path] = env.migrations.glob("0002_*.py")
+    source = path.read_text()
+    todo = ("# TODO: convert doc['age'] to int where it holds another type and give doc['age'] a value where it is "
+            "missing (read: int 160, string 20; missing in 20 of 200 documents)")
+    for expected in [
+        "no target_model yet: the model was compared with the documents the collection holds (exact: every document, "
+        "in _id order, 200 documents)",
+        "held as the model wants by every document read: name, nick, tags, address, address.city",
+        todo,
+        "# - plan: the documents read hold string 150; missing in 50 of 200 documents: `up` sets the model's default "
+        "'free' where it is missing",
+        "    doc.setdefault('plan', 'free')",
+        "# - address.zip: added inside address with the default '': `up` sets it where address is a document",
+        "# - only in the documents, not in the model: legacy (in 7): kept as they are",
+        "kind='transformative'"]:
+        assert expected in source, source
+    assert "doc.setdefault('name'" not in source and "nick" not in source.split("def up")[1]
+    plan = env.cli("plan")
+    assert plan.returncode == 0 and "people" in plan.stdout, plan.stderr
+
+    path.write_text(source.replace(todo, "doc['age'] = int(doc.get('age') or 0)"))
+    up = env.cli("migrate")
+    assert up.returncode == 0, up.stderr
+    assert env.db.people.count_documents({"schema_version": 2, "plan": {"$exists": True}, "address.zip": ""}) == 200
+    assert {type(doc["age"]) for doc in env.db.people.find()} == {int}
+    down = env.cli("migrate", "1")
+    assert down.returncode == 0, down.stderr
+    assert {doc["_id"]: as_bson(doc) for doc in env.db.people.find()} == before
+
+
+def test_a_first_migration_of_a_collection_the_database_lacks_adds_every_field(env, tmp_path, monkeypatch):
+    only_migrations(env)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app_models.py").write_text(FIRST_APP)
+    drafted = env.cli("new", "People", "--collection", "people", "--from-model", "app_models:Person")
+    assert drafted.returncode == 0, drafted.stderr
+    [path] = env.migrations.glob("0002_*.py")
+    source = path.read_text()
+    assert f"(database {env.database} has no collection people yet)" in source
+    assert "# TODO: set doc['age'] for every document (required int)" in source
+    assert ScriptDirectory.load(env.migrations).get(2).migration.target_model.__name__ == "PeopleV2"

@@ -10,8 +10,9 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
+from docshift.errors import DocshiftError
 from docshift.loader import ScriptDirectory
-from docshift.model_commands import check, import_model, new_from_model
+from docshift.model_commands import ModelError, check, import_model, new_from_model
 from docshift.modeldiff import compare_models
 from docshift.testing import ROUND_TRIP_SETTINGS, documents_from_model, round_trip_test
 
@@ -45,18 +46,19 @@ CASES = {
     "nested_add": Case("address: Address\n\nclass Address(BaseModel):\n    city: str",
                        "address: Address\n\nclass Address(BaseModel):\n    city: str\n    zip: str = ''",
                        [("added", "address.zip")]),
-    "enum_remap": Case("plan: Literal['free', 'pro']",
-                       "plan: Plan\n\nclass Plan(enum.Enum):\n    free = 'free'\n    premium = 'premium'",
+    "enum_remap": Case("plan: Literal['free', 'pro'] = 'free'",  # the enum's default is the old one's value: not a change
+                       "plan: Plan = Plan.free\n\nclass Plan(enum.Enum):\n    free = 'free'\n    premium = 'premium'",
                        [("retyped", "plan")],
                        fill={"convert doc['plan'] from Literal['free', 'pro'] to Plan":
-                             "doc['plan'] = {'pro': 'premium'}.get(doc['plan'], doc['plan'])"}),
+                             "doc['plan'] = 'premium' if doc.get('plan') == 'pro' else doc.get('plan', 'free')"}),
     "optional_to_required": Case("nick: str | None = None", "nick: str", [("retyped", "nick"), ("required", "nick")],
                                  fill={"give doc['nick'] a value where it is missing or None":
                                        "doc['nick'] = doc.get('nick') or ''",
                                        "convert doc['nick'] from str | None to str": "pass"}),
     "default_changed": Case("plan: str = 'free'", "plan: str = 'pro'", [("default", "plan")]),
 }
-HEADER = "import enum\nimport time\nfrom typing import Literal\n\nfrom pydantic import BaseModel, ConfigDict, Field\n\n"
+HEADER = ("import enum\nimport time\nfrom typing import ClassVar, Literal\n\nfrom pydantic import BaseModel, ConfigDict, Field\n\n"
+          "import docshift\n\n")
 
 
 def model_source(name: str, body: str, version_field: bool) -> str:
@@ -75,7 +77,7 @@ def project(tmp_path, monkeypatch):
 
     def make(case: Case, name: str):
         (tmp_path / "migrations" / "0002_base.py").write_text(
-            "import docshift\n" + HEADER + model_source("Old", case.old, True) + textwrap.dedent("""
+            HEADER + model_source("Old", case.old, True) + textwrap.dedent("""
             migration = docshift.Migration(version=2, description="Base", collection="users", kind="additive",
                                            up=lambda doc: doc, down=lambda doc: doc, target_model=Old)
             """))
@@ -93,7 +95,7 @@ def test_each_change_is_found_drafted_and_round_trips(project, tmp_path, name, c
     assert [(c.kind, c.field) for c in compare_models(old, import_model(spec))] == case.kinds
     assert len(check([f"users={spec}"])) == len(case.kinds)
 
-    path = new_from_model(f"App {name}", "users", spec)
+    [path] = new_from_model(f"App {name}", "users", spec)
     source = path.read_text()
     assert case.drafted in source and "# Decisions" in source
     for todo, code in case.fill.items():
@@ -110,8 +112,6 @@ def test_each_change_is_found_drafted_and_round_trips(project, tmp_path, name, c
 
 
 def test_a_model_that_cannot_be_imported_is_one_plain_error(project):
-    from docshift.model_commands import ModelError
-
     project(CASES["rename"], "x")
     with pytest.raises(ModelError, match=r"cannot import model app_nothing:User .*ModuleNotFoundError"):
         import_model("app_nothing:User")
@@ -122,9 +122,101 @@ def test_a_model_that_cannot_be_imported_is_one_plain_error(project):
 
 
 def test_agreeing_models_draft_nothing(project, tmp_path):
-    from docshift.model_commands import ModelError
-
     spec = project(Case("name: str", "name: str", []), "same")
     with pytest.raises(ModelError, match="nothing to draft"):
         new_from_model("Nothing", "users", spec)
     assert sorted(p.name for p in (tmp_path / "migrations").glob("*.py")) == ["0002_base.py"]
+
+
+INDEXED = "email: str\n    __indexes__: ClassVar[list[docshift.Index]] = [{}]"
+CREATE_LEGACY = ("import docshift\nmigration = docshift.Migration(version=3, description='Legacy index', collection="
+                 "'users', operation=docshift.CreateIndex(keys=[('legacy', 1)]))\n")
+
+
+@pytest.mark.parametrize("declared, migrations, found, drafted", [
+    ("docshift.Index(keys=[('email', 1)], unique=True)", {},
+     ["index email_1: added (unique index email_1 (email: 1))"],
+     ["operation=docshift.CreateIndex(keys=[('email', 1)], unique=True)"]),
+    ("", {"0003_legacy.py": CREATE_LEGACY},
+     ["index legacy_1: removed (was index legacy_1 (legacy: 1), created by migration 3)"],
+     ["operation=docshift.DropIndex(name='legacy_1')"]),
+    ("docshift.Index(keys=[('legacy', 1)], unique=True)", {"0003_legacy.py": CREATE_LEGACY},
+     ["index legacy_1: removed (was index legacy_1 (legacy: 1), created by migration 3)",
+      "index legacy_1: added (unique index legacy_1 (legacy: 1))"],
+     ["operation=docshift.DropIndex(name='legacy_1')", "operation=docshift.CreateIndex(keys=[('legacy', 1)], unique=True)"]),
+], ids=["index_add", "index_drop", "index_redeclared"])
+def test_an_index_change_is_checked_and_drafted_one_step_each(project, tmp_path, capsys, declared, migrations, found,
+                                                               drafted):
+    spec = project(Case("email: str", INDEXED.format(declared), []), "indexed")
+    for name, source in migrations.items():
+        (tmp_path / "migrations" / name).write_text(source)
+    head = ScriptDirectory.load(tmp_path / "migrations").head
+
+    assert check([f"users={spec}"]) == [f"users: {line} [{spec} against the indexes its migrations create]"
+                                        for line in found]
+    paths = new_from_model("Indexes", "users", spec)
+    scripts = ScriptDirectory.load(tmp_path / "migrations")
+    assert [p.name[:4] for p in paths] == [f"{v:04d}" for v in range(head + 1, head + 1 + len(drafted))]
+    for path, text in zip(paths, drafted):
+        source = path.read_text()
+        assert text in source and "# Decisions" in source and "up=" not in source, source
+        assert scripts.get(int(path.name[:4])).migration.operation is not None
+    capsys.readouterr()
+    assert check([f"users={spec}"]) == [], capsys.readouterr().out
+    with pytest.raises(ModelError, match="nothing to draft"):
+        new_from_model("Again", "users", spec)
+
+
+def test_indexes_that_are_not_a_list_of_index_are_one_plain_error(project):
+    spec = project(Case("email: str", "email: str\n    __indexes__: ClassVar[list] = [('email', 1)]", []), "bad")
+    with pytest.raises(DocshiftError, match=r"__indexes__ must be a list of docshift.Index"):
+        check([f"users={spec}"])
+
+
+def test_the_documents_held_are_compared_by_their_bson_types():
+    from pydantic import BaseModel
+
+    from docshift.datadiff import accepted_types, compare_with_data
+    from docshift.profile import Profiler
+
+    class Address(BaseModel):
+        city: str
+        zip: str = ""
+
+    class User(BaseModel):
+        name: str
+        age: float
+        nick: str | None = None
+        plan: str = "free"
+        address: Address
+
+    profiler = Profiler("users")
+    for i in range(10):
+        profiler.add({"_id": i, "name": f"u{i}", "age": i if i % 2 else float(i), "nick": None,
+                      **({"plan": 1} if i == 3 else {}), "address": {"city": "Oslo"} if i else "Oslo", "old": 1})
+    data = compare_with_data(User, profiler.profile("exact", exact=True))
+    assert data.matching == ["name", "age", "nick", "address.city"]
+    assert [(f.field, f.other, f.nulls, f.missing) for f in data.findings] == [("plan", 1, 0, 9), ("address", 1, 0, 0)]
+    assert [(c.kind, c.field) for c in data.changes] == [("added", "address.zip")]
+    assert data.extra == {"old": 10} and data.findings[0].counts() == "int 1; missing in 9 of 10 documents"
+    assert accepted_types(int | None) == {"int", "long", "null"} and accepted_types(object) is None
+
+
+def test_after_a_sample_an_added_default_never_overwrites():
+    from pydantic import BaseModel
+
+    from docshift.datadiff import compare_with_data
+    from docshift.draft import Basis, draft_source
+    from docshift.profile import Profiler
+
+    class User(BaseModel):
+        name: str
+        level: str = "basic"
+
+    profiler = Profiler("users")
+    for i in range(5):
+        profiler.add({"_id": i, "name": f"u{i}"})
+    for exact, expected in [(True, "update={'$set': {'level': 'basic'}}"), (False, "doc.setdefault('level', 'basic')")]:
+        data = compare_with_data(User, profiler.profile("exact" if exact else "a sample", exact=exact, total=50))
+        source = draft_source(2, "Users", "users", User, Basis(None, [], data))
+        assert expected in source and ("update=" in source) is exact, source
