@@ -68,8 +68,9 @@ class Operation(BaseModel):
 
 class CreateIndex(Operation):
     """Create an index (`down` drops it). `unique` is refused by `plan` and the run's pre-flight while existing
-    documents share a key, naming them. `partial_filter`, `sparse` and `expire_after_seconds` (TTL) need a server
-    that has them (FerretDB has none of them)."""
+    documents share a key, naming them. `partial_filter`, `sparse` and `expire_after_seconds` (TTL), and the index
+    kinds other than 1/-1 keys (`"text"`, `"2dsphere"`, `"2d"`, `"hashed"`, a wildcard field `"$**"`) need a server
+    that has them (FerretDB has none of them: docshift.servers)."""
 
     index_keys: list[IndexKey] = Field(alias="keys", min_length=1)
     """Given as `keys=` (held under another name: an object with a `keys` attribute passes for a mapping in Prefect)."""

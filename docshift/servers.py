@@ -8,10 +8,11 @@ itself. A MongoDB user reads here what the proof on FerretDB covers, and can run
 Asked of the server here, each with why:
 
 - `server_name`: FerretDB says so in `buildInfo` (`ferretdbVersion`); any other server is taken for MongoDB.
-- `lacking`: index options FerretDB 1.24 does not have: partial indexes, sparse ones (it accepts the option and
-  ignores it, so the index would not be what the migration says) and TTL ones; and collMod. A CreateIndex with one
-  is refused plainly by `plan` and the pre-flight, before anything is written (engine.operations.check_features);
-  MongoDB has them all, so nothing is refused there.
+- `lacking`: index options and kinds FerretDB 1.24 does not have: partial indexes, sparse ones (it accepts the option
+  and ignores it, so the index would not be what the migration says) and TTL ones; text, 2dsphere, 2d and hashed
+  indexes (it answers IndexNotFound) and wildcard ones (`$**`: an SQL error); and collMod. A CreateIndex with one is
+  refused plainly by `plan` and the pre-flight, before anything is written, whichever step of the plan it is
+  (engine.operations.check_features); MongoDB has them all, so nothing is refused there.
 - `renames_to_dotted_names`: FerretDB refuses `renameCollection` to a name with a dot, so such a RenameCollection is
   refused before anything is written (engine.operation_steps); MongoDB renames it.
 - `has_json_schema`: MongoDB filters with `$jsonSchema`; FerretDB 1.24 and mongomock do not. With it, rollback puts
@@ -43,7 +44,7 @@ Done the same way on every server because of FerretDB (no branch; named so that 
   read-modify-write, as MongoDB's are (scripts/ferretdb, tests/integration/test_ferretdb_server.py).
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -59,8 +60,12 @@ NOT_IMPLEMENTED = 238
 """MongoDB's error code NotImplemented: a server's answer to an index option it does not have."""
 
 LACKING = {FERRETDB: {"partialFilterExpression": "partial indexes", "sparse": "sparse indexes (it accepts the option "
-                      "and ignores it)", "expireAfterSeconds": "TTL indexes", "collMod": "collMod"}}
-"""What servers known to docshift lack, by index option (or command)."""
+                      "and ignores it)", "expireAfterSeconds": "TTL indexes", "collMod": "collMod",
+                      "text": "text indexes", "2dsphere": "2dsphere indexes", "2d": "2d indexes",
+                      "hashed": "hashed indexes", "$**": "wildcard indexes"}}
+"""What servers known to docshift lack, by index option, index kind (`index_kinds`) or command."""
+
+WILDCARD = "$**"
 
 
 def server_name(db: Database) -> str | None:
@@ -76,10 +81,18 @@ def is_ferretdb(db: Database) -> bool:
     return server_name(db) == FERRETDB
 
 
-def lacking(name: str | None, options: Mapping) -> list[str]:
-    """Of an index's `options`, those the server called `name` lacks, each as "what it is (option)"."""
+def index_kinds(keys: Iterable[tuple[str, int | str]]) -> list[str]:
+    """The kinds of index MongoDB documents that these (field, order) keys make beyond ascending and descending ones:
+    a key's type (text, 2dsphere, 2d, hashed), and `$**` for a wildcard field (`$**` or `path.$**`)."""
+    kinds = [WILDCARD if field == WILDCARD or field.endswith("." + WILDCARD) else order for field, order in keys]
+    return list(dict.fromkeys(k for k in kinds if isinstance(k, str)))
+
+
+def lacking(name: str | None, options: Mapping, keys: Iterable[tuple[str, int | str]] = ()) -> list[str]:
+    """Of an index's `options` and the kinds its `keys` make, those the server called `name` lacks, each as
+    "what it is (option or kind)"."""
     missing = LACKING.get(name or "", {})
-    return [f"{missing[o]} ({o})" for o in options if o in missing]
+    return [f"{missing[o]} ({o})" for o in [*options, *index_kinds(keys)] if o in missing]
 
 
 def renames_to_dotted_names(name: str | None) -> bool:

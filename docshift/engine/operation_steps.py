@@ -53,6 +53,14 @@ def check_step(db: Database, migration: Migration, step: Step) -> list[str]:
     return notes
 
 
+def check_server_features(db: Database, migration: Migration, step: Step) -> None:
+    """Refuse an index the server lacks (docshift.servers): that does not depend on the data, so it is checked for every
+    step of a plan, also one whose data is checked only when its turn comes."""
+    for action in actions_of(migration, step):
+        if action.do == "create_index":
+            check_features(db, action.index, where(step))
+
+
 def _check_create(db: Database, action: Action, step: Step, resuming: bool, spec: dict | None = None) -> str | None:
     spec = spec or action.index
     check_features(db, spec, where(step))

@@ -9,7 +9,7 @@ from ..loader import ScriptDirectory
 from ..spec import INITIAL_VERSION
 from ..transform import versions_filter
 from .drift import carry_from, find_drift, lineage
-from .operation_steps import actions_of, check_step, copy_of, planned_documents
+from .operation_steps import actions_of, check_server_features, check_step, copy_of, planned_documents
 from .quarantine import quarantined_versions
 from .backups import PreImages
 from .probe import refusal
@@ -115,9 +115,11 @@ def touched(ctx: RunContext, step: Step) -> set[str]:
 def check_operations(ctx: RunContext, steps: list[Step]) -> list[tuple[str, ...]]:
     """Refuse a plan whose collection-level step cannot run on the data as it is (a unique index the data violates,
     a feature the server lacks, …), naming the cause; notes per step. A step whose collections an earlier step of the
-    plan changes is checked when it runs, before it writes anything."""
+    plan changes is checked against the data when it runs, before it writes anything (what the server lacks: now)."""
     notes, changed = [], set()
     for step in steps:
+        if step.operation:
+            check_server_features(ctx.db, ctx.scripts.get(step.version).migration, step)
         if step.operation and touched(ctx, step) & changed:
             notes.append((f"checked when it runs: an earlier step changes {', '.join(sorted(touched(ctx, step) & changed))}",))
         elif step.operation:

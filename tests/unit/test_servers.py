@@ -35,6 +35,11 @@ def test_what_ferretdb_lacks_is_named_and_mongodb_lacks_nothing():
     assert servers.lacking(servers.FERRETDB, options) == ["partial indexes (partialFilterExpression)",
                                                           "TTL indexes (expireAfterSeconds)"]
     assert servers.lacking(None, options) == []
+    keys = [("title", "text"), ("body", "text"), ("where", "2dsphere"), ("attrs.$**", 1), ("n", -1)]
+    assert servers.lacking(servers.FERRETDB, {"unique": True}, keys) == [
+        "text indexes (text)", "2dsphere indexes (2dsphere)", "wildcard indexes ($**)"]
+    assert servers.lacking(servers.FERRETDB, {}, [("n", 1), ("m", -1)]) == []
+    assert servers.lacking(None, {}, keys) == []
     assert not servers.renames_to_dotted_names(servers.FERRETDB) and servers.renames_to_dotted_names(None)
 
 
