@@ -45,3 +45,44 @@ def test_an_index_kind_the_server_lacks_is_refused_before_any_step_runs(env, kin
         assert f"migration 3 (up): this server is FerretDB, which has no {named}" in error, error
         assert "nothing was changed" in error, error
         assert database_snapshot(env.db) == untouched  # migration 2 did not run, no history entry
+
+
+SOME_GRIDS = """\
+def up(doc):
+    return {**doc, "grid": [[1, 2], [3, 4]] if doc["_id"] == 150 else [1, 2]}
+
+migration = docshift.Migration(version=2, description="grids", collection="products", kind="additive", up=up,
+                               down=lambda d: {k: v for k, v in d.items() if k != "grid"})
+"""
+SOME_PRICES = """\
+from bson.decimal128 import Decimal128
+
+def price_of(doc):
+    return {"price": {"currency": "EUR", "amount": Decimal128("1.5") if doc["_id"] == 150 else 1.5}}
+
+migration = docshift.Migration(version=2, description="prices apart", collection="products", kind="additive",
+                               operation=docshift.CopyDocuments(to="prices", transform=price_of))
+"""
+ONLY_SOME = {"nested array from up": (SOME_GRIDS, "field 'grid' (list): nested arrays are not supported"),
+             "Decimal128 from a copy's transform": (SOME_PRICES, "field 'price.amount' (Decimal128)")}
+
+
+@pytest.mark.parametrize("case", list(ONLY_SOME))
+def test_a_refused_value_only_some_documents_get_is_caught_within_the_bound(env, case):
+    """Only document 150 of 200 gets the value: the one-document probe passes it, the shape check of up to
+    DOCSHIFT_PLAN_CHECK_DOCUMENTS (1,000) transformed documents names it; with a bound below it, `plan` passes and says
+    how many documents it checked."""
+    source, named = ONLY_SOME[case]
+    only_migrations(env, **{"0002_some": source})
+    env.db.products.insert_many([{"_id": i, "title": f"Item {i}"} for i in range(200)])
+    untouched = database_snapshot(env.db)
+
+    for command in ("plan", "migrate"):
+        error = refused(env, command)
+        assert "0002_some.py" in error and "migration 2 up returns a document the server refuses to store" in error, error
+        assert named in error and "made from document _id=150" in error and "nothing was changed" in error, error
+        assert database_snapshot(env.db) == untouched
+
+    bounded = env.cli("plan", extra={"DOCSHIFT_PLAN_CHECK_DOCUMENTS": "100"})
+    assert bounded.returncode == 0, bounded.stdout + bounded.stderr
+    assert "checked: 100 documents transformed in memory, none with a value the server refuses" in bounded.stdout

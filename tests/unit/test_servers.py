@@ -81,3 +81,15 @@ def test_on_the_embedded_server_nothing_skips():
 
 def test_the_marker_is_registered(pytestconfig):
     assert any(line.startswith("embedded_server") for line in pytestconfig.getini("markers"))
+
+
+def test_what_ferretdb_refuses_to_store_is_found_without_asking_it():
+    from bson.decimal128 import Decimal128
+
+    refused = {"grid": ({"grid": [1, [2]]}, "grid", "list"), "dot": ({"a": {"b": [{"c.d": 1}]}}, "a.b.0.c.d", "int"),
+               "dollar": ({"a": {"$e": "x"}}, "a.$e", "str"), "decimal": ({"a": [{"x": Decimal128("1")}]}, "a.0.x", "Decimal128")}
+    for doc, field, kind in refused.values():
+        found = servers.refused_value(servers.FERRETDB, doc)
+        assert (found.field, found.kind) == (field, kind)
+        assert servers.refused_value(None, doc) is None  # MongoDB stores them
+    assert servers.refused_value(servers.FERRETDB, {"a": {"": 1, "b$": [1, {"c": [2]}]}, "m": [{"n": [1]}]}) is None
