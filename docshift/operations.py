@@ -129,21 +129,29 @@ class DropIndex(Operation):
 
 class RenameCollection(Operation):
     """Rename the migration's collection to `to` in the same database (`down` renames it back). Later migrations name
-    the new collection; its documents keep their schema version."""
+    the new collection; its documents keep their schema version. A collection named `to` that exists already is
+    refused, unless `drop_target`: then it is dropped first, as DropCollection drops one (kept whole in the run's backup
+    and its mongodump-format file), and `down` puts it back after renaming back."""
 
     to: str = Field(min_length=1, pattern=r"^[^$\x00]+$")
+    drop_target: bool = False
 
     def actions(self, collection: str, direction: Direction) -> list[Action]:
+        dropped = [Action("drop_collection", self.to)] if self.drop_target else []
         if direction == "up":
-            return [Action("rename", collection, to=self.to)]
-        return [Action("rename", self.to, to=collection)]
+            return [*dropped, Action("rename", collection, to=self.to)]
+        return [Action("rename", self.to, to=collection), *(Action("restore_collection", a.collection) for a in dropped)]
 
     @property
     def renames_to(self) -> str:
         return self.to
 
     def describe(self, collection: str, direction: Direction) -> str:
-        return f"rename {collection} to {self.to}" if direction == "up" else f"rename {self.to} back to {collection}"
+        if direction == "up":
+            dropped = f", dropping the existing {self.to} (kept in the run's backup)" if self.drop_target else ""
+            return f"rename {collection} to {self.to}{dropped}"
+        restored = f" and restore the dropped {self.to} from its backup" if self.drop_target else ""
+        return f"rename {self.to} back to {collection}{restored}"
 
 
 class DropCollection(Operation):

@@ -43,13 +43,17 @@ def actions_of(migration: Migration, step: Step) -> list[Action]:
 
 def check_step(db: Database, migration: Migration, step: Step) -> list[str]:
     """Refuse (OperationError) a step that cannot run on the data as it is now; else notes for the plan (an action
-    already done, nothing to drop). A resumed run's half-done state is accepted."""
+    already done, nothing to drop). A resumed run's half-done state is accepted. Each check is given the collections
+    that the step's earlier actions move away (`vacated`: a rename's target dropped first, a restore's name renamed
+    back first)."""
     checkpoint = Ledger(db).checkpoint() or {}
     resuming = (checkpoint.get("version"), checkpoint.get("direction")) == (step.version, step.direction)
-    notes = []
+    notes, vacated = [], set()
     for action in actions_of(migration, step):
-        if note := CHECKS[action.do](db, action, step, resuming):
+        if note := CHECKS[action.do](db, action, step, resuming, frozenset(vacated)):
             notes.append(note)
+        if action.do in ("rename", "drop_collection"):
+            vacated.add(action.collection)  # gone before the step's next action runs
     return notes
 
 
@@ -61,7 +65,8 @@ def check_server_features(db: Database, migration: Migration, step: Step) -> Non
             check_features(db, action.index, where(step))
 
 
-def _check_create(db: Database, action: Action, step: Step, resuming: bool, spec: dict | None = None) -> str | None:
+def _check_create(db: Database, action: Action, step: Step, resuming: bool, vacated: frozenset[str],
+                  spec: dict | None = None) -> str | None:
     spec = spec or action.index
     check_features(db, spec, where(step))
     found = index_info(db, action.collection, spec["name"])
@@ -76,39 +81,43 @@ def _check_create(db: Database, action: Action, step: Step, resuming: bool, spec
     return None
 
 
-def _check_drop_index(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+def _check_drop_index(db: Database, action: Action, step: Step, resuming: bool, vacated: frozenset[str]) -> str | None:
     if index_info(db, action.collection, action.index["name"]) is None:
         return f"{action.collection} has no index {action.index['name']}: nothing to drop"
     return None
 
 
-def _check_restore_index(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+def _check_restore_index(db: Database, action: Action, step: Step, resuming: bool, vacated: frozenset[str]) -> str | None:
     source = kept_source(db, step.version, "drop_index", action.collection, action.index["name"])
     if source is None:
         raise OperationError(f"{where(step)}: no run of migration {step.version} kept the definition of index "
                              f"{action.index['name']}, so it cannot be recreated; nothing was changed")
     if source.get("absent"):
         return f"index {action.index['name']} did not exist when migration {step.version} ran: nothing to recreate"
-    return _check_create(db, action, step, resuming, source["index"])
+    return _check_create(db, action, step, resuming, vacated, source["index"])
 
 
-def _check_rename(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+def _check_rename(db: Database, action: Action, step: Step, resuming: bool, vacated: frozenset[str]) -> str | None:
     if "." in action.to and not renames_to_dotted_names(name := server_name(db)):
         raise OperationError(f"{where(step)}: this server is {name}, which cannot rename a collection to a name with "
                              f"a dot ({action.to}); nothing was changed")
+    if action.to in vacated and exists(db, action.collection):
+        return None  # the existing target is dropped first (drop_target)
     if still_to_move(db, action.collection, action.to, where(step)):
         return None
     return f"{action.collection} is already renamed to {action.to}"
 
 
-def _check_drop_collection(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+def _check_drop_collection(db: Database, action: Action, step: Step, resuming: bool, vacated: frozenset[str]) -> str | None:
     return None if exists(db, action.collection) else f"there is no collection {action.collection}: nothing to drop"
 
 
-def _check_restore_collection(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+def _check_restore_collection(db: Database, action: Action, step: Step, resuming: bool, vacated: frozenset[str]) -> str | None:
     source = kept_source(db, step.version, "drop_collection", action.collection)
     if source is None or not source.get("existed"):
         return f"migration {step.version} dropped no collection {action.collection}: nothing to restore"
+    if action.collection in vacated and exists(db, source["kept_as"]):
+        return None  # the step renames it away first (RenameCollection's down)
     if still_to_move(db, source["kept_as"], action.collection, where(step), restore_refusals(db, source)):
         return None
     return f"{action.collection} is already restored"
@@ -123,7 +132,7 @@ def restore_refusals(db: Database, source: dict) -> tuple[str, str]:
             f"`docshift restore`)")
 
 
-def _check_copy(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+def _check_copy(db: Database, action: Action, step: Step, resuming: bool, vacated: frozenset[str]) -> str | None:
     if exists(db, action.to) and not resuming and (n := collection_count(db[action.to])):
         raise OperationError(f"{where(step)}: cannot copy into {action.to}: it exists with {n:,} documents; "
                              f"nothing was changed")
@@ -137,7 +146,8 @@ CHECKS = {"create_index": _check_create, "drop_index": _check_drop_index, "resto
 
 def planned_documents(db: Database, migration: Migration, step: Step) -> int:
     """The documents the step concerns: the collection's (the source's, for a rename down or a restore: its backup's)."""
-    action = actions_of(migration, step)[0]
+    actions = actions_of(migration, step)
+    action = next((a for a in actions if a.do in ("copy", "rename")), actions[0])
     if action.do == "copy":
         return db[action.collection].count_documents(action.filter)
     if action.do == "restore_collection":
@@ -306,9 +316,10 @@ def copy_of(transform, doc: dict, lookup: Lookup, label: str) -> dict | None:
 
 
 def verify_actions(db: Database, migration: Migration, step: Step) -> list[tuple]:
-    """(check, expected, found, passed) for the state each action of the step's run (or its latest one) left."""
+    """(check, expected, found, passed) for the state each action of the step's run (or its latest one) left; which
+    collections exist is checked once, as the last action naming each left it."""
     records = journal_of(db, step) or [a.record for a in actions_of(migration, step)]
-    rows = []
+    rows, present = [], {}
     for r in records:
         c = r["collection"]
         if r.get("absent"):
@@ -320,27 +331,27 @@ def verify_actions(db: Database, migration: Migration, step: Step) -> list[tuple
             expected = "absent" if r["do"] == "drop_index" else "present"
             rows.append((f"index {spec['name']} of {c}", expected, state, state == expected))
         elif r["do"] == "rename":
-            rows += presence(db, {r["to"]: True, c: False})
+            present.update({c: False, r["to"]: True})
             if "documents" in r:
                 n = collection_count(db[r["to"]])
                 rows.append((f"documents in {r['to']}", f"at least {r['documents']:,}", n, n >= r["documents"]))
         elif r["do"] == "drop_collection" and r.get("existed", True):
-            rows += presence(db, {c: False, **({r["kept_as"]: True} if "kept_as" in r else {})})
+            present.update({c: False, **({r["kept_as"]: True} if "kept_as" in r else {})})
             if "documents" in r:
                 n = collection_count(db[r["kept_as"]])
                 rows.append((f"documents kept in {r['kept_as']} and its file", r["documents"], n, n == r["documents"]))
         elif r["do"] == "restore_collection":
-            rows += presence(db, {c: True, **({r["from"]: False} if "from" in r else {})})
+            present.update({**({r["from"]: False} if "from" in r else {}), c: True})
             if "documents" in r:
                 n = collection_count(db[c])
                 rows.append((f"documents in {c}", f"at least {r['documents']:,}", n, n >= r["documents"]))
         elif r["do"] == "copy":
-            rows += presence(db, {r["to"]: True})
+            present[r["to"]] = True
             if "copied" in r:
                 copied, matching = collection_count(db[r["to"]]), db[c].count_documents(r.get("filter", {}))
                 rows.append((f"documents in {r['to']}", r["copied"], copied, copied == r["copied"]))
                 rows.append((f"documents of {c} to copy (none written meanwhile)", r["read"], matching, matching == r["read"]))
-    return rows
+    return presence(db, present) + rows
 
 
 def presence(db: Database, expected: dict[str, bool]) -> list[tuple]:
