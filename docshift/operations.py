@@ -94,8 +94,9 @@ class Index(BaseModel):
 
 class CreateIndex(Index, Operation):
     """Create an index (`down` drops it). `unique` is refused by `plan` and the run's pre-flight while existing
-    documents share a key, naming them. `partial_filter`, `sparse` and `expire_after_seconds` (TTL) need a server
-    that has them (FerretDB has none of them)."""
+    documents share a key, naming them. `partial_filter`, `sparse` and `expire_after_seconds` (TTL), and the index
+    kinds other than 1/-1 keys (`"text"`, `"2dsphere"`, `"2d"`, `"hashed"`, a wildcard field `"$**"`) need a server
+    that has them (FerretDB has none of them: docshift.servers)."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid", populate_by_name=True)
 
@@ -139,21 +140,29 @@ class DropIndex(Operation):
 
 class RenameCollection(Operation):
     """Rename the migration's collection to `to` in the same database (`down` renames it back). Later migrations name
-    the new collection; its documents keep their schema version."""
+    the new collection; its documents keep their schema version. A collection named `to` that exists already is
+    refused, unless `drop_target`: then it is dropped first, as DropCollection drops one (kept whole in the run's backup
+    and its mongodump-format file), and `down` puts it back after renaming back."""
 
     to: str = Field(min_length=1, pattern=r"^[^$\x00]+$")
+    drop_target: bool = False
 
     def actions(self, collection: str, direction: Direction) -> list[Action]:
+        dropped = [Action("drop_collection", self.to)] if self.drop_target else []
         if direction == "up":
-            return [Action("rename", collection, to=self.to)]
-        return [Action("rename", self.to, to=collection)]
+            return [*dropped, Action("rename", collection, to=self.to)]
+        return [Action("rename", self.to, to=collection), *(Action("restore_collection", a.collection) for a in dropped)]
 
     @property
     def renames_to(self) -> str:
         return self.to
 
     def describe(self, collection: str, direction: Direction) -> str:
-        return f"rename {collection} to {self.to}" if direction == "up" else f"rename {self.to} back to {collection}"
+        if direction == "up":
+            dropped = f", dropping the existing {self.to} (kept in the run's backup)" if self.drop_target else ""
+            return f"rename {collection} to {self.to}{dropped}"
+        restored = f" and restore the dropped {self.to} from its backup" if self.drop_target else ""
+        return f"rename {self.to} back to {collection}{restored}"
 
 
 class DropCollection(Operation):

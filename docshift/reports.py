@@ -23,6 +23,9 @@ def print_plan(console: Console, report: Plan) -> None:
             console.print(f"      {step.operation}", markup=False, highlight=False)
         for note in step.notes:
             console.print(f"      note: {note}", markup=False, highlight=False)
+        if step.checked:
+            console.print(f"      checked: {step.checked:,} documents transformed in memory, none with a value the "
+                          f"server refuses")
         for before, after in step.samples:
             change = after if step.operation else update_for(before, after, after.get("schema_version", 1))
             console.print(f"      _id {shell_id(before['_id'])}: {'copied as ' if step.operation else ''}{shell(change)}",

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     throttle_max_wait_seconds: float = Field(
         600.0, gt=0, description="Longest wait for replication lag before the run stops at its checkpoint."
     )
+    plan_check_documents: int = Field(
+        1000, ge=1, le=1_000_000,
+        description="Documents per step that `plan` and the pre-flight transform in memory and check for values the "
+                    "server refuses (docshift.servers.refused_value).",
+    )
     batches_per_task: int = Field(
         10, gt=0, description="Batches per Prefect task run: orchestration costs per task, not per document."
     )

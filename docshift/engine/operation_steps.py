@@ -21,7 +21,7 @@ from .deletes import delete_documents, delete_put_back, insert_kept, kept_for
 from .passes import batch_by_batch
 from .faults import fault_point
 from .operations import (Journal, actions_in, check_features, create_index, drop_index, duplicates, exists,
-                         index_info, journal_of, kept_source, rename, same_keys, spec_of, still_to_move,
+                         index_info, kept_source, rename, same_keys, spec_of, still_to_move,
                          write_dump)
 from .step_run import StepRun
 from .steps import Step
@@ -40,17 +40,30 @@ def actions_of(migration: Migration, step: Step) -> list[Action]:
 
 def check_step(db: Database, migration: Migration, step: Step) -> list[str]:
     """Refuse (OperationError) a step that cannot run on the data as it is now; else notes for the plan (an action
-    already done, nothing to drop). A resumed run's half-done state is accepted."""
+    already done, nothing to drop). A resumed run's half-done state is accepted. Each check is given the collections
+    that the step's earlier actions move away (`vacated`: a rename's target dropped first, a restore's name renamed
+    back first)."""
     checkpoint = Ledger(db).checkpoint() or {}
     resuming = (checkpoint.get("version"), checkpoint.get("direction")) == (step.version, step.direction)
-    notes = []
+    notes, vacated = [], set()
     for action in actions_of(migration, step):
-        if note := CHECKS[action.do](db, action, step, resuming):
+        if note := CHECKS[action.do](db, action, step, resuming, frozenset(vacated)):
             notes.append(note)
+        if action.do in ("rename", "drop_collection"):
+            vacated.add(action.collection)  # gone before the step's next action runs
     return notes
 
 
-def _check_create(db: Database, action: Action, step: Step, resuming: bool, spec: dict | None = None) -> str | None:
+def check_server_features(db: Database, migration: Migration, step: Step) -> None:
+    """Refuse an index the server lacks (docshift.servers): that does not depend on the data, so it is checked for every
+    step of a plan, also one whose data is checked only when its turn comes."""
+    for action in actions_of(migration, step):
+        if action.do == "create_index":
+            check_features(db, action.index, where(step))
+
+
+def _check_create(db: Database, action: Action, step: Step, resuming: bool, vacated: frozenset[str],
+                  spec: dict | None = None) -> str | None:
     spec = spec or action.index
     check_features(db, spec, where(step))
     found = index_info(db, action.collection, spec["name"])
@@ -65,39 +78,43 @@ def _check_create(db: Database, action: Action, step: Step, resuming: bool, spec
     return None
 
 
-def _check_drop_index(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+def _check_drop_index(db: Database, action: Action, step: Step, resuming: bool, vacated: frozenset[str]) -> str | None:
     if index_info(db, action.collection, action.index["name"]) is None:
         return f"{action.collection} has no index {action.index['name']}: nothing to drop"
     return None
 
 
-def _check_restore_index(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+def _check_restore_index(db: Database, action: Action, step: Step, resuming: bool, vacated: frozenset[str]) -> str | None:
     source = kept_source(db, step.version, "drop_index", action.collection, action.index["name"])
     if source is None:
         raise OperationError(f"{where(step)}: no run of migration {step.version} kept the definition of index "
                              f"{action.index['name']}, so it cannot be recreated; nothing was changed")
     if source.get("absent"):
         return f"index {action.index['name']} did not exist when migration {step.version} ran: nothing to recreate"
-    return _check_create(db, action, step, resuming, source["index"])
+    return _check_create(db, action, step, resuming, vacated, source["index"])
 
 
-def _check_rename(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+def _check_rename(db: Database, action: Action, step: Step, resuming: bool, vacated: frozenset[str]) -> str | None:
     if "." in action.to and not renames_to_dotted_names(name := server_name(db)):
         raise OperationError(f"{where(step)}: this server is {name}, which cannot rename a collection to a name with "
                              f"a dot ({action.to}); nothing was changed")
+    if action.to in vacated and exists(db, action.collection):
+        return None  # the existing target is dropped first (drop_target)
     if still_to_move(db, action.collection, action.to, where(step)):
         return None
     return f"{action.collection} is already renamed to {action.to}"
 
 
-def _check_drop_collection(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+def _check_drop_collection(db: Database, action: Action, step: Step, resuming: bool, vacated: frozenset[str]) -> str | None:
     return None if exists(db, action.collection) else f"there is no collection {action.collection}: nothing to drop"
 
 
-def _check_restore_collection(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+def _check_restore_collection(db: Database, action: Action, step: Step, resuming: bool, vacated: frozenset[str]) -> str | None:
     source = kept_source(db, step.version, "drop_collection", action.collection)
     if source is None or not source.get("existed"):
         return f"migration {step.version} dropped no collection {action.collection}: nothing to restore"
+    if action.collection in vacated and exists(db, source["kept_as"]):
+        return None  # the step renames it away first (RenameCollection's down)
     if still_to_move(db, source["kept_as"], action.collection, where(step), restore_refusals(db, source)):
         return None
     return f"{action.collection} is already restored"
@@ -112,7 +129,7 @@ def restore_refusals(db: Database, source: dict) -> tuple[str, str]:
             f"`docshift restore`)")
 
 
-def _check_copy(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+def _check_copy(db: Database, action: Action, step: Step, resuming: bool, vacated: frozenset[str]) -> str | None:
     if exists(db, action.to) and not resuming and (n := collection_count(db[action.to])):
         raise OperationError(f"{where(step)}: cannot copy into {action.to}: it exists with {n:,} documents; "
                              f"nothing was changed")
@@ -143,7 +160,8 @@ CHECKS = {"create_index": _check_create, "drop_index": _check_drop_index, "resto
 
 def planned_documents(db: Database, migration: Migration, step: Step) -> int:
     """The documents the step concerns: the collection's (the source's, for a rename down or a restore: its backup's)."""
-    action = actions_of(migration, step)[0]
+    actions = actions_of(migration, step)
+    action = next((a for a in actions if a.do in ("copy", "rename")), actions[0])
     if action.do in ("copy", "delete"):
         return db[action.collection].count_documents(action.filter)
     if action.do == "undelete":
@@ -333,58 +351,3 @@ def copies_of(transform, doc: dict, lookup: Lookup, label: str) -> list[dict]:
     for each in copies:
         check_field_names(each, f"{label} transform", doc["_id"])
     return copies
-
-
-# --- verification -------------------------------------------------------------------------------------------------
-
-
-def verify_actions(db: Database, migration: Migration, step: Step) -> list[tuple]:
-    """(check, expected, found, passed) for the state each action of the step's run (or its latest one) left."""
-    records = journal_of(db, step) or [a.record for a in actions_of(migration, step)]
-    rows = []
-    for r in records:
-        c = r["collection"]
-        if r.get("absent"):
-            continue
-        if r["do"] in ("create_index", "restore_index", "drop_index"):
-            spec = r["index"]
-            found = index_info(db, c, spec["name"]) if exists(db, c) else None
-            state = "absent" if found is None else "present" if "keys" not in spec or same_keys(found, spec) else "other keys"
-            expected = "absent" if r["do"] == "drop_index" else "present"
-            rows.append((f"index {spec['name']} of {c}", expected, state, state == expected))
-        elif r["do"] == "rename":
-            rows += presence(db, {r["to"]: True, c: False})
-            if "documents" in r:
-                n = collection_count(db[r["to"]])
-                rows.append((f"documents in {r['to']}", f"at least {r['documents']:,}", n, n >= r["documents"]))
-        elif r["do"] == "drop_collection" and r.get("existed", True):
-            rows += presence(db, {c: False, **({r["kept_as"]: True} if "kept_as" in r else {})})
-            if "documents" in r:
-                n = collection_count(db[r["kept_as"]])
-                rows.append((f"documents kept in {r['kept_as']} and its file", r["documents"], n, n == r["documents"]))
-        elif r["do"] == "restore_collection":
-            rows += presence(db, {c: True, **({r["from"]: False} if "from" in r else {})})
-            if "documents" in r:
-                n = collection_count(db[c])
-                rows.append((f"documents in {c}", f"at least {r['documents']:,}", n, n >= r["documents"]))
-        elif r["do"] == "delete":
-            rows += presence(db, {r["kept_as"]: True})
-            if "kept" in r:
-                n = collection_count(db[r["kept_as"]])
-                rows.append((f"deleted documents kept in {r['kept_as']} and its file", r["kept"], n, n == r["kept"]))
-        elif r["do"] == "undelete" and "restored" in r:
-            n = collection_count(db[c])
-            rows.append((f"documents in {c}", f"at least {r['restored']:,}", n, n >= r["restored"]))
-        elif r["do"] == "copy":
-            rows += presence(db, {r["to"]: True})
-            if "copied" in r:
-                copied, matching = collection_count(db[r["to"]]), db[c].count_documents(r.get("filter", {}))
-                rows.append((f"documents in {r['to']}", r["copied"], copied, copied == r["copied"]))
-                rows.append((f"documents of {c} to copy (none written meanwhile)", r["read"], matching, matching == r["read"]))
-    return rows
-
-
-def presence(db: Database, expected: dict[str, bool]) -> list[tuple]:
-    names = set(db.list_collection_names())
-    return [(f"collection {name}", "present" if want else "absent", "present" if name in names else "absent",
-             (name in names) == want) for name, want in expected.items()]

@@ -26,13 +26,13 @@ from .steps import Step
 
 
 def check_features(db: Database, spec: dict, where: str) -> None:
-    """Refuse an index whose options the server lacks (docshift.servers), saying so plainly (before anything is
-    written)."""
+    """Refuse an index whose options or kind (text, wildcard, …) the server lacks (docshift.servers), saying so plainly
+    (before anything is written)."""
     name = server_name(db)
-    if missing := lacking(name, spec.get("options", {})):
+    if missing := lacking(name, spec.get("options", {}), [(k["field"], k["order"]) for k in spec["keys"]]):
         raise OperationError(f"{where}: this server is {name}, which has no {' and no '.join(missing)}, so the "
-                             f"{describe_index(spec)} cannot be created here; nothing was changed (leave the option "
-                             f"out, or run this migration on MongoDB)")
+                             f"{describe_index(spec)} cannot be created here; nothing was changed (make the index "
+                             f"without it, or run this migration on MongoDB)")
 
 
 # --- indexes ------------------------------------------------------------------------------------------------------

@@ -6,12 +6,14 @@ from ..context import RunContext
 from ..errors import ChangedMigrationError, MigrationFileError, PhaseError, RollbackPendingError, TransformError
 from ..ledger import Ledger
 from ..loader import ScriptDirectory
+from ..lookup import Lookup
+from ..servers import Refusal, refused_value, server_name
 from ..spec import INITIAL_VERSION
 from ..transform import versions_filter
 from .drift import carry_from, find_drift, lineage
-from .operation_steps import actions_of, check_step, copies_of, planned_documents
+from .operation_steps import actions_of, check_server_features, check_step, copies_of, planned_documents
 from .quarantine import quarantined_versions
-from .backups import PreImages
+from .backups import PreImages, bson_order
 from .probe import refusal
 from .runs import lookup_for, pre_images_for
 from .steps import Step, make_step, transform_one
@@ -32,6 +34,8 @@ class PlannedStep:
     """What the plan found about a collection-level step (already done, nothing to drop, checked when it runs)."""
     again: bool = False
     """An applied migration run again for documents behind it (quarantined, restored, written by old code)."""
+    checked: int = 0
+    """Documents transformed in memory and checked for values the server refuses (check_values)."""
 
 
 @dataclass(frozen=True)
@@ -121,9 +125,11 @@ def touched(ctx: RunContext, step: Step) -> set[str]:
 def check_operations(ctx: RunContext, steps: list[Step]) -> list[tuple[str, ...]]:
     """Refuse a plan whose collection-level step cannot run on the data as it is (a unique index the data violates,
     a feature the server lacks, …), naming the cause; notes per step. A step whose collections an earlier step of the
-    plan changes is checked when it runs, before it writes anything."""
+    plan changes is checked against the data when it runs, before it writes anything (what the server lacks: now)."""
     notes, changed = [], set()
     for step in steps:
+        if step.operation:
+            check_server_features(ctx.db, ctx.scripts.get(step.version).migration, step)
         if step.operation and touched(ctx, step) & changed:
             notes.append((f"checked when it runs: an earlier step changes {', '.join(sorted(touched(ctx, step) & changed))}",))
         elif step.operation:
@@ -148,9 +154,14 @@ def sample_plan(ctx: RunContext, steps: list[Step], size: int = 2, skip_raising:
         if step.operation:
             samples.append(sample_copies(ctx, step, size))
             continue
-        for doc in ctx.db[step.collection].find(versions_filter(migrated_versions(steps, i))).limit(size):
+        docs = sorted(ctx.db[step.collection].find(versions_filter(migrated_versions(steps, i))).limit(size),
+                      key=lambda d: bson_order(d["_id"]))  # in `_id` order, as pre-images are streamed
+        lookups = {s.version: lookup_for(ctx.db, ctx.scripts.get(s.version).migration) for s, _ in chain}
+        for lookup in lookups.values():
+            lookup.new_batch(docs)  # one prefetch for all of them, as a run's batch has
+        for doc in docs:
             try:
-                pairs += [(before, after) for s, before, after in _chained(ctx, chain, doc) if s is step]
+                pairs += [(before, after) for s, before, after in _chained(ctx, chain, doc, lookups) if s is step]
             except TransformError:
                 if not skip_raising:
                     raise
@@ -170,15 +181,16 @@ def sample_copies(ctx: RunContext, step: Step, size: int) -> list[tuple[dict, di
     return [(doc, copied) for doc in docs for copied in copies_of(migration.operation.transform, doc, lookup, f"migration {step.version}")]
 
 
-def _chained(ctx: RunContext, chain: list[tuple[Step, PreImages | None]], doc: dict) -> list[tuple[Step, dict, dict]]:
-    """`doc` through each step of `chain` that takes its version, in order: (step, before, after) for each."""
+def _chained(ctx: RunContext, chain: list[tuple[Step, PreImages | None]], doc: dict,
+             lookups: dict[int, Lookup]) -> list[tuple[Step, dict, dict]]:
+    """`doc` through each step of `chain` that takes its version, in order: (step, before, after) for each; each
+    function given its migration's lookups."""
     version, done = doc.get("schema_version") or INITIAL_VERSION, []
     for s, pre in chain:
         if s.from_version == version:
             script = ctx.scripts.get(s.version)
             try:
-                after = transform_one(script.migration, s, doc, pre.get(doc["_id"]) if pre else None,
-                                      lookup_for(ctx.db, script.migration))
+                after = transform_one(script.migration, s, doc, pre.get(doc["_id"]) if pre else None, lookups[s.version])
             except TransformError as exc:
                 if exc.__cause__ is None:  # no exception inside the function: what it returned is unusable
                     raise MigrationFileError(script.path, str(exc)) from exc
@@ -188,19 +200,39 @@ def _chained(ctx: RunContext, chain: list[tuple[Step, PreImages | None]], doc: d
     return done
 
 
-def check_server_accepts(ctx: RunContext, steps: list[Step]) -> None:
-    """Refuse a plan whose functions make documents the server cannot store, before anything is written: one real
-    document per step, transformed in memory, is stored on a scratch collection that is dropped at once
-    (engine.probe). FerretDB 1.24 refuses nested arrays, keys with a dot or `$` inside subdocuments, and a
-    Decimal128 (its handler panics and closes the connection), which a run would otherwise meet only when it
-    writes. Also refuses, as sample_plan does, a function returning something unusable."""
-    for step, pairs in zip(steps, sample_plan(ctx, steps, size=1, skip_raising=True)):
+def check_server_accepts(ctx: RunContext, steps: list[Step]) -> list[int]:
+    """Refuse a plan whose functions make documents the server cannot store, before anything is written: up to
+    DOCSHIFT_PLAN_CHECK_DOCUMENTS real documents per step, transformed in memory, are checked for what the server
+    refuses (check_values), and the first of them is stored on a scratch collection that is dropped at once
+    (engine.probe), for what docshift.servers does not know of. FerretDB 1.24 refuses nested arrays, keys with a dot
+    or `$`, and a Decimal128 (its handler panics and closes the connection), which a run would otherwise meet only
+    when it writes. Also refuses, as sample_plan does, a function returning something unusable. Returns the
+    documents checked per step."""
+    samples = sample_plan(ctx, steps, size=ctx.settings.plan_check_documents, skip_raising=True)
+    for step, pairs in zip(steps, samples):
+        if pairs and (refused := refusal(ctx.db, pairs[0][1])) is not None:
+            raise refused_by_server(ctx, step, refused, pairs[0][1])
+    return check_values(ctx, steps, samples)
+
+
+def check_values(ctx: RunContext, steps: list[Step], samples: list[list[tuple[dict, dict]]]) -> list[int]:
+    """Refuse the first transformed document of `samples` holding a value the server refuses to store, without asking
+    it (docshift.servers.refused_value); returns how many documents were checked per step."""
+    name = server_name(ctx.db)
+    for step, pairs in zip(steps, samples):
         for _, after in pairs:
-            if (refused := refusal(ctx.db, after)) is not None:
-                script = ctx.scripts.get(step.version)
-                raise MigrationFileError(script.path, (
-                    f"migration {step.version} {step.phase or step.direction} returns a document the server refuses "
-                    f"to store: {refused} (made from document _id={after['_id']!r}); nothing was changed"))
+            if (refused := refused_value(name, after)) is not None:
+                raise refused_by_server(ctx, step, refused, after, len(pairs))
+    return [len(pairs) for pairs in samples]
+
+
+def refused_by_server(ctx: RunContext, step: Step, refused: Refusal, after: dict,
+                      checked: int | None = None) -> MigrationFileError:
+    script = ctx.scripts.get(step.version)
+    among = "" if checked is None else f", found among {checked:,} documents transformed in memory"
+    return MigrationFileError(script.path, (
+        f"migration {step.version} {step.phase or step.direction} returns a document the server refuses to store: "
+        f"{refused} (made from document _id={after['_id']!r}{among}); nothing was changed"))
 
 
 def current_plan(ctx: RunContext, target: int) -> tuple[int, list[Step]]:
@@ -236,12 +268,13 @@ def plan_report(ctx: RunContext, target: int) -> Plan:
     """What migrating to `target` would do: the steps, the documents each touches, sample diffs. Writes nothing."""
     current, steps = current_plan(ctx, target)
     notes = check_operations(ctx, steps)
+    checked = check_values(ctx, steps, sample_plan(ctx, steps, size=ctx.settings.plan_check_documents, skip_raising=True))
     counts, samples = count_plan(ctx, steps), sample_plan(ctx, steps)
     planned = []
-    for s, n, pairs, found in zip(steps, counts, samples, notes):
+    for s, n, pairs, found, shapes in zip(steps, counts, samples, notes, checked):
         migration = ctx.scripts.get(s.version).migration
         what = migration.operation.describe(s.collection, s.direction) if migration.operation else None
         planned.append(PlannedStep(s.version, s.direction, s.collection, migration.kind or "collection-level",
                                    migration.description, n, pairs, what, found,
-                                   s.direction == "up" and s.version <= current))
+                                   s.direction == "up" and s.version <= current, shapes))
     return Plan(current, target, planned)

@@ -7,7 +7,6 @@ stores all of these: there the probe passes (one of the differences docshift.ser
 """
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
@@ -18,20 +17,9 @@ from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, Ope
 
 from .. import storage
 from ..errors import DatabaseError
+from ..servers import Refusal
 
 CLOSED = "the server closed the connection instead of storing it"
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """What the server would not store: the field (a dotted path), its value's type, and the server's reason."""
-
-    field: str
-    kind: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"field {self.field!r} ({self.kind}): {self.reason}"
 
 
 def refusal(db: Database, doc: Mapping) -> Refusal | None:

@@ -17,7 +17,7 @@ from ..transform import version_filter
 from .cursor import collection_count
 from .drift import any_below, describe_all, drift_now
 from .faults import fault_point
-from .operation_steps import verify_actions
+from .operation_verify import verify_actions
 from .steps import Step, make_step
 
 

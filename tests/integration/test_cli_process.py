@@ -63,7 +63,8 @@ def test_unusable_connection_is_one_line_without_the_password(env):
 def test_failure_inside_a_flow_run_is_one_line_and_prefect_logs_stay_on_the_server(seeded):
     """FerretDB stores no nested arrays: a migration that writes one is refused by the server inside a task run, the
     run rolls back with that reason, not retried; Prefect logs it (with its traceback) and the terminal shows one line.
-    Only user_150 gets the nested array, so that the pre-flight's sample (test_server_refusals.py) does not meet it."""
+    Only user_150 gets the nested array, and the pre-flight checks only one document (DOCSHIFT_PLAN_CHECK_DOCUMENTS),
+    so that it does not meet it (test_server_refusals.py, test_plan_checks.py)."""
     assert seeded.cli("migrate").returncode == 0
     (seeded.migrations / "0006_matrix.py").write_text(
         "import docshift\nmigration = docshift.Migration(version=6, description='d', collection='users', "
@@ -71,7 +72,7 @@ def test_failure_inside_a_flow_run_is_one_line_and_prefect_logs_stay_on_the_serv
         "down=lambda d: d)\n")
     before = collection_fingerprint(seeded.db.users)
 
-    result = seeded.run("migrate", "--batch-size", "50")
+    result = seeded.run("migrate", "--batch-size", "50", extra={"DOCSHIFT_PLAN_CHECK_DOCUMENTS": "1"})
 
     assert result.returncode == 1
     [error] = result.stderr.strip().splitlines()  # Prefect's log of the failed task run goes to the server only

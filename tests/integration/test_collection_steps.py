@@ -282,3 +282,84 @@ def test_rollback_by_hand_of_the_latest_collection_step(env):
     assert "database is at version 1" in result.stdout
     assert "sku_1" not in indexes(env.db.products)
     assert history(env)[0]["outcome"] == "rolled_back"
+
+
+# --- RenameCollection(drop_target=True) (issue 25, item 8): the existing target is kept like a dropped collection
+# (moved whole into `_docshift_dropped_<run>`, written to the run's mongodump file), then the rename; `down` renames
+# back and puts the target back byte for byte with its indexes; a failure, `rollback --run` and a kill -9 between the
+# two journaled actions converge to the state before.
+
+REPLACE_CATALOG = """\
+migration = docshift.Migration(version=2, description="products replace the old catalog", collection="products",
+                               kind="destructive", operation=docshift.RenameCollection(to="catalog", drop_target={drop}))
+"""
+KILL_AFTER_FIRST_ACTION = {"DOCSHIFT_FAULT": "operation-done:1", "DOCSHIFT_LOCK_LEASE_SECONDS": "2"}
+
+
+def two_collections(env) -> dict:
+    """`products` (300 documents, an index on sku) and the old `catalog` (120 documents, another index)."""
+    env.db.products.insert_many([{"_id": i, "sku": f"S{i}", "price": i * 1.25} for i in range(300)])
+    env.db.products.create_index("sku")
+    env.db.catalog.insert_many([{"_id": bson.ObjectId(), "name": f"old {i}", "nested": {"a": i, "b": [1, 2.0, "x"]}}
+                                for i in range(120)])
+    env.db.catalog.create_index([("name", 1), ("nested.a", -1)], name="name_a")
+    return {name: (raw_snapshot(env.db[name]), indexes(env.db[name])) for name in ("products", "catalog")}
+
+
+def state(env) -> dict:
+    return {name: (raw_snapshot(env.db[name]), indexes(env.db[name])) for name in ("products", "catalog")}
+
+
+def kept_collections(env) -> list[str]:
+    return [n for n in env.db.list_collection_names() if n.startswith("_docshift_dropped_")]
+
+
+def test_rename_onto_an_existing_collection_backs_it_up_and_down_puts_both_back(env):
+    only_migrations(env, **{"0002_replace_catalog": REPLACE_CATALOG.format(drop=False)})
+    before = two_collections(env)
+    untouched = database_snapshot(env.db)
+    assert "cannot rename products to catalog: catalog exists (120 documents)" in refused(env, "plan")
+    assert database_snapshot(env.db) == untouched
+
+    only_migrations(env, **{"0002_replace_catalog": REPLACE_CATALOG.format(drop=True)})
+    plan = ok(env, "plan").stdout
+    assert "rename products to catalog, dropping the existing catalog (kept in the run's backup)" in plan, plan
+    assert database_snapshot(env.db) == untouched
+
+    ok(env, "migrate")
+    assert (raw_snapshot(env.db.catalog), indexes(env.db.catalog)) == before["products"]
+    assert "products" not in env.db.list_collection_names()
+    [entry] = history(env)
+    assert [a["do"] for a in entry["actions"]] == ["drop_collection", "rename"]
+    assert entry["verification"] == "passed"
+    backup = env.db["_backups"].find_one({"_id": entry["_id"]})
+    assert backup["collection"] == "catalog" and backup["documents"] == 120
+    assert {d["_id"]: d.raw for d in dump.read(Path(backup["path"]))} == before["catalog"][0]
+    assert "rename catalog back to products and restore the dropped catalog from its backup" in ok(env, "plan", "1").stdout
+
+    ok(env, "migrate", "1")
+    assert state(env) == before
+    assert kept_collections(env) == []
+    assert [(e["direction"], e["outcome"]) for e in history(env)] == [("up", "applied"), ("down", "reverted")]
+
+
+def test_rename_with_drop_target_rolled_back_after_a_failure_and_after_kill_9_between_its_actions(env):
+    only_migrations(env, **{"0002_replace_catalog": REPLACE_CATALOG.format(drop=True)})
+    before = two_collections(env)
+
+    error = refused(env, "migrate", extra=FAIL_AFTER_ACTION)  # fails once the target is kept, before the rename
+    assert "failed and was rolled back (120 documents restored" in error, error
+    assert state(env) == before and kept_collections(env) == []
+
+    for fault in (KILL_AFTER_DROP, KILL_AFTER_FIRST_ACTION):  # before the target's file is written; after it is
+        killed = env.run("migrate", extra=fault)
+        assert killed.returncode != 0
+        assert "catalog" not in env.db.list_collection_names() and len(kept_collections(env)) == 1
+        run_id = env.ledger.find_one({"_id": "checkpoint"})["run_id"]
+        env.expire_lease()
+        ok(env, "rollback", "--run", run_id)
+        assert state(env) == before and kept_collections(env) == []
+        assert env.ledger.find_one({"_id": "checkpoint"}) is None
+
+    ok(env, "migrate")  # and after all that, the run goes through
+    assert (raw_snapshot(env.db.catalog), indexes(env.db.catalog)) == before["products"]

@@ -68,13 +68,14 @@ def test_the_migrate_flow_makes_the_same_check_without_the_command_line(at_5):
 
 
 def test_a_refused_value_met_during_the_run_is_not_retried_and_is_named(at_5, prefect_api):
-    """Only user_150 gets a Decimal128, so the pre-flight (which samples another user) passes it: the batch's write
-    kills its connection. The server still answers, so the run names what it refused and rolls back at once."""
+    """Only user_150 gets a Decimal128, and the pre-flight checks only one document (DOCSHIFT_PLAN_CHECK_DOCUMENTS), so
+    it passes it: the batch's write kills its connection. The server still answers, so the run names what it refused
+    and rolls back at once."""
     (at_5.migrations / "0006_refused.py").write_text(MIGRATION.format(
         up="{**d, 'balance': Decimal128('12.50')} if d['user_id'] == 'user_150' else {**d, 'balance': 1}"))
     before = collection_fingerprint(at_5.db.users)
 
-    result = at_5.cli("migrate", "--batch-size", "50")
+    result = at_5.cli("migrate", "--batch-size", "50", extra={"DOCSHIFT_PLAN_CHECK_DOCUMENTS": "1"})
 
     assert result.returncode == 1
     [error] = result.stderr.strip().splitlines()

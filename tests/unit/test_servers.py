@@ -35,6 +35,11 @@ def test_what_ferretdb_lacks_is_named_and_mongodb_lacks_nothing():
     assert servers.lacking(servers.FERRETDB, options) == ["partial indexes (partialFilterExpression)",
                                                           "TTL indexes (expireAfterSeconds)"]
     assert servers.lacking(None, options) == []
+    keys = [("title", "text"), ("body", "text"), ("where", "2dsphere"), ("attrs.$**", 1), ("n", -1)]
+    assert servers.lacking(servers.FERRETDB, {"unique": True}, keys) == [
+        "text indexes (text)", "2dsphere indexes (2dsphere)", "wildcard indexes ($**)"]
+    assert servers.lacking(servers.FERRETDB, {}, [("n", 1), ("m", -1)]) == []
+    assert servers.lacking(None, {}, keys) == []
     assert not servers.renames_to_dotted_names(servers.FERRETDB) and servers.renames_to_dotted_names(None)
 
 
@@ -76,3 +81,15 @@ def test_on_the_embedded_server_nothing_skips():
 
 def test_the_marker_is_registered(pytestconfig):
     assert any(line.startswith("embedded_server") for line in pytestconfig.getini("markers"))
+
+
+def test_what_ferretdb_refuses_to_store_is_found_without_asking_it():
+    from bson.decimal128 import Decimal128
+
+    refused = {"grid": ({"grid": [1, [2]]}, "grid", "list"), "dot": ({"a": {"b": [{"c.d": 1}]}}, "a.b.0.c.d", "int"),
+               "dollar": ({"a": {"$e": "x"}}, "a.$e", "str"), "decimal": ({"a": [{"x": Decimal128("1")}]}, "a.0.x", "Decimal128")}
+    for doc, field, kind in refused.values():
+        found = servers.refused_value(servers.FERRETDB, doc)
+        assert (found.field, found.kind) == (field, kind)
+        assert servers.refused_value(None, doc) is None  # MongoDB stores them
+    assert servers.refused_value(servers.FERRETDB, {"a": {"": 1, "b$": [1, {"c": [2]}]}, "m": [{"n": [1]}]}) is None
