@@ -136,12 +136,12 @@ def _check_copy(db: Database, action: Action, step: Step, resuming: bool, vacate
     return None
 
 
-def _check_delete(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+def _check_delete(db: Database, action: Action, step: Step, resuming: bool, vacated: frozenset[str]) -> str | None:
     return None if resuming or db[action.collection].find_one(action.filter, {"_id": 1}) else \
         f"no document of {action.collection} matches {action.filter}: nothing to delete"
 
 
-def _check_undelete(db: Database, action: Action, step: Step, resuming: bool) -> str | None:
+def _check_undelete(db: Database, action: Action, step: Step, resuming: bool, vacated: frozenset[str]) -> str | None:
     source = kept_source(db, step.version, "delete", action.collection)
     if source is None:
         return f"migration {step.version} deleted no documents of {action.collection}: nothing to put back"
