@@ -31,7 +31,7 @@ def check_database(ctx: RunContext, new_database: bool = False) -> None:
     mistyped name, before anything reads it as "version 1, all pending" or writes a ledger into it; `new_database`
     says it is meant."""
     db, scripts = ctx.db, ctx.scripts
-    wanted = sorted({s.migration.collection for s in scripts.scripts.values()})
+    wanted = sorted({m.collection for _, m in scripts.units()})
     if new_database or not wanted:
         return
     present = set(db.list_collection_names())

@@ -107,18 +107,19 @@ class Ledger:
                 checksums[entry["version"]] = entry["checksum"]
         return checksums
 
-    def pre_image_runs(self, version: int, before: str | None = None) -> list[str]:
+    def pre_image_runs(self, version: int, before: str | None = None, part: int | None = None) -> list[str]:
         """The runs whose backups hold the pre-images for reverting `version`, oldest first: every `up` of it since it
         was last reverted that was not rolled back (the first run, its quarantine retries, resumed, paused and
         partitioned runs alike), an interrupted one, and the pre-images a restore kept for the documents it put back.
         Each document's pre-image is in the newest of them that read it. With `before`: as they were when that run
-        started.
+        started. With `part`: of that step of a migration of several steps only (None: of every step; a restore's kept
+        pre-images count for every step).
         """
         runs: list[str] = []
         for e in sorted([*self.history(), *self.kept_pre_images()], key=lambda e: e["started_at"]):
             if e["_id"] == before:
                 break
-            if e["version"] != version:
+            if e["version"] != version or (e.get("kind") != KEPT_PRE_IMAGES and part not in (None, e.get("part", 0))):
                 continue
             if e["direction"] == "down" and e["outcome"] == "reverted":
                 runs.clear()

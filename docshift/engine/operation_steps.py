@@ -24,7 +24,7 @@ from .operations import (Journal, actions_in, check_features, create_index, drop
                          index_info, journal_of, kept_source, rename, same_keys, spec_of, still_to_move,
                          write_dump)
 from .step_run import StepRun
-from .steps import Step
+from .steps import Step, runs_at
 
 
 def where(step: Step) -> str:
@@ -41,8 +41,7 @@ def actions_of(migration: Migration, step: Step) -> list[Action]:
 def check_step(db: Database, migration: Migration, step: Step) -> list[str]:
     """Refuse (OperationError) a step that cannot run on the data as it is now; else notes for the plan (an action
     already done, nothing to drop). A resumed run's half-done state is accepted."""
-    checkpoint = Ledger(db).checkpoint() or {}
-    resuming = (checkpoint.get("version"), checkpoint.get("direction")) == (step.version, step.direction)
+    resuming = runs_at(step, Ledger(db).checkpoint())
     notes = []
     for action in actions_of(migration, step):
         if note := CHECKS[action.do](db, action, step, resuming):

@@ -62,7 +62,7 @@ def restore(ctx: RunContext, backup_id: str, keep_version: bool = False) -> Rest
         ledger.update_entry(backup_id, {"outcome": "restored", "restored_at": now(), "restored_documents": documents})
     behind = 0 if rewind is not None else sum(n for v, n in versions.items() if v < recorded)
     from_pre_images = tuple(v for v in lineage(ctx.scripts, collection, max(versions, default=0))
-                            if ctx.scripts.get(v).migration.down_uses_pre_image)
+                            if any(m.down_uses_pre_image for m in ctx.scripts.get(v).parts))
     keep_pre_images(ctx, entry, from_pre_images)
     return Restored(backup_id, collection, documents, current, current if rewind is None else rewind, behind,
                     from_pre_images)
