@@ -74,7 +74,8 @@ def keep_pre_images(ctx: RunContext, entry: dict, versions: tuple[int, ...]) -> 
     a later `down` must give them back what they held at the backup, not values the restore took away."""
     ledger, docs = Ledger(ctx.db), None
     for version in versions:
-        then, newest = ledger.pre_image_runs(version, before=entry["_id"]), ledger.pre_image_runs(version)
+        part = ctx.scripts.document_part(version, entry["collection"])  # of a migration of several steps: this one's
+        then, newest = ledger.pre_image_runs(version, entry["_id"], part), ledger.pre_image_runs(version, part=part)
         if then == newest or (newest and newest[-1].startswith(f"{entry['_id']}.restored-")):  # restored again: kept
             continue
         if docs is None:
@@ -82,7 +83,7 @@ def keep_pre_images(ctx: RunContext, entry: dict, versions: tuple[int, ...]) -> 
         if kept := pre_images_of(ctx, then, [doc_id for doc_id, at in docs if at >= version]):
             store = f"{entry['_id']}.restored-{uuid.uuid4().hex[:6]}-v{version}"
             save_by_id(storage.pre_images(ctx.db, store), kept)
-            ledger.keep_pre_images(version, store, entry["_id"])
+            ledger.keep_pre_images(version, store, entry["_id"], part)
 
 
 def pre_images_of(ctx: RunContext, run_ids: list[str], doc_ids: list) -> list[dict]:

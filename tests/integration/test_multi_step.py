@@ -160,3 +160,30 @@ def test_loader_refuses_two_steps_on_one_collection_and_mixed_versions(env):
         result = env.cli("plan")
         assert result.returncode == 1 and message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+KILL_IN_A_LATER_STEP = {"DOCSHIFT_FAULT": "batch-written:10", "DOCSHIFT_LOCK_LEASE_SECONDS": "2",
+                        "DOCSHIFT_BATCH_SIZE": "40"}
+
+
+def test_a_run_killed_in_a_later_step_is_undone_whole_by_migrate_down_then_applied_again(env):
+    only_migrations(env, **{"0002_dormant": RENAME_ENUM})
+    seed(env)
+    before = exact(env)
+
+    killed = env.run("migrate", extra=KILL_IN_A_LATER_STEP)  # kill -9 inside step 2 or 3: step 1 is done
+    assert killed.returncode != 0
+    checkpoint = env.ledger.find_one({"_id": "checkpoint"})
+    assert checkpoint["version"] == 2 and checkpoint["part"] >= 1, checkpoint
+    assert (env.ledger.find_one({"_id": "current"}) or {"version": 1})["version"] == 1  # not moved before the last step
+    assert env.db.users.count_documents({"status": "dormant"}) == 42
+    env.expire_lease()
+
+    ok(env, "migrate", "1")  # takes back the interrupted step and the steps of 2 before it
+    assert exact(env) == before
+    assert env.ledger.find_one({"_id": "checkpoint"}) is None
+    assert (env.ledger.find_one({"_id": "current"}) or {"version": 1})["version"] == 1
+
+    ok(env, "migrate")
+    assert env.ledger.find_one({"_id": "current"})["version"] == 2
+    assert [env.db[name].count_documents({"status": "dormant", "schema_version": 2}) for name in COLLECTIONS] == [42] * 3
