@@ -70,19 +70,25 @@ def plan_steps(scripts: ScriptDirectory, current: int, target: int, checkpoint: 
     if checkpoint and checkpoint["version"] in scripts.scripts:
         pending = make_step(scripts, checkpoint["version"], checkpoint["direction"], part=checkpoint.get("part", 0))
         if (pending.version, pending.direction, pending.part) not in {(s.version, s.direction, s.part) for s in steps}:
-            steps[:0] = undo_started(scripts, pending)
+            steps[:0] = undo_started(scripts, pending, current)
     return steps
 
 
-def undo_started(scripts: ScriptDirectory, pending: Step) -> list[Step]:
-    """The steps that take back an interrupted step that the plan goes away from: its opposite, and for a migration of
-    several steps, the opposite of each step of it that ran before (in reverse), so that it is undone as a whole."""
-    opposite = "down" if pending.direction == "up" else "up"
-    ran = [s.part for s in make_steps(scripts, pending.version, pending.direction)]
-    started = ran[: ran.index(pending.part) + 1]
-    record = pending.recorded_before  # where the interrupted step left the record: each undo keeps it there
-    return [replace(make_step(scripts, pending.version, opposite, part=p), recorded_before=record, recorded_after=record)
-            for p in reversed(started)]
+def undo_started(scripts: ScriptDirectory, pending: Step, current: int) -> list[Step]:
+    """The steps that take back an interrupted step that the plan goes away from: its opposite.
+
+    A migration of several steps goes back to the side of it the record is on, as a whole, the record kept at
+    `current`: below it, every step up to the interrupted one goes down (last first: an interrupted up, or the undo
+    of a failed one); at or above it, every step from the interrupted one goes up (an interrupted down, or its undo).
+    The interrupted step itself is then resumed, when that is its own direction, or taken back."""
+    parts = [s.part for s in make_steps(scripts, pending.version, "up")]
+    if len(parts) == 1:
+        return [make_step(scripts, pending.version, "down" if pending.direction == "up" else "up")]
+    at = parts.index(pending.part)
+    back = ([(p, "down") for p in reversed(parts[: at + 1])] if current < pending.version
+            else [(p, "up") for p in parts[at:]])
+    return [replace(make_step(scripts, pending.version, direction, part=p), recorded_before=current,
+                    recorded_after=current) for p, direction in back]
 
 
 def check_checksums(ctx: RunContext, current: int, allow_changed: bool) -> None:

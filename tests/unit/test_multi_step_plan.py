@@ -55,3 +55,14 @@ def test_an_interrupted_step_is_resumed_with_its_migration_or_undone_with_the_st
     undone = plan_steps(SCRIPTS, 2, 2, checkpoint)
     assert where(undone) == [(3, "down", 2, "orders", 3, 2, 2, 2), (3, "down", 1, "users", 3, 3, 2, 2),
                              (3, "down", 0, "users", 3, 1, 2, 2)]  # the record stays at 2 throughout
+
+
+def test_an_interrupted_undo_of_a_failed_step_is_finished_not_reversed():
+    """The undo of steps 0-2 after step 3 failed, killed in step 1's down: the record is below the migration, so a plan
+    that stays there finishes the downs (resuming step 1's) instead of applying the steps again."""
+    checkpoint = {"run_id": "r", **make_step(SCRIPTS, 3, "down", part=1).identity}
+    assert where(plan_steps(SCRIPTS, 2, 2, checkpoint)) == [(3, "down", 1, "users", 3, 3, 2, 2),
+                                                            (3, "down", 0, "users", 3, 1, 2, 2)]
+    interrupted_down = {"run_id": "r", **make_step(SCRIPTS, 3, "down", part=2).identity}
+    assert [(s.part, s.direction, s.recorded_after) for s in plan_steps(SCRIPTS, 3, 3, interrupted_down)] == [
+        (2, "up", 3), (3, "up", 3)]
