@@ -29,7 +29,7 @@ from .output import print_records
 from .loader import ScriptDirectory
 from .phases import check_ready
 from .project import Layout, init_project, new_migration
-from .reports import print_outcome, print_plan, print_quarantined, print_report, print_retention
+from .reports import print_outcome, print_plan, print_quarantined, print_report, print_retention, step_of
 from .settings import find_settings_file, get_settings, project_folder, read_toml_table
 from .spec import INITIAL_VERSION, PHASES, Kind, Phase
 from .stop import Watch, supervise
@@ -62,7 +62,7 @@ def status() -> dict:
         outcome = (Ledger(db).entry(checkpoint["run_id"]) or {}).get("outcome")
         stopped = f"{outcome} at " if outcome in ("paused", "interrupted", "stalled") else ""
         console.print(f"unfinished run  {checkpoint['run_id']}: {checkpoint.get('phase') or checkpoint['direction']} "
-                      f"{checkpoint['version']}, {stopped}{checkpoint['done']:,} of "
+                      f"{checkpoint['version']}{step_of(scripts, checkpoint)}, {stopped}{checkpoint['done']:,} of "
                       f"{checkpoint['total']:,} documents done (resumes on the next "
                       f"{checkpoint.get('phase') or 'migrate'} run)")
         if outcome == "stalled" and (stuck := checkpoint.get("stalled")):

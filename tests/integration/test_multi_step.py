@@ -178,6 +178,8 @@ def test_a_run_killed_in_a_later_step_is_undone_whole_by_migrate_down_then_appli
     assert (env.ledger.find_one({"_id": "current"}) or {"version": 1})["version"] == 1  # not moved before the last step
     assert env.db.users.count_documents({"status": "dormant"}) == 42
     env.expire_lease()
+    status = ok(env, "status").stdout
+    assert f"up 2 (step {checkpoint['part'] + 1} of 3: {checkpoint['collection']})" in status, status
 
     ok(env, "migrate", "1")  # takes back the interrupted step and the steps of 2 before it
     assert exact(env) == before
