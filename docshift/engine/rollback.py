@@ -243,7 +243,8 @@ def rollback_target(ctx: RunContext, run_id: str) -> tuple[Step, bool]:
             raise TargetError(f"run {run_id} is a step of migration {step.version}, whose "
                               f"{len(ctx.scripts.get(step.version).parts)} steps are applied and reverted together: "
                               f"migrate to version {ctx.scripts.global_predecessor(step.version)} or {step.version} instead")
-        if step.phase is None and step.recorded_before == step.recorded_after and own.recorded_before != own.recorded_after:
+        retry = step.recorded_before == step.recorded_after and own.recorded_before != own.recorded_after
+        if step.phase is None and retry:
             raise TargetError(f"run {run_id} retried documents that were behind migration {step.version} (quarantined, "
                               f"restored from an older backup or written at an old version) without moving the recorded "
                               f"version; rolling it back alone would put them behind again beside the documents earlier "
