@@ -236,8 +236,8 @@ def rehearse(target: int | None, sample: int | None, batch_size: int | None, max
 def history() -> list[dict]:
     """Every applied, reverted, rolled-back or unfinished run, oldest first."""
     entries = Ledger(_context().db).history()
-    rows = [{"run": e["_id"], "migration": str(e["version"]), "direction": e["direction"],
-             "collection": e.get("collection", ""), "outcome": e["outcome"],
+    rows = [{"run": e["_id"], "migration": str(e["version"]), "direction": e["direction"], "outcome": e["outcome"],
+             "collection": e.get("collection", ""),
              "started": str(e["started_at"])[:19], "seconds": str(e.get("duration_s", "")),
              "documents": str(e.get("documents", "")), "changed": str(e.get("changed", "")),
              "quarantined": str(e.get("quarantined", "")),
