@@ -30,7 +30,7 @@ from .output import print_records
 from .loader import ScriptDirectory
 from .phases import check_ready
 from .project import Layout, init_project, new_migration
-from .reports import print_outcome, print_plan, print_quarantined, print_report, print_retention
+from .reports import print_outcome, print_plan, print_quarantined, print_report, print_retention, step_of
 from .settings import find_settings_file, get_settings, project_folder, read_toml_table
 from .spec import INITIAL_VERSION, PHASES, Kind, Phase
 from .status import DatabaseStatus, database_status
@@ -59,7 +59,8 @@ def status() -> DatabaseStatus:
                       f"finish it with `docshift rollback --run {run.run_id}`")
     elif run:
         stopped = f"{run.stopped} at " if run.stopped else ""
-        console.print(f"unfinished run  {run.run_id}: {run.what} {run.version}, {stopped}{run.done:,} of "
+        console.print(f"unfinished run  {run.run_id}: {run.what} {run.version}"
+                      f"{step_of(ctx.scripts, run.version, run.part, run.collection)}, {stopped}{run.done:,} of "
                       f"{run.total:,} documents done (resumes on the next "
                       f"{run.what if run.what not in ('up', 'down') else 'migrate'} run)")
         if stuck := run.stalled:
@@ -240,6 +241,7 @@ def history() -> list[dict]:
     """Every applied, reverted, rolled-back or unfinished run, oldest first."""
     entries = Ledger(_context().db).history()
     rows = [{"run": e["_id"], "migration": str(e["version"]), "direction": e["direction"], "outcome": e["outcome"],
+             "collection": e.get("collection", ""),
              "started": str(e["started_at"])[:19], "seconds": str(e.get("duration_s", "")),
              "documents": str(e.get("documents", "")), "changed": str(e.get("changed", "")),
              "quarantined": str(e.get("quarantined", "")),

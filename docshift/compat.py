@@ -49,9 +49,9 @@ def upgrade(doc: Mapping, scripts: ScriptDirectory, collection: str, to_version:
         target = versions[-1] if versions else INITIAL_VERSION
     current = dict(doc)
     for v in versions:
-        step = make_step(scripts, v, "up")
+        step = make_step(scripts, v, "up", part=scripts.document_part(v, collection))
         if v <= target and step.from_version == version_of(current):
-            current = transform_one(scripts.get(v).migration, step, current, None)
+            current = transform_one(scripts.part(v, step.part), step, current, None)
     if version_of(current) != target and target != INITIAL_VERSION:
         raise ValueError(f"cannot upgrade a document at version {version_of(doc)} of {collection!r} to {target}")
     return current

@@ -28,7 +28,8 @@ class RunContext:
 
 
 def migrated_collections(scripts: ScriptDirectory) -> list[str]:
-    return sorted({s.migration.collection for s in scripts.scripts.values()})
+    """The collections every step of every migration changes."""
+    return sorted({m.collection for _, m in scripts.units()})
 
 
 def looks_mistyped(present: Iterable[str], scripts: ScriptDirectory) -> bool:

@@ -107,18 +107,18 @@ class Ledger:
                 checksums[entry["version"]] = entry["checksum"]
         return checksums
 
-    def pre_image_runs(self, version: int, before: str | None = None) -> list[str]:
+    def pre_image_runs(self, version: int, before: str | None = None, part: int | None = None) -> list[str]:
         """The runs whose backups hold the pre-images for reverting `version`, oldest first: every `up` of it since it
         was last reverted that was not rolled back (the first run, its quarantine retries, resumed, paused and
         partitioned runs alike), an interrupted one, and the pre-images a restore kept for the documents it put back.
         Each document's pre-image is in the newest of them that read it. With `before`: as they were when that run
-        started.
+        started. With `part`: of that step of a migration of several steps only (None: of every step).
         """
         runs: list[str] = []
         for e in sorted([*self.history(), *self.kept_pre_images()], key=lambda e: e["started_at"]):
             if e["_id"] == before:
                 break
-            if e["version"] != version:
+            if e["version"] != version or part not in (None, e.get("part", 0)):
                 continue
             if e["direction"] == "down" and e["outcome"] == "reverted":
                 runs.clear()
@@ -130,11 +130,11 @@ class Ledger:
         """The records of pre-images that restores kept (keep_pre_images)."""
         return list(self.coll.find({"kind": KEPT_PRE_IMAGES}))
 
-    def keep_pre_images(self, version: int, store: str, restored_from: str) -> None:
-        """Record that `store` holds the pre-images for reverting `version` of documents that a restore of
-        `restored_from` put back: newer than every run's, a `down` takes those documents' pre-images from it."""
+    def keep_pre_images(self, version: int, store: str, restored_from: str, part: int = 0) -> None:
+        """Record that `store` holds the pre-images for reverting `version` (its step `part`) of documents that a restore
+        of `restored_from` put back: newer than every run's, a `down` takes those documents' pre-images from it."""
         self.coll.insert_one({"_id": store, "kind": KEPT_PRE_IMAGES, "version": version, "direction": "up",
-                              "outcome": "kept", "started_at": now(), "restored_from": restored_from})
+                              "outcome": "kept", "started_at": now(), "restored_from": restored_from, "part": part})
 
     def phases(self, version: int) -> dict:
         """Which phases of migration `version`'s expand-contract change completed: phase -> {completed_at, verified, …}."""

@@ -19,10 +19,11 @@ FILE_NAME = re.compile(r"^(\d+)_\w+\.py$")
 
 @dataclass(frozen=True)
 class Script:
-    """A loaded migration file: the migration, where it came from, and the checksum of its source and of the helper
-    modules it imports from its folder."""
+    """A loaded migration file: its migration (one step, or several steps of one version: `migrations = [...]`), where
+    it came from, and the checksum of its source and of the helper modules it imports from its folder."""
 
     migration: Migration
+    """Its first (often only) step: what the file says about the whole version (its version, its description)."""
     path: Path
     checksum: str
     helpers: tuple[str, ...] = ()
@@ -30,11 +31,18 @@ class Script:
     file_checksum: str | None = None
     """The file's alone, where helpers make it differ from `checksum`: what a docshift that did not checksum helpers
     recorded (see matches)."""
+    later: tuple[Migration, ...] = ()
+    """The further steps of a migration of several (`migrations = [...]`)."""
 
     def matches(self, recorded: str) -> bool:
         """Whether a checksum recorded when the migration ran says it is unchanged. One recorded before helpers were
         checksummed covers the file alone: it is compared with the file alone, as then, until the migration runs again."""
         return recorded in (self.checksum, self.file_checksum)
+
+    @property
+    def parts(self) -> tuple[Migration, ...]:
+        """The steps of this version, in the order they are applied (reverted in the opposite order)."""
+        return (self.migration, *self.later)
 
     @property
     def version(self) -> int:
@@ -88,13 +96,23 @@ class ScriptDirectory:
         earlier = [v for v in self.scripts if v < version]
         return earlier[-1] if earlier else INITIAL_VERSION
 
-    def collection_predecessor(self, version: int) -> int:
-        """The schema version that migration `version` upgrades from, within its own collection: the latest earlier
-        document migration of it, followed back through renames; a collection created by a copy starts at version 1.
-        Collection-level steps (operations) change no document's version."""
-        collection = self.scripts[version].migration.collection
-        for v in reversed([v for v in self.scripts if v < version]):
-            migration = self.scripts[v].migration
+    def part(self, version: int, part: int = 0) -> Migration:
+        """Step `part` of migration `version` (a migration of one step has only step 0)."""
+        return self.scripts[version].parts[part]
+
+    def units(self, below: tuple[int, int] | None = None) -> list[tuple[int, Migration]]:
+        """Every step of every migration as (version, step), in the order they are applied; with `below`, only those
+        applied before step (version, part)."""
+        return [(v, m) for v, s in self.scripts.items() for i, m in enumerate(s.parts)
+                if below is None or (v, i) < below]
+
+    def collection_predecessor(self, version: int, part: int = 0) -> int:
+        """The schema version that step `part` of migration `version` upgrades from, within its own collection: the
+        latest earlier document migration of it (an earlier step of the same migration counts as earlier), followed back
+        through renames; a collection created by a copy starts at version 1. Collection-level steps (operations) change
+        no document's version."""
+        collection = self.part(version, part).collection
+        for v, migration in reversed(self.units(below=(version, part))):
             if migration.operation is None and migration.collection == collection:
                 return v
             if migration.operation is not None and migration.operation.renames_to == collection:
@@ -103,9 +121,14 @@ class ScriptDirectory:
                 return INITIAL_VERSION
         return INITIAL_VERSION
 
+    def document_part(self, version: int, collection: str) -> int:
+        """Which step of migration `version` changes the documents of `collection` (by that name); 0 if none does."""
+        return next((i for i, m in enumerate(self.get(version).parts)
+                     if m.collection == collection and m.operation is None), 0)
+
     def document_versions(self, collection: str) -> list[int]:
         """The migrations that change documents of `collection` (by that name), in order."""
-        return [v for v, s in self.scripts.items() if s.migration.collection == collection and s.migration.operation is None]
+        return [v for v, m in self.units() if m.collection == collection and m.operation is None]
 
 
 def load_file(file: Path) -> Script:
@@ -125,14 +148,48 @@ def load_file(file: Path) -> Script:
             raise MigrationFileError(file, f"cannot import: {type(exc).__name__}: {exc}") from exc
         finally:
             sys.modules.pop(module_name, None)
-    migration = getattr(module, "migration", None)
-    if migration is None:
-        raise MigrationFileError(file, "defines no module-level `migration = docshift.Migration(...)`")
-    if not isinstance(migration, Migration):
-        raise MigrationFileError(file, f"`migration` is a {type(migration).__name__}, not a docshift.Migration")
     helpers = sorted(helpers)
-    return Script(migration=migration, path=file, checksum=checksum_of(source, file.parent, helpers),
-                  helpers=tuple(helpers), file_checksum=hashlib.sha256(source).hexdigest() if helpers else None)
+    first, *later = parts_of(module, file)
+    return Script(migration=first, path=file, checksum=checksum_of(source, file.parent, helpers), helpers=tuple(helpers),
+                  file_checksum=hashlib.sha256(source).hexdigest() if helpers else None, later=tuple(later))
+
+
+def parts_of(module, file: Path) -> tuple[Migration, ...]:
+    """The steps a migration file defines: `migration = docshift.Migration(...)`, or `migrations = [...]`, several steps
+    of one version (each a docshift.Migration of its own collection), applied in that order and reverted together."""
+    one, several = getattr(module, "migration", None), getattr(module, "migrations", None)
+    if one is not None and several is not None:
+        raise MigrationFileError(file, "defines both `migration` and `migrations`: one migration per file")
+    if one is None and several is None:
+        raise MigrationFileError(file, "defines no module-level `migration = docshift.Migration(...)` "
+                                       "(or `migrations = [docshift.Migration(...), ...]` of one version)")
+    parts = (one,) if several is None else several
+    if not isinstance(parts, (list, tuple)) or not parts:
+        raise MigrationFileError(file, "`migrations` must be a non-empty list of docshift.Migration")
+    for i, part in enumerate(parts):
+        if not isinstance(part, Migration):
+            where = "`migration`" if several is None else f"`migrations[{i}]`"
+            raise MigrationFileError(file, f"{where} is a {type(part).__name__}, not a docshift.Migration")
+    check_parts(file, tuple(parts))
+    return tuple(parts)
+
+
+def check_parts(file: Path, parts: tuple[Migration, ...]) -> None:
+    """Several steps of one migration: one version; each collection's documents changed by at most one step (a
+    document moves from its collection's previous version to this one once); no expand-contract phases (they are
+    scheduled per migration)."""
+    if len(parts) == 1:
+        return
+    if len({p.version for p in parts}) > 1:
+        raise MigrationFileError(file, f"the steps of one migration share its version; `migrations` has versions "
+                                       f"{', '.join(str(p.version) for p in parts)}")
+    changed = [p.collection for p in parts if p.operation is None]
+    if twice := sorted({c for c in changed if changed.count(c) > 1}):
+        raise MigrationFileError(file, f"two steps change the documents of {', '.join(twice)}: one step per collection "
+                                       f"(put both changes in one up/down)")
+    if any(p.expand_contract is not None for p in parts):
+        raise MigrationFileError(file, "a migration of several steps has no expand-contract phases: give that step "
+                                       "a migration of its own")
 
 
 @contextmanager

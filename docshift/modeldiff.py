@@ -146,6 +146,7 @@ def latest_target(scripts: ScriptDirectory, collection: str, version: int | None
     """The latest migration of `collection` (up to `version`) that declares a target_model, and that model;
     (None, None) when none does."""
     for v in reversed(scripts.document_versions(collection)):
-        if (version is None or v <= version) and (model := scripts.get(v).migration.target_model) is not None:
+        model = scripts.part(v, scripts.document_part(v, collection)).target_model
+        if (version is None or v <= version) and model is not None:
             return v, model
     return None, None

@@ -82,8 +82,8 @@ def as_index(index: Index) -> Index:
 def migrated_indexes(scripts: ScriptDirectory, collection: str) -> dict[str, MigratedIndex]:
     """The indexes the migrations of `scripts` leave on `collection`, by name (the `_id` index left out)."""
     by_collection: dict[str, dict[str, MigratedIndex]] = {}
-    for version, script in scripts.scripts.items():
-        migration, operation = script.migration, script.migration.operation
+    for version, migration in scripts.units():  # every step of every migration, in order
+        operation = migration.operation
         indexes = by_collection.setdefault(migration.collection, {})
         if isinstance(operation, CreateIndex):
             indexes[operation.spec["name"]] = MigratedIndex(as_index(operation), version)

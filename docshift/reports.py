@@ -6,6 +6,7 @@ from rich.console import Console
 from .engine.drift import advice, describe_all
 from .engine.planning import Plan
 from .engine.retention import Retention
+from .loader import ScriptDirectory
 from .output import print_records, shell, shell_id, size
 from .transform import update_for
 
@@ -30,6 +31,12 @@ def print_plan(console: Console, report: Plan) -> None:
             change = after if step.operation else update_for(before, after, after.get("schema_version", 1))
             console.print(f"      _id {shell_id(before['_id'])}: {'copied as ' if step.operation else ''}{shell(change)}",
                           markup=False, highlight=False)
+
+
+def step_of(scripts: ScriptDirectory, version: int, part: int, collection: str | None) -> str:
+    """Which step of a migration of several steps a run is (nothing for a migration of one)."""
+    steps = len(scripts.get(version).parts) if version in scripts.scripts else 1
+    return f" (step {part + 1} of {steps}: {collection})" if steps > 1 else ""
 
 
 def print_report(console: Console, report, title: str = "docshift") -> None:

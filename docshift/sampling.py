@@ -34,7 +34,7 @@ def target_model(ctx: RunContext, collection: str, version: int | None) -> tuple
     if version is not None:
         if version not in scripts.versions:
             raise TargetError(f"no migration {version}; known: {', '.join(map(str, scripts.versions)) or 'none'}")
-        migration = scripts.get(version).migration
+        migration = scripts.part(version, scripts.document_part(version, collection))
         if migration.target_model is None:
             raise InspectError(f"migration {version} declares no target_model to check documents against")
         return version, migration.target_model

@@ -41,6 +41,9 @@ class Unfinished:
     """Why a rollback started (a rollback only)."""
     stalled: Stall | None = None
     """The partition whose lack of checkpoints paused the run (a `stalled` run only)."""
+    part: int = 0
+    """Which step of its migration (a migration of several steps)."""
+    collection: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,8 @@ def unfinished(checkpoint: dict | None, history: list[dict]) -> Unfinished | Non
     return Unfinished(checkpoint["run_id"], checkpoint["version"], checkpoint.get("phase") or checkpoint["direction"],
                       checkpoint.get("done", 0), checkpoint.get("total", 0),
                       outcome if outcome in ("paused", "interrupted", "stalled") else None,
-                      stalled=Stall(stuck["partition"], stuck["seconds"], stuck["worker"]) if stuck else None)
+                      stalled=Stall(stuck["partition"], stuck["seconds"], stuck["worker"]) if stuck else None,
+                      part=checkpoint.get("part", 0), collection=checkpoint.get("collection"))
 
 
 def last_failure(history: list[dict]) -> Failure | None:

@@ -22,7 +22,7 @@ from docshift.engine.ranges import open_ranges, runs_on_server
 from docshift.engine.retention import Retention
 from docshift.engine.runs import StepResult, StepRun, check_pre_images, open_step_run
 from docshift.engine.state import MigrateOptions, RunOptions, RunState
-from docshift.engine.steps import make_step
+from docshift.engine.steps import Step, make_step
 from docshift.engine.verify import DuringRun
 from docshift.errors import Interrupted, LockLostError, MigrationFailed, PartitionStalled, VerificationFailed
 from docshift.ledger import Ledger, LeaseLock, as_utc, now
@@ -95,11 +95,14 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
         check_pre_images(ctx, steps)
         check_operations(ctx, steps)
         results = []
-        for s in steps:
+        for i, s in enumerate(steps):
             check_stop(f"before migration {s.version} ({s.direction})", "docshift migrate")
             label_run(settings.database, s.version)
-            results.append(applier(settings)(s.version, s.direction, run_options,
-                                             recorded=(s.recorded_before, s.recorded_after), database=settings.database))
+            try:
+                results.append(run_step(settings, s, run_options))
+            except MigrationFailed as exc:
+                undo_together(ctx, steps[:i], s, run_options, exc)
+                raise
             if results[-1].paused:
                 break
         retention = prune_backups(ctx.db, settings) if results and not results[-1].paused else None
@@ -111,6 +114,38 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
                              tuple(reached(ctx.scripts, ahead, version)))
     create_markdown_artifact(report_markdown(report), key="docshift-report", description="docshift migration report")
     return report
+
+
+def run_step(settings, step: Step, options: RunOptions, direction: Direction | None = None) -> StepResult:
+    """One step in an apply-migration subflow (`direction`: the opposite one, to undo it), the record kept as planned."""
+    return applier(settings)(step.version, direction or step.direction, options, recorded=(step.recorded_before,
+                             step.recorded_after), database=settings.database, part=step.part)
+
+
+def undo_together(ctx: RunContext, before: list[Step], failed: Step, options: RunOptions, exc: MigrationFailed) -> None:
+    """A migration of several steps is applied and rolled back together: when one of its steps failed (and was rolled
+    back), the steps of it that this run did before are undone too, last first, each as a run of its own (backup,
+    verification, history entry), the record left where it is; then the failure is raised, saying so. Not for a retry
+    of documents behind the record or an undo (their recorded versions are not their step's own)."""
+    own = make_step(ctx.scripts, failed.version, failed.direction, part=failed.part)
+    if (own.recorded_before, own.recorded_after) != (failed.recorded_before, failed.recorded_after) \
+            or Ledger(ctx.db).checkpoint():  # its own rollback did not finish: that comes first (the error says how)
+        return
+    done = [s for s in before if (s.version, s.direction) == (failed.version, failed.direction)]
+    record, back = failed.recorded_before, "down" if failed.direction == "up" else "up"
+    for s in reversed(done):
+        get_run_logger().error("undoing step %s of migration %s (%s) with it", s.part + 1, s.version, s.collection)
+        try:
+            run_step(ctx.settings, replace(s, recorded_before=record, recorded_after=record), replace(options, deadline=None),
+                     direction=back)
+        except Exception as undo_exc:
+            raise MigrationFailed(f"{exc}; undoing the steps of migration {failed.version} done before it failed too at "
+                                  f"step {s.part + 1} ({s.collection}): {redact(str(undo_exc))}; `docshift migrate "
+                                  f"{record}` finishes the undo") from undo_exc
+    if done:
+        raise MigrationFailed(f"{exc}; the {len(done)} step(s) of migration {failed.version} done before it "
+                              f"({', '.join(s.collection for s in done)}) were undone too: the database stays at "
+                              f"version {record}") from exc
 
 
 def held_lock() -> LeaseLock | None:
@@ -131,20 +166,20 @@ def database_lock(ctx: RunContext, purpose: str) -> Iterator[LeaseLock]:
 
 @flow(name="apply-migration", flow_run_name="{direction}-{version}")
 def apply_migration(version: int, direction: Direction, options: RunOptions, phase: Phase | None = None,
-                    recorded: tuple[int, int] | None = None, database: str | None = None) -> StepResult:
+                    recorded: tuple[int, int] | None = None, database: str | None = None, part: int = 0) -> StepResult:
     """Back up, migrate in checkpointed batches, verify; on failure restore the pre-images and fail plainly.
 
     `recorded` (before, after) differs from the step's own recorded versions only when quarantined documents are
     retried at or below the current version (the run then leaves the recorded version where it is). `phase` runs an expand-contract
-    phase (backfill, cleanup) instead of the whole `up`.
+    phase (backfill, cleanup) instead of the whole `up`. `part`: which step of a migration of several steps.
     """
     ctx = RunContext.open(get_settings(database))
     label_run(ctx.settings.database, version, phase)
-    step = make_step(ctx.scripts, version, direction, phase)
+    step = make_step(ctx.scripts, version, direction, phase, part)
     if recorded is not None:
         step = replace(step, recorded_before=recorded[0], recorded_after=recorded[1])
     if step.operation:
-        check_step(ctx.db, ctx.scripts.get(version).migration, step)  # before this step writes anything
+        check_step(ctx.db, ctx.scripts.part(version, part), step)  # before this step writes anything
     state = start_run(ctx, step, str(flow_run.id) if flow_run.id else None)
     run = open_step_run(ctx, step, state, held_lock(), options)
     try:

@@ -46,7 +46,7 @@ def rehearse(target_version: int | None = None, sample: int | None = None, batch
     check_database(ctx)
     settings, source, scripts = ctx.settings, ctx.db, ctx.scripts
     scratch = source.client[f"{settings.database}_rehearsal_{uuid.uuid4().hex[:8]}"]
-    migrations = [s.migration for s in scripts.scripts.values()]
+    migrations = [m for _, m in scripts.units()]
     read = {name for m in migrations for name in m.reads}
     version = Ledger(source).current_version()
     rehearsal = Rehearsal(settings.database, version,

@@ -29,7 +29,7 @@ def rollback(run_id: str, reason: str = "rolled back by hand") -> RollbackReport
     label_run(ctx.settings.database)
     with LeaseLock(ctx.db, ctx.settings.lock_lease_seconds, f"flow-run {flow_run.id} rollback {run_id}"):
         step, finished = rollback_target(ctx, run_id)
-        undone = rollback_task(ctx.db, ctx.scripts.get(step.version).migration, step, run_id, reason, rewind=finished)
+        undone = rollback_task(ctx.db, ctx.scripts.part(step.version, step.part), step, run_id, reason, rewind=finished)
     announce("migration.rolled-back", ctx.settings.database, step.version, step.phase, reason)
     return RollbackReport(run_id, undone.restored, undone.undone_by_function, Ledger(ctx.db).current_version(),
                           ctx.settings.database)

@@ -24,7 +24,7 @@ from ..loader import ScriptDirectory
 from ..spec import INITIAL_VERSION
 from ..transform import VERSION_FIELD
 from .quarantine import quarantined_ids
-from .steps import make_step
+from .steps import Step, make_step, make_steps
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,7 @@ def lineage(scripts: ScriptDirectory, collection: str, upto: int) -> list[int]:
     followed back through renames; a collection created by a copy starts at version 1; collection-level steps
     change no document's version (as ScriptDirectory.collection_predecessor)."""
     found = []
-    for version in reversed([v for v in scripts.versions if v <= upto]):
-        migration = scripts.get(version).migration
+    for version, migration in reversed([(v, m) for v, m in scripts.units() if v <= upto]):
         if migration.operation is None and migration.collection == collection:
             found.append(version)
         elif migration.operation is not None and migration.operation.renames_to == collection:
@@ -68,8 +67,7 @@ def lineage(scripts: ScriptDirectory, collection: str, upto: int) -> list[int]:
 def collection_names(scripts: ScriptDirectory) -> list[str]:
     """Every collection whose documents the migrations version: changed by one, or renamed or copied into."""
     names: dict[str, None] = {}
-    for version in scripts.versions:
-        migration = scripts.get(version).migration
+    for _, migration in scripts.units():
         if migration.operation is None:
             names[migration.collection] = None
         elif target := (migration.operation.renames_to or migration.operation.creates):
@@ -87,8 +85,7 @@ def expected_versions(scripts: ScriptDirectory, recorded: int, checkpoint: dict 
     unfinished down or rollback, which moves documents below the record before it moves the record."""
     versions = collection_versions(scripts, recorded)
     moving_down = checkpoint and (checkpoint.get("direction") == "down" or checkpoint.get("rolling_back"))
-    if moving_down and checkpoint.get("version") in scripts.scripts:
-        step = make_step(scripts, checkpoint["version"], checkpoint["direction"], checkpoint.get("phase"))
+    for step in checkpoint_steps(scripts, checkpoint) if moving_down else []:
         if step.collection in versions:
             versions[step.collection] = min(versions[step.collection], step.from_version, step.to_version)
     return versions
@@ -101,12 +98,21 @@ def highest_versions(scripts: ScriptDirectory, recorded: int, checkpoint: dict |
     migration in `phased` (expand-contract phases recorded: dual-writes and backfill are at its version early)."""
     versions = collection_versions(scripts, recorded)
     steps = [make_step(scripts, v, "up") for v in phased if v > recorded and v in scripts.scripts]
-    if checkpoint and checkpoint.get("version") in scripts.scripts:
-        steps.append(make_step(scripts, checkpoint["version"], checkpoint["direction"], checkpoint.get("phase")))
-    for step in steps:
+    for step in steps + checkpoint_steps(scripts, checkpoint):
         if step.collection in versions:
             versions[step.collection] = max(versions[step.collection], step.from_version, step.to_version)
     return versions
+
+
+def checkpoint_steps(scripts: ScriptDirectory, checkpoint: dict | None) -> list[Step]:
+    """The steps a run under way moves documents by: the checkpointed one, and the steps of its migration that ran
+    before it (a migration of several steps moves the record only after its last)."""
+    if not checkpoint or checkpoint.get("version") not in scripts.scripts:
+        return []
+    if checkpoint.get("phase"):
+        return [make_step(scripts, checkpoint["version"], checkpoint["direction"], checkpoint["phase"])]
+    ran = make_steps(scripts, checkpoint["version"], checkpoint["direction"])
+    return ran[: [s.part for s in ran].index(checkpoint.get("part", 0)) + 1]
 
 
 def below(version: int) -> dict:

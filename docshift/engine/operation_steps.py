@@ -24,7 +24,7 @@ from .operations import (Journal, actions_in, check_features, create_index, drop
                          index_info, kept_source, rename, same_keys, spec_of, still_to_move,
                          write_dump)
 from .step_run import StepRun
-from .steps import Step
+from .steps import Step, runs_at
 
 
 def where(step: Step) -> str:
@@ -43,8 +43,7 @@ def check_step(db: Database, migration: Migration, step: Step) -> list[str]:
     already done, nothing to drop). A resumed run's half-done state is accepted. Each check is given the collections
     that the step's earlier actions move away (`vacated`: a rename's target dropped first, a restore's name renamed
     back first)."""
-    checkpoint = Ledger(db).checkpoint() or {}
-    resuming = (checkpoint.get("version"), checkpoint.get("direction")) == (step.version, step.direction)
+    resuming = runs_at(step, Ledger(db).checkpoint())
     notes, vacated = [], set()
     for action in actions_of(migration, step):
         if note := CHECKS[action.do](db, action, step, resuming, frozenset(vacated)):

@@ -21,7 +21,7 @@ from ..operations import Action, describe_index, key_list
 from ..servers import NOT_IMPLEMENTED, lacking, server_name
 from .cursor import BatchCursor, collection_count
 from .step_run import StepRun
-from .steps import Step
+from .steps import Step, runs_at
 
 
 
@@ -183,9 +183,10 @@ def journal_of(db: Database, step: Step) -> list[dict]:
     """The journal of the step's current run (the checkpointed one), or of its latest finished run."""
     ledger = Ledger(db)
     checkpoint = ledger.checkpoint()
-    if checkpoint and (checkpoint.get("version"), checkpoint.get("direction")) == (step.version, step.direction):
+    if runs_at(step, checkpoint):
         return actions_in(ledger.entry(checkpoint["run_id"]))
-    finished = [e for e in ledger.history() if (e["version"], e["direction"]) == (step.version, step.direction)
+    mine = (step.version, step.direction, step.part)
+    finished = [e for e in ledger.history() if (e["version"], e["direction"], e.get("part", 0)) == mine
                 and e["outcome"] in ("applied", "reverted")]
     return actions_in(finished[-1]) if finished else []
 

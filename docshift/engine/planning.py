@@ -16,7 +16,7 @@ from .quarantine import quarantined_versions
 from .backups import PreImages, bson_order
 from .probe import refusal
 from .runs import lookup_for, pre_images_for
-from .steps import Step, make_step, transform_one
+from .steps import Step, make_step, make_steps, transform_one
 
 
 @dataclass(frozen=True)
@@ -63,21 +63,36 @@ def plan_steps(scripts: ScriptDirectory, current: int, target: int, checkpoint: 
             f"{checkpoint.get('done', 0):,} of {checkpoint.get('total', 0):,} documents): run that phase again to continue it, "
             f"or `docshift rollback --run {checkpoint['run_id']}`")
     if target >= current:
-        steps = [make_step(scripts, v, "up") for v in scripts.versions if current < v <= target]
+        steps = [s for v in scripts.versions if current < v <= target for s in make_steps(scripts, v, "up")]
     else:
-        steps = [make_step(scripts, v, "down") for v in reversed(scripts.versions) if target < v <= current]
+        steps = [s for v in reversed(scripts.versions) if target < v <= current for s in make_steps(scripts, v, "down")]
     if target >= current and retry_from:
-        retries = [replace(make_step(scripts, v, "up"), recorded_before=current, recorded_after=current)
-                   for v in scripts.versions
-                   if v <= current and scripts.get(v).migration.operation is None
-                   and retry_from.get(scripts.get(v).migration.collection, v + 1) <= v]
+        retries = [replace(s, recorded_before=current, recorded_after=current)
+                   for v in scripts.versions if v <= current for s in make_steps(scripts, v, "up")
+                   if s.operation is None and retry_from.get(s.collection, v + 1) <= v]
         steps = retries + steps
     if checkpoint and checkpoint["version"] in scripts.scripts:
-        pending = (checkpoint["version"], checkpoint["direction"])
-        if pending not in {(s.version, s.direction) for s in steps}:
-            opposite = "down" if pending[1] == "up" else "up"
-            steps.insert(0, make_step(scripts, pending[0], opposite))
+        pending = make_step(scripts, checkpoint["version"], checkpoint["direction"], part=checkpoint.get("part", 0))
+        if (pending.version, pending.direction, pending.part) not in {(s.version, s.direction, s.part) for s in steps}:
+            steps[:0] = undo_started(scripts, pending, current)
     return steps
+
+
+def undo_started(scripts: ScriptDirectory, pending: Step, current: int) -> list[Step]:
+    """The steps that take back an interrupted step that the plan goes away from: its opposite.
+
+    A migration of several steps goes back to the side of it the record is on, as a whole, the record kept at
+    `current`: below it, every step up to the interrupted one goes down (last first: an interrupted up, or the undo
+    of a failed one); at or above it, every step from the interrupted one goes up (an interrupted down, or its undo).
+    The interrupted step itself is then resumed, when that is its own direction, or taken back."""
+    parts = [s.part for s in make_steps(scripts, pending.version, "up")]
+    if len(parts) == 1:
+        return [make_step(scripts, pending.version, "down" if pending.direction == "up" else "up")]
+    at = parts.index(pending.part)
+    back = ([(p, "down") for p in reversed(parts[: at + 1])] if current < pending.version
+            else [(p, "up") for p in parts[at:]])
+    return [replace(make_step(scripts, pending.version, direction, part=p), recorded_before=current,
+                    recorded_after=current) for p, direction in back]
 
 
 def check_checksums(ctx: RunContext, current: int, allow_changed: bool) -> None:
@@ -109,14 +124,14 @@ def migrated_versions(steps: list[Step], index: int) -> list[int]:
 
 def count_plan(ctx: RunContext, steps: list[Step]) -> list[int]:
     """How many documents each step will touch, counted on the data as it is now."""
-    return [planned_documents(ctx.db, ctx.scripts.get(s.version).migration, s) if s.operation
+    return [planned_documents(ctx.db, ctx.scripts.part(s.version, s.part), s) if s.operation
             else ctx.db[s.collection].count_documents(versions_filter(migrated_versions(steps, i)))
             for i, s in enumerate(steps)]
 
 
 def touched(ctx: RunContext, step: Step) -> set[str]:
     """The collections a step changes."""
-    migration = ctx.scripts.get(step.version).migration
+    migration = ctx.scripts.part(step.version, step.part)
     if not step.operation:
         return {step.collection}
     return {name for a in actions_of(migration, step) for name in (a.collection, a.to) if name}
@@ -129,11 +144,11 @@ def check_operations(ctx: RunContext, steps: list[Step]) -> list[tuple[str, ...]
     notes, changed = [], set()
     for step in steps:
         if step.operation:
-            check_server_features(ctx.db, ctx.scripts.get(step.version).migration, step)
+            check_server_features(ctx.db, ctx.scripts.part(step.version, step.part), step)
         if step.operation and touched(ctx, step) & changed:
             notes.append((f"checked when it runs: an earlier step changes {', '.join(sorted(touched(ctx, step) & changed))}",))
         elif step.operation:
-            notes.append(tuple(check_step(ctx.db, ctx.scripts.get(step.version).migration, step)))
+            notes.append(tuple(check_step(ctx.db, ctx.scripts.part(step.version, step.part), step)))
         else:
             notes.append(())
         changed |= touched(ctx, step)
@@ -156,7 +171,7 @@ def sample_plan(ctx: RunContext, steps: list[Step], size: int = 2, skip_raising:
             continue
         docs = sorted(ctx.db[step.collection].find(versions_filter(migrated_versions(steps, i))).limit(size),
                       key=lambda d: bson_order(d["_id"]))  # in `_id` order, as pre-images are streamed
-        lookups = {s.version: lookup_for(ctx.db, ctx.scripts.get(s.version).migration) for s, _ in chain}
+        lookups = {(s.version, s.part): lookup_for(ctx.db, ctx.scripts.part(s.version, s.part)) for s, _ in chain}
         for lookup in lookups.values():
             lookup.new_batch(docs)  # one prefetch for all of them, as a run's batch has
         for doc in docs:
@@ -171,7 +186,7 @@ def sample_plan(ctx: RunContext, steps: list[Step], size: int = 2, skip_raising:
 
 def sample_copies(ctx: RunContext, step: Step, size: int) -> list[tuple[dict, dict]]:
     """For a copy into a new collection: real documents and what the new collection would get of them."""
-    migration = ctx.scripts.get(step.version).migration
+    migration = ctx.scripts.part(step.version, step.part)
     action = actions_of(migration, step)[0]
     if action.do != "copy":
         return []
@@ -182,15 +197,16 @@ def sample_copies(ctx: RunContext, step: Step, size: int) -> list[tuple[dict, di
 
 
 def _chained(ctx: RunContext, chain: list[tuple[Step, PreImages | None]], doc: dict,
-             lookups: dict[int, Lookup]) -> list[tuple[Step, dict, dict]]:
+             lookups: dict[tuple[int, int], Lookup]) -> list[tuple[Step, dict, dict]]:
     """`doc` through each step of `chain` that takes its version, in order: (step, before, after) for each; each
     function given its migration's lookups."""
     version, done = doc.get("schema_version") or INITIAL_VERSION, []
     for s, pre in chain:
         if s.from_version == version:
-            script = ctx.scripts.get(s.version)
+            script, migration = ctx.scripts.get(s.version), ctx.scripts.part(s.version, s.part)
             try:
-                after = transform_one(script.migration, s, doc, pre.get(doc["_id"]) if pre else None, lookups[s.version])
+                after = transform_one(migration, s, doc, pre.get(doc["_id"]) if pre else None,
+                                      lookups[(s.version, s.part)])
             except TransformError as exc:
                 if exc.__cause__ is None:  # no exception inside the function: what it returned is unusable
                     raise MigrationFileError(script.path, str(exc)) from exc
@@ -272,7 +288,7 @@ def plan_report(ctx: RunContext, target: int) -> Plan:
     counts, samples = count_plan(ctx, steps), sample_plan(ctx, steps)
     planned = []
     for s, n, pairs, found, shapes in zip(steps, counts, samples, notes, checked):
-        migration = ctx.scripts.get(s.version).migration
+        migration = ctx.scripts.part(s.version, s.part)
         what = migration.operation.describe(s.collection, s.direction) if migration.operation else None
         planned.append(PlannedStep(s.version, s.direction, s.collection, migration.kind or "collection-level",
                                    migration.description, n, pairs, what, found,

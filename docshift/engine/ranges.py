@@ -54,7 +54,8 @@ def span(lo: ObjectId, hi: ObjectId | None) -> dict:
 def runs_on_server(run: StepRun) -> bool:
     """Whether this step's documents are updated on the server: an `up` of a migration declared as an update, and no
     earlier run of it since it was last reverted (whose pre-images a later `down` would otherwise prefer)."""
-    return server_side(run.migration, run.step) and set(Ledger(run.db).pre_image_runs(run.step.version)) <= {run.state.run_id}
+    earlier = Ledger(run.db).pre_image_runs(run.step.version, part=run.step.part)
+    return server_side(run.migration, run.step) and set(earlier) <= {run.state.run_id}
 
 
 def range_filter(run: StepRun) -> dict:

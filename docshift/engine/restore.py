@@ -62,7 +62,7 @@ def restore(ctx: RunContext, backup_id: str, keep_version: bool = False) -> Rest
         ledger.update_entry(backup_id, {"outcome": "restored", "restored_at": now(), "restored_documents": documents})
     behind = 0 if rewind is not None else sum(n for v, n in versions.items() if v < recorded)
     from_pre_images = tuple(v for v in lineage(ctx.scripts, collection, max(versions, default=0))
-                            if ctx.scripts.get(v).migration.down_uses_pre_image)
+                            if any(m.down_uses_pre_image for m in ctx.scripts.get(v).parts))
     keep_pre_images(ctx, entry, from_pre_images)
     return Restored(backup_id, collection, documents, current, current if rewind is None else rewind, behind,
                     from_pre_images)
@@ -74,7 +74,8 @@ def keep_pre_images(ctx: RunContext, entry: dict, versions: tuple[int, ...]) -> 
     a later `down` must give them back what they held at the backup, not values the restore took away."""
     ledger, docs = Ledger(ctx.db), None
     for version in versions:
-        then, newest = ledger.pre_image_runs(version, before=entry["_id"]), ledger.pre_image_runs(version)
+        part = ctx.scripts.document_part(version, entry["collection"])  # of a migration of several steps: this one's
+        then, newest = ledger.pre_image_runs(version, entry["_id"], part), ledger.pre_image_runs(version, part=part)
         if then == newest or (newest and newest[-1].startswith(f"{entry['_id']}.restored-")):  # restored again: kept
             continue
         if docs is None:
@@ -82,7 +83,7 @@ def keep_pre_images(ctx: RunContext, entry: dict, versions: tuple[int, ...]) -> 
         if kept := pre_images_of(ctx, then, [doc_id for doc_id, at in docs if at >= version]):
             store = f"{entry['_id']}.restored-{uuid.uuid4().hex[:6]}-v{version}"
             save_by_id(storage.pre_images(ctx.db, store), kept)
-            ledger.keep_pre_images(version, store, entry["_id"])
+            ledger.keep_pre_images(version, store, entry["_id"], part)
 
 
 def pre_images_of(ctx: RunContext, run_ids: list[str], doc_ids: list) -> list[dict]:

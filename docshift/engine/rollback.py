@@ -71,7 +71,7 @@ def rollback(db: Database, migration: Migration, step: Step, run_id: str, reason
     if pending and pending["run_id"] == run_id and pending.get("rolling_back"):
         reason = pending["reason"]  # finishing an interrupted rollback: keep why it started, and whether it rewinds
         rewind = rewind or pending.get("rewind", False)
-    ledger.start_checkpoint({"run_id": run_id, "version": step.version, "direction": step.direction,
+    ledger.start_checkpoint({"run_id": run_id, "version": step.version, "direction": step.direction, "part": step.part,
                              "rolling_back": True, "reason": reason, "rewind": rewind})
     if migration.operation is not None:
         settings = get_settings()
@@ -203,6 +203,15 @@ def undo_written_since(coll: Collection, migration: Migration, step: Step) -> in
     return count
 
 
+def together(ctx: RunContext, own: Step, step: Step) -> bool:
+    """Whether a finished run of a migration of several steps may not be rolled back alone: it moved the record (the
+    migration's last step), or it undid or retried a step (its recorded versions are not its step's own). A step
+    before the last, left applied when a run stopped between steps, may (the record stays where it is)."""
+    moved = own.recorded_before != own.recorded_after
+    return len(ctx.scripts.get(own.version).parts) > 1 and (
+        moved or (own.recorded_before, own.recorded_after) != (step.recorded_before, step.recorded_after))
+
+
 def rollback_target(ctx: RunContext, run_id: str) -> tuple[Step, bool]:
     """The step of a run that may be rolled back by hand, and whether it had finished (then the version rewinds too).
 
@@ -212,9 +221,9 @@ def rollback_target(ctx: RunContext, run_id: str) -> tuple[Step, bool]:
     entry = ledger.entry(run_id)
     if entry is None:
         raise TargetError(f"no run {run_id!r} in this database's history (see `docshift history`)")
-    step = make_step(ctx.scripts, entry["version"], entry["direction"], entry.get("phase"))
-    step = replace(step, recorded_before=entry.get("recorded_before", step.recorded_before),  # a retry's own
-                   recorded_after=entry.get("recorded_after", step.recorded_after))
+    own = make_step(ctx.scripts, entry["version"], entry["direction"], entry.get("phase"), entry.get("part", 0))
+    step = replace(own, recorded_before=entry.get("recorded_before", own.recorded_before),  # a retry's own
+                   recorded_after=entry.get("recorded_after", own.recorded_after))
     checkpoint = ledger.checkpoint()
     if checkpoint and checkpoint["run_id"] == run_id:
         return step, False
@@ -230,7 +239,12 @@ def rollback_target(ctx: RunContext, run_id: str) -> tuple[Step, bool]:
             raise TargetError(f"run {run_id} took back the partial changes of the interrupted run {entry['undoes']}; "
                               f"rolling it back would leave them half-applied: apply migration {step.version} "
                               f"{undone.direction} completely with `docshift migrate {undone.recorded_after}`")
-        if step.phase is None and step.recorded_before == step.recorded_after:
+        if together(ctx, own, step):
+            raise TargetError(f"run {run_id} is a step of migration {step.version}, whose "
+                              f"{len(ctx.scripts.get(step.version).parts)} steps are applied and reverted together: "
+                              f"migrate to version {ctx.scripts.global_predecessor(step.version)} or {step.version} instead")
+        retry = step.recorded_before == step.recorded_after and own.recorded_before != own.recorded_after
+        if step.phase is None and retry:
             raise TargetError(f"run {run_id} retried documents that were behind migration {step.version} (quarantined, "
                               f"restored from an older backup or written at an old version) without moving the recorded "
                               f"version; rolling it back alone would put them behind again beside the documents earlier "

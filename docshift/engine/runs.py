@@ -18,7 +18,7 @@ from .operation_steps import planned_documents
 from .quarantine import clear_quarantine
 from .state import RunOptions, RunState
 from .step_run import StepRun
-from .steps import Step, server_side, wants_pre_image
+from .steps import Step, runs_at, server_side, wants_pre_image
 from .verify import Verification, written_during_run
 
 
@@ -59,7 +59,7 @@ def start_or_resume(ctx: RunContext, step: Step, flow_run_id: str | None) -> Run
     """
     ledger = Ledger(ctx.db)
     checkpoint = ledger.checkpoint()
-    if checkpoint and (checkpoint["version"], checkpoint["direction"], checkpoint.get("phase")) == (step.version, step.direction, step.phase):
+    if runs_at(step, checkpoint):
         state = RunState.from_checkpoint(checkpoint)
         if ledger.entry(state.run_id) is None:
             _record_start(ctx, step, state, checkpoint.get("undoes"))
@@ -72,7 +72,7 @@ def start_or_resume(ctx: RunContext, step: Step, flow_run_id: str | None) -> Run
     if checkpoint:  # the opposite step of an interrupted one: it ends that run
         undoes = checkpoint["run_id"]
         ledger.update_entry(undoes, {"outcome": "abandoned", "finished_at": now()})
-    coll, migration = ctx.db[step.collection], ctx.scripts.get(step.version).migration
+    coll, migration = ctx.db[step.collection], ctx.scripts.part(step.version, step.part)
     count = collection_count(coll)
     if step.operation:
         total = planned_documents(ctx.db, migration, step)
@@ -93,7 +93,8 @@ def _record_start(ctx: RunContext, step: Step, state: RunState, undoes: str | No
     script = ctx.scripts.get(step.version)
     Ledger(ctx.db).start_entry({
         "_id": state.run_id, "version": step.version, "direction": step.direction,
-        "description": script.migration.description, "collection": step.collection, "checksum": script.checksum,
+        "description": ctx.scripts.part(step.version, step.part).description, "collection": step.collection,
+        "part": step.part, "checksum": script.checksum,
         "started_at": state.started_at, "finished_at": None, "outcome": "running", "matched": 0, "changed": 0,
         "flow_run_id": state.flow_run_id, "backup": state.backup, "resumed": 0, "phase": step.phase,
         "recorded_before": step.recorded_before, "recorded_after": step.recorded_after, "undoes": undoes,
@@ -104,7 +105,7 @@ def _record_start(ctx: RunContext, step: Step, state: RunState, undoes: str | No
 def open_step_run(ctx: RunContext, step: Step, state: RunState, lock: LeaseLock | LockWatch | None,
                   options: RunOptions, selector: dict | None = None) -> StepRun:
     """The run's working parts: batch sizer, throttle, and the pre-images a `down` gives back."""
-    settings, migration = ctx.settings, ctx.scripts.get(step.version).migration
+    settings, migration = ctx.settings, ctx.scripts.part(step.version, step.part)
     return StepRun(
         db=ctx.db, migration=migration, step=step, state=state, selector=step.selector if selector is None else selector,
         lock=lock, sizer=BatchSizer.for_server(ctx.db, options.batch_size, settings.batch_time_seconds),
@@ -125,9 +126,9 @@ def pre_images_for(ctx: RunContext, step: Step) -> PreImages | None:
     if step.direction != "down" or step.operation:
         return None
     try:
-        return PreImages(ctx.db, Ledger(ctx.db).pre_image_runs(step.version))
+        return PreImages(ctx.db, Ledger(ctx.db).pre_image_runs(step.version, part=step.part))
     except BackupError:
-        if wants_pre_image(ctx.scripts.get(step.version).migration, step):
+        if wants_pre_image(ctx.scripts.part(step.version, step.part), step):
             raise
         return None
 

@@ -30,6 +30,8 @@ class Step:
     removes: tuple[str, ...] = ()
     operation: str | None = None
     """A collection-level step's operation (`CreateIndex`, …): it changes no document's schema version."""
+    part: int = 0
+    """Which step of its migration (`migrations = [...]`: several steps of one version; 0 for a migration of one)."""
 
     @property
     def label(self) -> str:
@@ -48,13 +50,31 @@ class Step:
     @property
     def identity(self) -> dict:
         """What a checkpoint records of its step, so that a plan can tell whether to resume or undo it."""
-        return {"version": self.version, "direction": self.direction, "phase": self.phase, "collection": self.collection}
+        return {"version": self.version, "direction": self.direction, "phase": self.phase, "collection": self.collection,
+                "part": self.part}
 
 
-def make_step(scripts: ScriptDirectory, version: int, direction: Direction, phase: Phase | None = None) -> Step:
-    """The step of `version` in `direction`; a `phase` of an expand-contract change (backfill, cleanup) is an `up`."""
-    migration = scripts.get(version).migration
-    before, recorded_before = scripts.collection_predecessor(version), scripts.global_predecessor(version)
+def runs_at(step: Step, checkpoint: dict | None) -> bool:
+    """Whether `checkpoint` is of a run of `step` (same migration, step of it, direction and phase): then it resumes."""
+    return bool(checkpoint) and (checkpoint.get("version"), checkpoint.get("direction"), checkpoint.get("phase"),
+                                 checkpoint.get("part", 0)) == (step.version, step.direction, step.phase, step.part)
+
+
+def make_steps(scripts: ScriptDirectory, version: int, direction: Direction) -> list[Step]:
+    """Every step of migration `version` in `direction`, in the order they run: up in the file's order, down reversed."""
+    steps = [make_step(scripts, version, direction, part=i) for i in range(len(scripts.get(version).parts))]
+    return steps if direction == "up" else steps[::-1]
+
+
+def make_step(scripts: ScriptDirectory, version: int, direction: Direction, phase: Phase | None = None,
+              part: int = 0) -> Step:
+    """Step `part` of `version` in `direction`; a `phase` of an expand-contract change (backfill, cleanup) is an `up`.
+
+    Of a migration of several steps, only the last to run moves the recorded version (up: the last, down: the first):
+    until then the database is recorded where it was, and an interrupted or failed migration is undone as a whole."""
+    migration = scripts.part(version, part)
+    before, recorded_before = scripts.collection_predecessor(version, part), scripts.global_predecessor(version)
+    last = len(scripts.get(version).parts) - 1
     if phase == "cleanup":
         return Step(version=version, direction=direction, collection=migration.collection, from_version=version,
                     to_version=version, recorded_before=version, recorded_after=version, phase=phase,
@@ -62,11 +82,12 @@ def make_step(scripts: ScriptDirectory, version: int, direction: Direction, phas
     operation = type(migration.operation).__name__ if migration.operation is not None else None
     if direction == "up":
         return Step(version=version, direction="up", collection=migration.collection, from_version=before,
-                    to_version=version, recorded_before=recorded_before, recorded_after=version, phase=phase,
-                    operation=operation)
+                    to_version=version, recorded_before=recorded_before,
+                    recorded_after=version if part == last else recorded_before, phase=phase, operation=operation,
+                    part=part)
     return Step(version=version, direction="down", collection=migration.collection, from_version=version,
-                to_version=before, recorded_before=version, recorded_after=recorded_before, phase=phase,
-                operation=operation)
+                to_version=before, recorded_before=version, recorded_after=recorded_before if part == 0 else version,
+                phase=phase, operation=operation, part=part)
 
 
 def step_function(migration: Migration, step: Step) -> tuple[Callable, bool]:

@@ -18,7 +18,7 @@ from .cursor import collection_count
 from .drift import any_below, describe_all, drift_now
 from .faults import fault_point
 from .operation_verify import verify_actions
-from .steps import Step, make_step
+from .steps import Step, make_steps
 
 
 @dataclass(frozen=True)
@@ -179,8 +179,10 @@ def verify_applied(ctx: RunContext, version: int | None) -> tuple[int, Verificat
     if version == INITIAL_VERSION:
         result, collections = Verification(), None
     else:
-        step = make_step(ctx.scripts, version, "up")
-        result, collections = verify_step(ctx.db, ctx.scripts.get(version).migration, step, None), [step.collection]
+        result, collections = Verification(), []
+        for step in make_steps(ctx.scripts, version, "up"):  # each step of the migration, its checks in one list
+            result.checks += verify_step(ctx.db, ctx.scripts.part(version, step.part), step, None).checks
+            collections.append(step.collection)
     behind = drift_now(ctx.db, ctx.scripts, collections if asked else None)
     result.add("documents behind or ahead of their collection's recorded version (drift)", 0, describe_all(behind) or 0, not behind)
     return version, result
