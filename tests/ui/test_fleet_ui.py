@@ -1,24 +1,20 @@
 """A fleet run as an operator opens it in the Prefect UI: the `migrate-fleet` run lists its child `migrate` runs (one
 per tenant database), and its `docshift-fleet` table names each database with its outcome."""
 
-import re
-
 from playwright.sync_api import expect, sync_playwright
 
 from tests.support.fleet import tenants
 from tests.support.prefect_api import api_post
-from tests.ui.test_ui import CHROMIUM_ARGS, SHOTS, WAIT_MS, artifact_card, open_artifacts_tab, png_size, shoot
+from tests.support.ui import (CHROMIUM_ARGS, SHOTS, WAIT_MS, artifact_card, open_artifacts_tab, open_tab, png_size,
+                              shoot)
 
 
-def open_tab(page, ui: str, flow_run_id: str, name: str) -> None:
-    """Open a flow run's tab by clicking it, as a person does (the UI may fall back from `?tab=` while it loads)."""
-    page.goto(f"{ui}/runs/flow-run/{flow_run_id}", timeout=WAIT_MS)
-    tab = page.locator("li.p-tab", has_text=name)
-    tab.click(timeout=WAIT_MS)
-    expect(tab).to_have_class(re.compile(r"\bp-tab__active\b"), timeout=WAIT_MS)
+NAMES = ("fleet-run-subflows", "fleet-artifact")
 
 
 def test_fleet_run_shows_its_child_runs_and_the_table_of_databases_in_chromium(env, prefect_api):
+    for name in NAMES:  # the screenshots checked at the end must be this run's
+        (SHOTS / f"{name}.png").unlink(missing_ok=True)
     with tenants(env, 3, 20) as fleet:
         run = env.cli("fleet", "migrate", "--databases", fleet.glob, "--concurrency", "3")
         assert run.returncode == 0, run.stdout + run.stderr
@@ -52,6 +48,6 @@ def test_fleet_run_shows_its_child_runs_and_the_table_of_databases_in_chromium(e
             finally:
                 browser.close()
 
-    for name in ("fleet-run-subflows", "fleet-artifact"):
+    for name in NAMES:
         path = SHOTS / f"{name}.png"
         assert png_size(path)[0] == 1920 and path.stat().st_size > 20_000, path
