@@ -1,18 +1,20 @@
 """A fleet of tenant databases: how long `docshift fleet status` reads them, and `docshift fleet migrate` against the
 wrapper loop (`docshift migrate` once per database, each its own process, as migrate-mongo users do).
 
-    .venv/bin/python -m benchmarks.fleet URI [TENANTS] [USERS] [--migrate] [--concurrency 1,2,4]
+    .venv/bin/python -m benchmarks.fleet URI [TENANTS] [USERS] [--migrate] [--loop N] [--concurrency 1,2,4]
 
 Seeds TENANTS databases `bench_fleet_NNN` (200) of USERS users (1,000) at version 1 on the server at URI, times
-`fleet status` on them (the ledgers read concurrently on one client); with --migrate, times the wrapper loop on a
-copy of the first half of them and the fleet run at each concurrency on fresh seeds, and reports seconds, per-tenant
-overhead (wall time minus the batch loops' own time, recorded in each history entry) and docs/s. Every run reports
-to one Prefect server (PREFECT_API_URL's, or one started for the benchmark), as a team's would. The databases are
-dropped at the end.
+`fleet status` on them (the ledgers read concurrently on one client); with --migrate, times the wrapper loop on the
+first N of them (default half; its time per tenant extrapolated to the whole fleet, labelled so) and the fleet run at
+each concurrency on fresh seeds, and reports seconds, per-tenant overhead (wall time minus the batch loops' own time,
+recorded in each history entry, divided by the concurrency), docs/s, the client's CPU seconds (the docshift
+processes') and the speed-up over the loop. Every run reports to one Prefect server (PREFECT_API_URL's, or one
+started for the benchmark), as a team's would. The databases are dropped at the end.
 """
 
 import argparse
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -34,6 +36,12 @@ def seed(client, names: list[str], users: int) -> None:
     for i, name in enumerate(names):
         client.drop_database(name)
         seed_users(client[name], users, seed=i)
+
+
+def client_cpu() -> float:
+    """CPU seconds used so far by the docshift processes this benchmark started (and waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def docshift(uri: str, *args: str) -> float:
@@ -73,6 +81,7 @@ def measure() -> None:
     parser.add_argument("tenants", nargs="?", type=int, default=200)
     parser.add_argument("users", nargs="?", type=int, default=1000)
     parser.add_argument("--migrate", action="store_true")
+    parser.add_argument("--loop", type=int, default=None, help="tenants the wrapper loop runs (default half)")
     parser.add_argument("--concurrency", default="1,2,4")
     args = parser.parse_args()
     client = pymongo.MongoClient(args.uri)
@@ -87,18 +96,26 @@ def measure() -> None:
               f"{time.monotonic() - start:.2f} s")
         if not args.migrate:
             return
-        half = names[: max(1, args.tenants // 2)]
-        seed(client, half, args.users)
-        loop = sum(docshift(args.uri, "--database", n, "migrate") for n in half)
-        overhead = (loop - work_seconds(client, half)) / len(half)
-        print(f"wrapper loop, {len(half)} databases: {loop:.1f} s, {len(half) * args.users / loop:,.0f} docs/s, "
-              f"per-tenant overhead {overhead:.2f} s")
+        part = names[: args.loop or max(1, args.tenants // 2)]
+        seed(client, part, args.users)
+        cpu = client_cpu()
+        loop = sum(docshift(args.uri, "--database", n, "migrate") for n in part)
+        cpu = client_cpu() - cpu
+        per_tenant = loop / len(part)
+        overhead = (loop - work_seconds(client, part)) / len(part)
+        print(f"wrapper loop, {len(part)} databases measured: {loop:.1f} s ({per_tenant:.2f} s a tenant), "
+              f"{len(part) * args.users / loop:,.0f} docs/s, per-tenant overhead {overhead:.2f} s, client CPU "
+              f"{cpu / len(part):.2f} s a tenant; extrapolated to {len(names)} databases: "
+              f"{per_tenant * len(names):.1f} s")
         for concurrency in args.concurrency.split(","):
             seed(client, names, args.users)
+            cpu = client_cpu()
             fleet = docshift(args.uri, "fleet", "migrate", "--databases", f"{PREFIX}*", "--concurrency", concurrency)
+            cpu = client_cpu() - cpu
             overhead = (fleet - work_seconds(client, names) / int(concurrency)) / len(names)
             print(f"fleet migrate, concurrency {concurrency}, {len(names)} databases: {fleet:.1f} s, "
-                  f"{len(names) * args.users / fleet:,.0f} docs/s, per-tenant overhead {overhead:.2f} s")
+                  f"{len(names) * args.users / fleet:,.0f} docs/s, per-tenant overhead {overhead:.2f} s, client CPU "
+                  f"{cpu:.1f} s ({cpu / len(names):.2f} s a tenant), {per_tenant * len(names) / fleet:.1f}x the loop")
     finally:
         for name in names:
             client.drop_database(name)

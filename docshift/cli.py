@@ -286,6 +286,14 @@ def fleet_status(
     fleet_commands.status(databases, as_json)
 
 
+@fleet_app.command("verify")
+def fleet_verify(version: Target = None, databases: Databases = None) -> None:
+    """Re-run the verification checks of each selected database (default: its current version), several at once:
+    one line per database and a summary; exit 1 when any fails."""
+    if not fleet_commands.verify(databases, version):
+        raise typer.Exit(1)
+
+
 @fleet_app.command("migrate")
 @with_options(FleetOptions)
 @with_options(MigrateOptions)

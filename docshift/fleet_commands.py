@@ -1,14 +1,20 @@
 """What each `docshift fleet` command does (the CLI only parses arguments): status reads every selected database's
-ledger directly, concurrently; migrate runs the `migrate-fleet` Prefect flow (flows/fleet.py)."""
+ledger directly, concurrently; verify re-checks each database's applied migration, concurrently; migrate runs the
+`migrate-fleet` Prefect flow (flows/fleet.py)."""
 
 import dataclasses
 import json
+from concurrent.futures import ThreadPoolExecutor
+
+from pymongo.errors import PyMongoError
 
 from .command import console, run_flow
+from .context import RunContext
 from .db import connect, redact
 from .engine.drift import describe_all
 from .engine.state import MigrateOptions
-from .errors import Interrupted
+from .engine.verify import verify_applied
+from .errors import DocshiftError, Interrupted
 from .fleet import FleetOptions, Reading, read_statuses, select_fleet, summary, wave_sizes
 from .ledger import Ledger
 from .loader import ScriptDirectory
@@ -77,6 +83,46 @@ def as_record(r: Reading) -> dict:
     record["drift_text"] = describe_all(list(r.status.drift)) if r.status.drift else None
     record["lock_live"] = bool(r.status.lock and r.status.lock.live)
     return record
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """One database's verification in `fleet verify`: its version and the checks that failed (or why it could not
+    be verified)."""
+
+    database: str
+    version: int | None = None
+    failed: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed and self.error is None
+
+
+def verify(selector: str | None, version: int | None, workers: int = 8) -> bool:
+    """`docshift verify [VERSION]` of every selected database, several at once: one line per database and a summary;
+    False when any database failed a check or could not be verified."""
+    settings = get_settings()
+    fleet = select_fleet(settings, ScriptDirectory.load(settings.migrations_dir), selector)
+    with ThreadPoolExecutor(max_workers=min(workers, len(fleet.databases) or 1)) as pool:
+        results = list(pool.map(lambda name: verify_one(name, version), fleet.databases))
+    for r in results:
+        state = ("passed" if r.passed else f"FAILED: {'; '.join(r.failed)}") if r.error is None else f"ERROR: {r.error}"
+        console.print(f"{r.database:28} {'-' if r.version is None else r.version:>3}  {state}", markup=False, highlight=False)
+    failed = sum(not r.passed for r in results)
+    console.print(f"{len(results) - failed} passed, {failed} failed of {len(results)} databases"
+                  + (f" ({len(fleet.mistyped)} mistyped not verified)" if fleet.mistyped else ""), markup=False)
+    return failed == 0
+
+
+def verify_one(database: str, version: int | None) -> Checked:
+    try:
+        checked, result = verify_applied(RunContext.open(get_settings(database)), version)
+    except (DocshiftError, PyMongoError) as exc:
+        return Checked(database, error=redact(str(exc)))
+    return Checked(database, checked, tuple(f"{c.check}: expected {c.expected}, found {c.found}"
+                                            for c in result.checks if not c.passed))
 
 
 def migrate(target: int | None, selector: str | None, options: MigrateOptions, fleet_options: FleetOptions):

@@ -116,3 +116,20 @@ def test_a_held_lock_and_a_mistyped_database_leave_the_rest_of_the_fleet_migrate
             assert "locked by elsewhere:1:migrate" in status.stdout and "mistyped?" in status.stdout
         finally:
             env.client.drop_database(mistyped)
+
+
+def test_fleet_verify_checks_each_database_and_fails_when_one_does(env):
+    with tenants(env, 3, 20) as fleet:
+        assert env.cli("fleet", "migrate", "--databases", fleet.glob, "--concurrency", "3").returncode == 0
+        fleet.db(fleet.names[1]).users.update_one({"user_id": "user_3"}, {"$set": {"schema_version": 2}})
+
+        run = env.cli("fleet", "verify", "--databases", fleet.glob)
+
+        assert run.returncode == 1, run.stdout + run.stderr
+        lines = {line.split()[0]: line for line in run.stdout.splitlines() if line.startswith(env.database)}
+        assert sorted(lines) == fleet.names
+        assert lines[fleet.names[0]].split()[1:] == ["5", "passed"] and lines[fleet.names[2]].endswith("passed")
+        assert "FAILED: documents behind or ahead" in lines[fleet.names[1]]
+        assert "2 passed, 1 failed of 3 databases" in run.stdout
+        fleet.db(fleet.names[1]).users.update_one({"user_id": "user_3"}, {"$set": {"schema_version": 5}})
+        assert env.cli("fleet", "verify", "--databases", fleet.glob).returncode == 0

@@ -89,10 +89,12 @@ def deploy_all(variables: dict) -> None:
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
 
 
-def start_worker(variables: dict, output=subprocess.DEVNULL, pool: str = "docshift") -> subprocess.Popen:
-    """A process worker of the pool, in a session of its own (to kill it with the runs it started)."""
-    return subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", pool], env=variables, cwd="/",
-                            stdout=output, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+def start_worker(variables: dict, output=subprocess.DEVNULL, pool: str = "docshift",
+                 *options: str) -> subprocess.Popen:
+    """A process worker of the pool (`options`: more `prefect worker start` flags, e.g. `--name`, `--limit`), in a
+    session of its own (to kill it with the runs it started)."""
+    return subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", pool, *options], env=variables,
+                            cwd="/", stdout=output, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
 def run_deployment(variables: dict, name: str, *params: str) -> subprocess.CompletedProcess:

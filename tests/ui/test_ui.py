@@ -1,52 +1,20 @@
 """The Prefect UI as a person sees it: headless Debian chromium, driven by Playwright, on the session's Prefect server."""
 
 import re
-import shutil
-import struct
 
 from playwright.sync_api import expect, sync_playwright
 
 from docshift.demo import seed_users
-from tests.support.paths import ROOT
 from tests.support.prefect_api import api_get, api_post
+from tests.support.ui import CHROMIUM_ARGS, SHOTS, WAIT_MS, artifact_card, open_artifacts_tab, png_size, shoot
 
-SHOTS = ROOT / "test-output" / "ui"
-WAIT_MS = 60_000  # the machine is small and shared: the UI may take long to draw
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-
-def open_artifacts_tab(page, ui: str, flow_run_id: str) -> None:
-    """Open a flow run's Artifacts tab.
-
-    Prefect 3.9.1's UI hides that tab until the run has loaded and meanwhile falls back from `?tab=Artifacts`
-    to Logs, so the tab is clicked as a person would.
-    """
-    page.goto(f"{ui}/runs/flow-run/{flow_run_id}?tab=Artifacts", timeout=WAIT_MS)
-    tab = page.locator("li.p-tab", has_text="Artifacts")
-    tab.click(timeout=WAIT_MS)
-    expect(tab).to_have_class(re.compile(r"\bp-tab__active\b"), timeout=WAIT_MS)
-
-
-def artifact_card(page, kind: str):
-    return page.locator(".artifact-card").filter(has=page.locator(".artifact-card__subheader", has_text=kind))
-
-
-def shoot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
-
-
-def png_size(path) -> tuple[int, int]:
-    """Width and height from a PNG's IHDR chunk (fails if the file is not a PNG)."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", f"{path} is not a PNG"
-    return struct.unpack(">II", data[16:24])
+NAMES = ("migrate-run-artifacts", "migrate-report", "apply-3-run-artifacts", "apply-3-progress")
 
 
 def test_flow_run_artifacts_render_report_and_progress_in_chromium(env, prefect_api):
     """What an operator opens after a run: the report table on the migrate run, 100% progress on each subflow run."""
-    shutil.rmtree(SHOTS, ignore_errors=True)  # the screenshots checked at the end must be this run's
+    for name in NAMES:  # the screenshots checked at the end must be this run's (other UI tests keep theirs)
+        (SHOTS / f"{name}.png").unlink(missing_ok=True)
     seed_users(env.db, 2000, seed=21)
     migrated = env.cli("migrate", "3", "--batch-size", "200")
     assert migrated.returncode == 0, migrated.stderr
@@ -99,6 +67,6 @@ def test_flow_run_artifacts_render_report_and_progress_in_chromium(env, prefect_
         finally:
             browser.close()
 
-    for name in ("migrate-run-artifacts", "migrate-report", "apply-3-run-artifacts", "apply-3-progress"):
+    for name in NAMES:
         path = SHOTS / f"{name}.png"
         assert png_size(path)[0] == 1920 and png_size(path)[1] >= 1080 and path.stat().st_size > 20_000, path
