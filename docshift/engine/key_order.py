@@ -10,12 +10,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import bson
 from pymongo import ReplaceOne, ReturnDocument
 from pymongo.collection import Collection
 
 from ..transform import same, update_for
 from ..servers import has_json_schema
 from .guards import as_read_filter, exact_filter, merge_newer, same_document, write_as_read
+
+
+COMMAND_LIMIT = 16 * 1024 * 1024 - 16 * 1024
+"""Bytes of a filter and a replacement that one command may carry (MongoDB's 16 MB, less room for the rest of it)."""
 
 
 @dataclass(frozen=True)
@@ -46,11 +51,15 @@ def equal_values(a: Any, b: Any) -> bool:
 
 def whole_if_reordered(read: dict, update: dict, new: Mapping, pre_image: Mapping) -> Whole | None:
     """The whole document to write where the update would leave keys in another order than the pre-image's (or a
-    value of it not byte for byte); None where the update alone gives the document back as before."""
+    value of it not byte for byte); None where the update alone gives the document back as before, or where the
+    guarded replace could not be sent: its filter holds the document as read and its replacement the new one, in one
+    command of at most 16 MB (a document of more than about 8 MB then gets the update, and the order it leaves)."""
     doc = in_pre_image_order(new, pre_image)
     unset = update.get("$unset", {})
     kept = {k: v for k, v in read.items() if k not in unset} | update.get("$set", {})
     if list(doc) == [k for k in read if k not in unset] and all(same(doc[k], kept[k]) for k in doc):
+        return None
+    if len(bson.encode(read)) + len(bson.encode(doc)) > COMMAND_LIMIT:
         return None
     return Whole(read, update, doc)
 
