@@ -181,6 +181,10 @@ class Ledger:
         self.coll.delete_one({"_id": CHECKPOINT})
         self.coll.delete_many({"kind": "partition"})
 
+    def clear_finished_checkpoint(self) -> None:
+        """A finished step's checkpoint that no step of its migration followed (a retry of one of its collections)."""
+        self.coll.delete_one({"_id": CHECKPOINT, "finished": True})
+
     def lock_holder(self) -> dict | None:
         return self.coll.find_one({"_id": LOCK})
 

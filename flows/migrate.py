@@ -105,8 +105,10 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
                 raise
             if results[-1].paused:
                 break
-        retention = prune_backups(ctx.db, settings) if results and not results[-1].paused else None
         ledger = Ledger(ctx.db)
+        if results and not results[-1].paused:
+            ledger.clear_finished_checkpoint()
+        retention = prune_backups(ctx.db, settings) if results and not results[-1].paused else None
         version = ledger.current_version()
         counted = {results[-1].collection: results[-1].none_below} if results and results[-1].none_below else None
         behind = tuple(find_drift(ctx.db, ctx.scripts, version, ledger.checkpoint(), none_below=counted))

@@ -73,8 +73,12 @@ def plan_steps(scripts: ScriptDirectory, current: int, target: int, checkpoint: 
         steps = retries + steps
     if checkpoint and checkpoint["version"] in scripts.scripts:
         pending = make_step(scripts, checkpoint["version"], checkpoint["direction"], part=checkpoint.get("part", 0))
-        if (pending.version, pending.direction, pending.part) not in {(s.version, s.direction, s.part) for s in steps}:
+        keys = [(s.version, s.direction, s.part) for s in steps]
+        if (pending.version, pending.direction, pending.part) not in keys:
             steps[:0] = undo_started(scripts, pending, current)
+        else:  # the migration goes on from its interrupted step (after it, when that step had finished)
+            at = keys.index((pending.version, pending.direction, pending.part)) + bool(checkpoint.get("finished"))
+            steps = [s for i, s in enumerate(steps) if i >= at or (s.version, s.direction) != (pending.version, pending.direction)]
     return steps
 
 

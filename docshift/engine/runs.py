@@ -69,7 +69,7 @@ def start_or_resume(ctx: RunContext, step: Step, flow_run_id: str | None) -> Run
         ledger.save_checkpoint({"resumed": state.resumed})
         return state
     undoes = None
-    if checkpoint:  # the opposite step of an interrupted one: it ends that run
+    if checkpoint and not checkpoint.get("finished"):  # the opposite step of an interrupted one: it ends that run
         undoes = checkpoint["run_id"]
         ledger.update_entry(undoes, {"outcome": "abandoned", "finished_at": now()})
     coll, migration = ctx.db[step.collection], ctx.scripts.part(step.version, step.part)
@@ -171,7 +171,11 @@ def record_finished(run: StepRun, verification: Verification) -> StepResult:
         ledger.complete_phase(step.version, step.phase, {"run_id": run.state.run_id, "verified": verification.passed})
     elif step.direction == "down":
         ledger.clear_phases(step.version)  # reverted: a later expand-contract change of it starts over
-    ledger.clear_checkpoint()
+    if step.ends_migration:
+        ledger.clear_checkpoint()
+    else:  # the migration's next step replaces it; a kill before that leaves the migration to go on from or take back
+        ledger.save_checkpoint({"finished": True})
+    fault_point("step-recorded")
     seal_backup(run.db, run.state.run_id)
     return result
 

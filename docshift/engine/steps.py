@@ -32,6 +32,9 @@ class Step:
     """A collection-level step's operation (`CreateIndex`, …): it changes no document's schema version."""
     part: int = 0
     """Which step of its migration (`migrations = [...]`: several steps of one version; 0 for a migration of one)."""
+    ends_migration: bool = True
+    """The last of its migration's steps to run in its direction: until it has, a finished step keeps the checkpoint
+    (marked finished), so that a kill between two steps leaves the migration to go on from, or to take back, whole."""
 
     @property
     def label(self) -> str:
@@ -84,10 +87,10 @@ def make_step(scripts: ScriptDirectory, version: int, direction: Direction, phas
         return Step(version=version, direction="up", collection=migration.collection, from_version=before,
                     to_version=version, recorded_before=recorded_before,
                     recorded_after=version if part == last else recorded_before, phase=phase, operation=operation,
-                    part=part)
+                    part=part, ends_migration=part == last)
     return Step(version=version, direction="down", collection=migration.collection, from_version=version,
                 to_version=before, recorded_before=version, recorded_after=recorded_before if part == 0 else version,
-                phase=phase, operation=operation, part=part)
+                phase=phase, operation=operation, part=part, ends_migration=part == 0)
 
 
 def step_function(migration: Migration, step: Step) -> tuple[Callable, bool]:

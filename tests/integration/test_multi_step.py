@@ -189,3 +189,25 @@ def test_a_run_killed_in_a_later_step_is_undone_whole_by_migrate_down_then_appli
     ok(env, "migrate")
     assert env.ledger.find_one({"_id": "current"})["version"] == 2
     assert [env.db[name].count_documents({"status": "dormant", "schema_version": 2}) for name in COLLECTIONS] == [42] * 3
+
+
+def test_a_run_killed_between_two_steps_is_undone_whole_or_resumed(env):
+    only_migrations(env, **{"0002_dormant": RENAME_ENUM})
+    seed(env)
+    before = exact(env)
+
+    killed = env.run("migrate", extra={"DOCSHIFT_FAULT": "step-recorded:1", "DOCSHIFT_LOCK_LEASE_SECONDS": "2"})
+    assert killed.returncode != 0  # kill -9 after step 1 was recorded, before step 2 began
+    assert env.db.users.count_documents({"status": "dormant"}) == 42
+    env.expire_lease()
+    status = env.cli("status").stdout
+    ok(env, "migrate", "1")
+    assert exact(env) == before, status
+
+    killed = env.run("migrate", extra={"DOCSHIFT_FAULT": "step-recorded:1", "DOCSHIFT_LOCK_LEASE_SECONDS": "2"})
+    assert killed.returncode != 0
+    env.expire_lease()
+    ok(env, "migrate")
+    assert [env.db[name].count_documents({"status": "dormant", "schema_version": 2}) for name in COLLECTIONS] == [42] * 3
+    ok(env, "migrate", "1")
+    assert exact(env) == before

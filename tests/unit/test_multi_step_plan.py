@@ -51,7 +51,9 @@ def test_each_step_upgrades_its_collection_from_its_own_previous_version_and_onl
 def test_an_interrupted_step_is_resumed_with_its_migration_or_undone_with_the_steps_before_it():
     checkpoint = {"run_id": "r", **make_step(SCRIPTS, 3, "up", part=2).identity}
     resumed = plan_steps(SCRIPTS, 2, 3, checkpoint)
-    assert [(s.part, s.direction) for s in resumed] == [(0, "up"), (1, "up"), (2, "up"), (3, "up")]
+    assert [(s.part, s.direction) for s in resumed] == [(2, "up"), (3, "up")]  # steps 0 and 1 are done
+    finished = plan_steps(SCRIPTS, 2, 3, {**checkpoint, "finished": True})  # killed after step 2, before step 3
+    assert [(s.part, s.direction, s.recorded_after) for s in finished] == [(3, "up", 3)]
     undone = plan_steps(SCRIPTS, 2, 2, checkpoint)
     assert where(undone) == [(3, "down", 2, "orders", 3, 2, 2, 2), (3, "down", 1, "users", 3, 3, 2, 2),
                              (3, "down", 0, "users", 3, 1, 2, 2)]  # the record stays at 2 throughout
