@@ -8,6 +8,7 @@ the migrated collections) is listed apart, not migrated, unless new databases ar
 
 import fnmatch
 import importlib
+import importlib.util
 import inspect
 import math
 import re
@@ -25,7 +26,7 @@ from .context import looks_mistyped
 from .errors import DatabaseError, FleetError
 from .loader import ScriptDirectory
 from .db import connect, redact
-from .settings import Settings, find_settings_file
+from .settings import Settings, find_settings_file, overridden
 from .status import DatabaseStatus, database_status
 
 SERVER_DATABASES = ("admin", "local", "config")
@@ -190,6 +191,27 @@ class FleetOptions(BaseModel):
                                                            "starts, running ones finish.")
     deployment: str | None = Field(None, description="Run each database as a run of this `migrate` deployment "
                                                      "(`FLOW/NAME`) on the work pool's workers; unset: in this process.")
+    dask_address: str | None = Field(None, description="Run each database's child run on the workers of this Dask "
+                                                       "scheduler (`tcp://host:8786`, prefect-dask); unset: threads "
+                                                       "of this process.")
+
+
+def check_children(fleet: FleetOptions) -> None:
+    """Refuse, before any database is touched, children that could not run where the options send them: on Dask
+    workers they read the settings of their own process, so this command's --uri or --migrations-dir would not
+    reach them (they would migrate what their environment names)."""
+    if fleet.dask_address and fleet.deployment:
+        raise FleetError(f"--dask-address {fleet.dask_address} and --deployment {fleet.deployment}: the children run "
+                         f"either on a Dask cluster or as runs of the deployment; give one")
+    if not fleet.dask_address:
+        return
+    if importlib.util.find_spec("prefect_dask") is None:
+        raise FleetError("--dask-address needs prefect-dask: pip install 'docshift[dask]'")
+    if flags := sorted(overridden() & {"mongodb_uri", "migrations_dir"}):
+        given = ", ".join("--uri" if f == "mongodb_uri" else "--migrations-dir" for f in flags)
+        raise FleetError(f"--dask-address: {given} would not reach the Dask workers, which read their own settings; "
+                         f"set DOCSHIFT_MONGODB_URI / DOCSHIFT_MIGRATIONS_DIR (or docshift.toml) where the workers "
+                         f"run and here")
 
 
 def wave_sizes(waves: str, total: int) -> list[int]:

@@ -15,7 +15,7 @@ from .engine.drift import describe_all
 from .engine.state import MigrateOptions
 from .engine.verify import verify_applied
 from .errors import DocshiftError, Interrupted
-from .fleet import FleetOptions, Reading, read_statuses, select_fleet, summary, wave_sizes
+from .fleet import FleetOptions, Reading, check_children, read_statuses, select_fleet, summary, wave_sizes
 from .ledger import Ledger
 from .loader import ScriptDirectory
 from .settings import Settings, get_settings
@@ -133,6 +133,7 @@ def migrate(target: int | None, selector: str | None, options: MigrateOptions, f
     scripts = ScriptDirectory.load(settings.migrations_dir)
     scripts.check_target(scripts.head if target is None else target)
     wave_sizes(fleet_options.waves, 1)
+    check_children(fleet_options)
     fleet = select_fleet(settings, scripts, selector, options.new_database)  # plain errors before any flow run
     try:
         report = run_flow(migrate_fleet, release_locks=lambda: release_own_locks(settings, fleet.databases),

@@ -218,6 +218,11 @@ def configure(**overrides) -> None:
     _overrides.update({k: v for k, v in overrides.items() if v is not None})
 
 
+def overridden() -> set[str]:
+    """The settings the command line set: they hold in this process only (a Dask worker reads its own environment)."""
+    return set(_overrides)
+
+
 def get_settings(database: str | None = None, read_file: bool = True) -> Settings:
     """The settings in force: CLI flags over DOCSHIFT_* environment over the settings file over defaults; a run's
     `database` parameter (one deployment, several databases; rehearsals) over all. `read_file=False` skips the file."""

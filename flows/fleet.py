@@ -1,5 +1,6 @@
-"""The migrate-fleet flow: one child `migrate` run per database of a fleet (a subflow in this process, or a run of
-the `migrate` deployment on the work pool), in waves, at most N at once, halting when too many databases failed.
+"""The migrate-fleet flow: one child `migrate` run per database of a fleet (a subflow in a thread of this process or
+on a Dask worker, or a run of the `migrate` deployment on the work pool), in waves, at most N at once, halting when
+too many databases failed.
 
 Each database keeps what a single run has: its own lock, checkpoints, backups and rollback. Nothing fleet-wide is
 written into a tenant's database; which fleet run took which database where is the fleet run's own record: its
@@ -7,9 +8,9 @@ child runs (tagged `fleet:<fleet run id>`), its table artifact `docshift-fleet`,
 skips the databases at the target and resumes the others from their checkpoints (as `migrate` does per database).
 """
 
-import contextvars
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -19,13 +20,15 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.deployments import run_deployment
 from prefect.exceptions import PrefectException
+from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import State
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from docshift.db import connect, redact
 from docshift.engine.state import MigrateOptions
 from docshift.errors import FleetError, Interrupted, LockHeldError
-from docshift.fleet import FleetOptions, read_statuses, select_fleet, wave_sizes
+from docshift.fleet import FleetOptions, check_children, read_statuses, select_fleet, wave_sizes
 from docshift.ledger import Ledger, now
 from docshift.loader import ScriptDirectory
 from docshift.settings import get_settings
@@ -123,11 +126,11 @@ def migrate_fleet(databases: str | None = None, target_version: int | None = Non
     label_run(selector)  # a failed or halted fleet run alerts as a failed docshift run does
     waves = Waves(target_version, options, fleet, window_deadline(options.window_minutes), fleet_run_id)
     halted = None
-    with ThreadPoolExecutor(max_workers=fleet.concurrency, thread_name_prefix="docshift-fleet") as pool:
+    with children_runner(fleet) as runner:
         start = 0
         for number, size in enumerate(wave_sizes(fleet.waves, len(todo)), 1):
             wave, start = todo[start:start + size], start + size
-            results, halted = waves.run(pool, number, wave)
+            results, halted = waves.run(runner, number, wave)
             outcomes += results
             if halted:
                 outcomes += [DatabaseOutcome(name, NOT_STARTED) for name in todo[start:]]
@@ -144,6 +147,27 @@ def migrate_fleet(databases: str | None = None, target_version: int | None = Non
     if report.problem:
         raise FleetFailed(report)
     return report
+
+
+@contextmanager
+def children_runner(fleet: FleetOptions) -> Iterator[TaskRunner]:
+    """Where the `migrate-database` tasks run: threads of this process, or the workers of the Dask cluster at
+    `dask_address` (prefect-dask); either way Waves keeps at most `concurrency` of them going."""
+    check_children(fleet)
+    if not fleet.dask_address:
+        with ThreadPoolTaskRunner(max_workers=fleet.concurrency) as runner:
+            yield runner
+        return
+    from prefect_dask import DaskTaskRunner
+
+    with DaskTaskRunner(address=fleet.dask_address) as runner:
+        try:  # connect now: where no scheduler answers, one plain error before any database starts
+            workers = runner.client.nthreads()
+        except OSError as exc:
+            raise FleetError(f"--dask-address {fleet.dask_address}: no Dask scheduler answers there ({exc})") from exc
+        get_run_logger().info("children run on the Dask cluster at %s: %s workers, %s threads", fleet.dask_address,
+                              len(workers), sum(workers.values()))
+        yield runner
 
 
 def table_row(o: DatabaseOutcome) -> dict:
@@ -172,30 +196,29 @@ class Waves:
             return "the maintenance window closed: no new database started"
         return None
 
-    def run(self, pool: ThreadPoolExecutor, number: int, wave: list[str]) -> tuple[list[DatabaseOutcome], str | None]:
+    def run(self, runner: TaskRunner, number: int, wave: list[str]) -> tuple[list[DatabaseOutcome], str | None]:
         """One wave; returns its outcomes and why the fleet halts (None: the wave passed)."""
         queue, running, results = list(wave), {}, []
         while queue or running:
             while queue and len(running) < self.fleet.concurrency and not self.halt_reason():
                 name = queue.pop(0)
-                running[self.start(pool, name, number)] = name
+                running[self.start(runner, name, number)] = name
             if not running:
                 break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                del running[future]
-                results.append(future.result())
-                self.failed += results[-1].outcome == FAILED
+            future = next(as_completed(list(running)))  # the first to finish
+            del running[future]
+            results.append(future.result())
+            self.failed += results[-1].outcome == FAILED
         results += [DatabaseOutcome(name, NOT_STARTED, wave=number) for name in queue]
         return results, self.halt_reason() or (f"wave {number} did not pass" if queue else None)
 
-    def start(self, pool: ThreadPoolExecutor, database: str, number: int) -> Future:
+    def start(self, runner: TaskRunner, database: str, number: int) -> PrefectFuture:
         options = self.options
         if self.deadline:  # the fleet's window: each database gets what is left of it
             left = max(0.0, (self.deadline - now()).total_seconds() / 60)
             options = options.model_copy(update={"window_minutes": left})
         child = Child(database, self.target_version, options, self.fleet.deployment, number, self.fleet_run_id)
-        return pool.submit(contextvars.copy_context().run, migrate_database, child)
+        return runner.submit(migrate_database, {"child": child})
 
 
 @dataclass(frozen=True)
@@ -210,8 +233,7 @@ class Child:
     fleet_run_id: str | None
 
 
-@task(name="migrate-database", task_run_name="{child.database}", cache_policy=NO_CACHE)
-def migrate_database(child: Child) -> DatabaseOutcome:
+def run_database(child: Child) -> DatabaseOutcome:
     """Migrate one database through a child `migrate` run and tell from its ledger what that did; never raises
     for the database's own failure (the child run shows it, failed; its failed step was rolled back)."""
     db = connect(get_settings(child.database))
@@ -239,6 +261,10 @@ def migrate_database(child: Child) -> DatabaseOutcome:
     kind = INTERRUPTED if isinstance(error, Interrupted) else LOCKED if isinstance(error, LockHeldError) else FAILED
     text = f"{type(error).__name__}: {error}" if isinstance(error, ORCHESTRATION_ERRORS) else str(error)
     return replace(outcome, outcome=kind, error=redact(text))
+
+
+migrate_database = task(run_database, name="migrate-database", task_run_name="{child.database}", cache_policy=NO_CACHE)
+"""The task; its function stays importable by name, so a Dask worker loads it instead of unpickling its closure."""
 
 
 def child_run(child: Child) -> tuple[State, str | None]:
