@@ -97,8 +97,15 @@ def undo_started(scripts: ScriptDirectory, pending: Step, current: int) -> list[
 
 def check_checksums(ctx: RunContext, current: int, allow_changed: bool) -> None:
     """Refuse to run while an applied migration's file, or a helper module it imports, differs from what was applied
-    (unless allowed)."""
-    changed = changed_files(Ledger(ctx.db).applied_checksums(current), ctx.scripts)
+    (unless allowed), or while the database records migrations this folder does not have (never allowed: going down
+    would skip their `down`s)."""
+    applied = Ledger(ctx.db).applied_checksums(current)
+    if unknown := unknown_versions(applied, ctx.scripts, current):
+        raise ChangedMigrationError(
+            f"the database records migration {', '.join(map(str, unknown))}, which this migrations folder does not have "
+            f"(its latest is {ctx.scripts.head}): it was migrated by a newer or a different folder; run docshift from "
+            f"that folder")
+    changed = changed_files(applied, ctx.scripts)
     if changed and not allow_changed:
         raise ChangedMigrationError(
             "applied migration files were edited since they ran: " + ", ".join(changed)
