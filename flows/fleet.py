@@ -9,6 +9,7 @@ skips the databases at the target and resumes the others from their checkpoints 
 
 import contextvars
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -124,8 +125,8 @@ def migrate_fleet(databases: str | None = None, target_version: int | None = Non
     readings = read_statuses(connect(settings).client, chosen.databases, scripts)
     differs = {r.database: why for r in readings
                if r.status and r.status.head_differs and (why := r.status.head_differs.describe(options.allow_changed))}
-    done = {r.database: r.status for r in readings if r.database not in differs
-            if r.status and r.status.current == target and r.status.unfinished is None}
+    done = {r.database: r.status for r in readings
+            if r.database not in differs and r.status and r.status.current == target and r.status.unfinished is None}
     outcomes = [DatabaseOutcome(name, AT_TARGET, s.current, s.current) for name, s in done.items()]
     outcomes += [DatabaseOutcome(name, HEAD_DIFFERS, error=why) for name, why in differs.items()]
     outcomes += [DatabaseOutcome(name, MISTYPED, error="no ledger nor migrated collection (--new-database migrates "
@@ -159,9 +160,9 @@ def run_waves(waves: "Waves", todo: list[str], selector: str) -> tuple[list[Data
     return outcomes, halted
 
 
-def in_order(outcomes: list[DatabaseOutcome], readings) -> tuple[DatabaseOutcome, ...]:
-    """The outcomes in the selection's order (of `readings`), the others (mistyped, not read) last."""
-    order = {r.database: i for i, r in enumerate(readings)}
+def in_order(outcomes: list[DatabaseOutcome], selection: Sequence) -> tuple[DatabaseOutcome, ...]:
+    """The outcomes in the order of `selection` (anything with a `database`: readings), the others (mistyped) last."""
+    order = {r.database: i for i, r in enumerate(selection)}
     return tuple(sorted(outcomes, key=lambda o: order.get(o.database, len(order))))
 
 
