@@ -30,6 +30,10 @@ BLOCK = "docshift-alerts"
 RUN_FAILED = "docshift: run failed or crashed"
 ROLLED_BACK = "docshift: rolled back"
 DESTRUCTIVE_PHASE = "docshift: destructive phase completed"
+FLEET = "docshift: fleet run"
+MIGRATE_STARTED = "docshift: migrate run started"
+FLEET_EVENTS = ("started", "wave-passed", "halted", "completed")
+"""`docshift.fleet.*` events (flows/fleet.py): a fleet run, or a fleet rollback, started, passed a wave, halted, ended."""
 ZOMBIES = "Crash zombie flows"  # the name Prefect's docs (detect-zombie-flows) give it: setup adopts one made by hand
 
 # The URL lives in the block's secrets, not in its plain `url` field, so the Prefect UI and API never show it.
@@ -73,14 +77,21 @@ def notification(block_id: UUID, database: str, migration: str, phase: str, stat
     )
 
 
-def automations(block_id: UUID) -> list[AutomationCore]:
-    """What alerts on what: failed/crashed docshift runs, rollbacks, destructive phases; and crashing zombie runs."""
+def automations(block_id: UUID, migrate_start: bool = False) -> list[AutomationCore]:
+    """What alerts on what: failed/crashed docshift runs, rollbacks, destructive phases, fleet runs (and, with
+    `migrate_start`, every migrate run's start); and crashing zombie runs."""
     run = dict(database=_run_tag("db:"), migration=_run_tag("migration:"), phase=_run_tag("phase:"),
                state="{{ flow_run.state.name }}", reason="{{ flow_run.state.message }}")
     event = dict(database=_event_label("database"), migration=_event_label("migration"), phase=_event_label("phase"),
                  reason='{{ event.payload.reason or "-" }}')
     docshift_events = {"prefect.resource.id": "docshift.database.*"}
-    return [
+    started = [AutomationCore(
+        name=MIGRATE_STARTED, description="A docshift migrate run started to change a database (a fleet's too).",
+        trigger=EventTrigger(expect={"docshift.migration.started"}, match=docshift_events, posture=Posture.Reactive,
+                             threshold=1),
+        actions=[notification(block_id, **event, state="migrate started")],
+    )] if migrate_start else []
+    return started + [
         AutomationCore(
             name=RUN_FAILED, description="A docshift flow run (tagged `docshift`) failed or crashed.",
             trigger=EventTrigger(expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
@@ -102,6 +113,13 @@ def automations(block_id: UUID) -> list[AutomationCore]:
                                  posture=Posture.Reactive, threshold=1),
             actions=[notification(block_id, **event, state="destructive phase completed")],
         ),
+        AutomationCore(
+            name=FLEET, description="A fleet run (or fleet rollback) started, passed a wave, halted or completed; the "
+                                    "reason has the counts.",
+            trigger=EventTrigger(expect={f"docshift.fleet.{e}" for e in FLEET_EVENTS}, match=docshift_events,
+                                 posture=Posture.Reactive, threshold=1),
+            actions=[notification(block_id, **event, state="{{ event.event[9:] }}")],  # fleet.started, ...
+        ),
         AutomationCore(  # as in Prefect's docs, detect-zombie-flows; needs PREFECT_FLOWS_HEARTBEAT_FREQUENCY on workers
             name=ZOMBIES, description="Mark a flow run Crashed when its heartbeats stop (its worker died).",
             trigger=EventTrigger(after={"prefect.flow-run.heartbeat"},
@@ -119,8 +137,9 @@ def heartbeat() -> timedelta:
     return timedelta(seconds=get_current_settings().flows.heartbeat_frequency or 30)
 
 
-def setup(settings: Settings) -> list[str]:
-    """Save the notification block and create or update the automations; says what was done (names, ids, warnings)."""
+def setup(settings: Settings, migrate_start: bool = False) -> list[str]:
+    """Save the notification block and create or update the automations (the migrate-start one only with
+    `migrate_start`: set up without it, it is removed); says what was done (names, ids, warnings)."""
     if not PREFECT_API_URL.value():
         raise AlertSetupError("alerts live on a Prefect server: set PREFECT_API_URL to it")
     url = alert_url(settings)
@@ -129,7 +148,11 @@ def setup(settings: Settings) -> list[str]:
     block_id = block.save(BLOCK, overwrite=True)
     done = [f"saved    block {BLOCK!r} ({block_id})"]
     with get_client(sync_client=True) as client:
-        for automation in automations(block_id):
+        if not migrate_start:
+            for unwanted in client.read_automations_by_name(MIGRATE_STARTED):
+                client.delete_automation(unwanted.id)
+                done.append(f"removed  automation {MIGRATE_STARTED!r} ({unwanted.id})")
+        for automation in automations(block_id, migrate_start):
             existing = client.read_automations_by_name(automation.name)
             if existing:
                 keep, *extra = existing

@@ -264,9 +264,13 @@ app.add_typer(alerts, name="alerts")
 
 
 @alerts.command("setup")
-def alerts_setup() -> None:
-    """Create or update the notification block and automations (URL from DOCSHIFT_ALERT_URL or DOCSHIFT_ALERT_SECRET)."""
-    command.alerts_setup()
+def alerts_setup(
+    migrate_start: Annotated[bool, typer.Option("--migrate-start", help="Notify when any migrate run starts too "
+                                                                       "(each tenant's of a fleet run as well).")] = False,
+) -> None:
+    """Create or update the notification block and automations (URL from DOCSHIFT_ALERT_URL or DOCSHIFT_ALERT_SECRET):
+    failed or crashed runs, rollbacks, destructive phases, fleet runs (started, wave passed, halted, completed)."""
+    command.alerts_setup(migrate_start)
 
 
 fleet_app = typer.Typer(help="Many databases with one migrations folder (database per tenant).", no_args_is_help=True)
@@ -301,6 +305,20 @@ def fleet_migrate(options: MigrateOptions, fleet: FleetOptions, target: Target =
     """Migrate every selected database to TARGET through the Prefect `migrate-fleet` flow: a child migrate run per
     database, in waves, halting at --max-failed-databases."""
     fleet_commands.migrate(target, databases, options, fleet)
+
+
+@fleet_app.command("rollback")
+@with_options(FleetOptions)
+@with_options(MigrateOptions)
+def fleet_rollback(
+    options: MigrateOptions, fleet: FleetOptions,
+    fleet_run: Annotated[Optional[str], typer.Argument(
+        metavar="FLEET_RUN_ID", help="The fleet run's id, as `fleet migrate` prints it; default: the latest fleet run of --databases.")] = None,
+    databases: Databases = None,
+) -> None:
+    """Undo a fleet run through the Prefect `rollback-fleet` flow: each database it changed back to its version
+    before it, a child migrate run per database, in waves, halting at --max-failed-databases."""
+    fleet_commands.rollback(fleet_run, databases, options, fleet)
 
 
 def main() -> None:

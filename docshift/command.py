@@ -346,15 +346,16 @@ def restore(backup_id: str, keep_version: bool = False) -> Restored:
     return done
 
 
-def alerts_setup() -> list[str]:
-    """Create or update the Prefect notification block and alert automations (see deployments/alerts.py)."""
+def alerts_setup(migrate_start: bool = False) -> list[str]:
+    """Create or update the Prefect notification block and alert automations (see deployments/alerts.py); with
+    `migrate_start`, one on every migrate run's start too."""
     settings = get_settings()
     if settings.alert_url is None and not settings.alert_secret:
         raise AlertSetupError("no alert URL: set DOCSHIFT_ALERT_URL to it, or DOCSHIFT_ALERT_SECRET to the name of a "
                               "Prefect Secret block holding it")
     from .deployments.alerts import setup
 
-    done = setup(settings)
+    done = setup(settings, migrate_start)
     for line in done:
         console.print(line, markup=False, highlight=False)
     return done

@@ -160,7 +160,7 @@ def summary(readings: Sequence[Reading], mistyped: Sequence[str] = ()) -> str:
     """One line for the whole fleet, e.g. "812 at 7, 3 failed at 6, 185 pending (latest 7)"."""
     at: dict[int, int] = {}
     failed: dict[int, int] = {}
-    pending = unfinished = locked = unreadable = 0
+    pending = unfinished = locked = unreadable = differs = 0
     head = None
     for r in readings:
         if r.status is None:
@@ -174,10 +174,12 @@ def summary(readings: Sequence[Reading], mistyped: Sequence[str] = ()) -> str:
         pending += bool(s.pending)
         unfinished += s.unfinished is not None
         locked += s.lock is not None and s.lock.live
+        differs += bool(s.head_differs and s.head_differs.describe())
     parts = [f"{n} at {v}" for v, n in sorted(at.items(), reverse=True)]
     parts += [f"{n} failed at {v}" for v, n in sorted(failed.items(), reverse=True)]
     parts += [f"{n} {what}" for n, what in ((pending, "pending"), (unfinished, "unfinished"), (locked, "locked"),
-                                             (unreadable, "unreadable"), (len(mistyped), "mistyped")) if n]
+                                             (unreadable, "unreadable"), (differs, "head differs"),
+                                             (len(mistyped), "mistyped")) if n]
     return ", ".join(parts or ["no databases"]) + (f" (latest {head})" if head is not None else "")
 
 

@@ -1,6 +1,6 @@
 """What each `docshift fleet` command does (the CLI only parses arguments): status reads every selected database's
 ledger directly, concurrently; verify re-checks each database's applied migration, concurrently; migrate runs the
-`migrate-fleet` Prefect flow (flows/fleet.py)."""
+`migrate-fleet` Prefect flow (flows/fleet.py), rollback the `rollback-fleet` flow (flows/fleet_rollback.py)."""
 
 import dataclasses
 import json
@@ -54,6 +54,8 @@ def status_line(r: Reading, width: int) -> str:
         return f"{name:{width}} {'?':>3} {'?':>7}  unreadable: {r.error}"
     s = r.status
     notes = []
+    if s.head_differs and (why := s.head_differs.describe()):
+        notes.append(f"head differs: {why}")
     if s.failed:
         notes.append(f"FAILED at {s.failed.version}: {s.failed.error}")
     if u := s.unfinished:
@@ -127,7 +129,7 @@ def verify_one(database: str, version: int | None) -> Checked:
 
 def migrate(target: int | None, selector: str | None, options: MigrateOptions, fleet_options: FleetOptions):
     """Run the `migrate-fleet` flow: a child `migrate` run per database, in waves, halting at the failure limit."""
-    from .flows.fleet import FleetFailed, migrate_fleet
+    from .flows.fleet import migrate_fleet
 
     settings = get_settings()
     scripts = ScriptDirectory.load(settings.migrations_dir)
@@ -135,13 +137,33 @@ def migrate(target: int | None, selector: str | None, options: MigrateOptions, f
     wave_sizes(fleet_options.waves, 1)
     check_children(fleet_options)
     fleet = select_fleet(settings, scripts, selector, options.new_database)  # plain errors before any flow run
+    return run_fleet(migrate_fleet, fleet.databases, databases=selector or settings.databases, target_version=target,
+                     options=options, fleet=fleet_options)
+
+
+def rollback(fleet_run_id: str | None, selector: str | None, options: MigrateOptions, fleet_options: FleetOptions):
+    """Run the `rollback-fleet` flow: each database the fleet run changed back to its version before it (default:
+    the latest fleet run of the selector or the `databases` setting)."""
+    from .flows.fleet_rollback import recorded_fleet_run, rollback_fleet
+
+    settings = get_settings()
+    wave_sizes(fleet_options.waves, 1)
+    undone = recorded_fleet_run(fleet_run_id, selector or settings.databases)  # plain errors before any flow run
+    return run_fleet(rollback_fleet, tuple(u.database for u in undone.databases), fleet_run_id=undone.fleet_run_id,
+                     databases=selector, options=options, fleet=fleet_options)
+
+
+def run_fleet(flow, names: tuple[str, ...], **parameters):
+    """Run a fleet flow over the databases `names` as the command's run, printing its table (also when it failed: then
+    exit 1, or as an interrupted `docshift migrate` exits on SIGINT/SIGTERM: 130, 143)."""
+    from .flows.fleet import FleetFailed
+
+    settings = get_settings()
     try:
-        report = run_flow(migrate_fleet, release_locks=lambda: release_own_locks(settings, fleet.databases),
-                          databases=selector or settings.databases, target_version=target, options=options,
-                          fleet=fleet_options)
+        report = run_flow(flow, release_locks=lambda: release_own_locks(settings, names), **parameters)
     except FleetFailed as exc:
         show(exc.report)
-        if stop_requested():  # SIGINT/SIGTERM: exit as an interrupted `docshift migrate` does (130, 143)
+        if stop_requested():
             raise Interrupted(str(exc)) from exc
         raise
     show(report)

@@ -99,10 +99,11 @@ class Ledger:
     def update_entry(self, run_id: str, fields: dict) -> None:
         self.coll.update_one({"_id": run_id}, {"$set": fields})
 
-    def applied_checksums(self, current: int) -> dict[int, str]:
-        """For every version at or below `current`: the checksum of the file when it was last applied."""
+    def applied_checksums(self, current: int, history: list[dict] | None = None) -> dict[int, str]:
+        """For every version at or below `current`: the checksum of the file when it was last applied (from `history`
+        when the caller has read it already)."""
         checksums = {}
-        for entry in self.history():
+        for entry in self.history() if history is None else history:
             if entry["direction"] == "up" and entry["outcome"] == "applied" and entry["version"] <= current:
                 checksums[entry["version"]] = entry["checksum"]
         return checksums

@@ -7,6 +7,7 @@ from datetime import datetime
 from pymongo.database import Database
 
 from .engine.drift import Drift, drift_now
+from .engine.planning import changed_files, unknown_versions
 from .engine.quarantine import quarantine_counts
 from .ledger import Ledger, as_utc, holder_is_dead, now
 from .loader import ScriptDirectory
@@ -68,6 +69,23 @@ class LockState:
 
 
 @dataclass(frozen=True)
+class HeadDiffers:
+    """The ledger records what this migrations folder does not have: versions it lacks (applied by a newer or a
+    different folder), or files edited since they were applied (as `migrate` refuses them)."""
+
+    unknown: tuple[int, ...] = ()
+    changed: tuple[str, ...] = ()
+
+    def describe(self, allow_changed: bool = False) -> str | None:
+        """Why a run from this folder must not touch the database (None: it may; `allow_changed` as --allow-changed)."""
+        parts = [f"applied {', '.join(map(str, self.unknown))}, which this migrations folder does not have"] \
+            if self.unknown else []
+        if self.changed and not allow_changed:
+            parts.append(f"applied files edited since: {', '.join(self.changed)} (--allow-changed runs it)")
+        return "; ".join(parts) or None
+
+
+@dataclass(frozen=True)
 class DatabaseStatus:
     """One database's version, pending migrations, unfinished run, last failure, quarantine, drift and lock."""
 
@@ -83,6 +101,8 @@ class DatabaseStatus:
     lock: LockState | None = None
     phases: dict[int, tuple[str, ...]] = field(default_factory=dict)
     """Per expand-contract migration, the phases done (in order)."""
+    head_differs: HeadDiffers | None = None
+    """The ledger records versions or checksums this migrations folder does not have."""
 
     @property
     def lock_raw(self) -> dict | None:
@@ -94,6 +114,8 @@ def database_status(db: Database, scripts: ScriptDirectory) -> DatabaseStatus:
     ledger = Ledger(db)
     current, checkpoint, holder = ledger.current_version(), ledger.checkpoint(), ledger.lock_holder()
     history = ledger.history()
+    applied = ledger.applied_checksums(current, history)
+    unknown, changed = unknown_versions(applied, scripts, current), changed_files(applied, scripts)
     return DatabaseStatus(
         database=db.name, current=current, head=scripts.head,
         pending=tuple(v for v in scripts.versions if v > current),
@@ -103,7 +125,8 @@ def database_status(db: Database, scripts: ScriptDirectory) -> DatabaseStatus:
         drift=tuple(drift_now(db, scripts)),
         lock=None if holder is None else LockState(holder["owner"], holder["expires_at"], holder_is_dead(holder)),
         phases={v: tuple(p for p in PHASES if p in done) for v in scripts.versions
-                if scripts.get(v).migration.expand_contract and (done := ledger.phases(v))})
+                if scripts.get(v).migration.expand_contract and (done := ledger.phases(v))},
+        head_differs=HeadDiffers(tuple(unknown), tuple(changed)) if unknown or changed else None)
 
 
 def unfinished(checkpoint: dict | None, history: list[dict]) -> Unfinished | None:

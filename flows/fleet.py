@@ -9,9 +9,9 @@ skips the databases at the target and resumes the others from their checkpoints 
 """
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import httpx
@@ -40,8 +40,8 @@ ORCHESTRATION_ATTEMPTS = 3
 """Runs of a database's `migrate` when the one before failed in Prefect itself (its API refusing under load: 503),
 not in the migration: each resumes where the one before stopped (that one rolled its step back or checkpointed)."""
 ORCHESTRATION_ERRORS = (PrefectException, httpx.HTTPError)
-MIGRATED, AT_TARGET, PAUSED, FAILED, LOCKED, INTERRUPTED, NOT_STARTED, MISTYPED = (
-    "migrated", "at target", "paused", "failed", "locked", "interrupted", "not started", "mistyped")
+MIGRATED, AT_TARGET, PAUSED, FAILED, LOCKED, INTERRUPTED, NOT_STARTED, MISTYPED, HEAD_DIFFERS = (
+    "migrated", "at target", "paused", "failed", "locked", "interrupted", "not started", "mistyped", "head differs")
 
 
 @dataclass(frozen=True)
@@ -63,32 +63,41 @@ class DatabaseOutcome:
 @dataclass(frozen=True)
 class FleetReport:
     fleet_run_id: str | None
-    target: int
+    target: int | None
     outcomes: tuple[DatabaseOutcome, ...]
     halted: str | None = None
+
+    OUTCOMES = (MIGRATED, AT_TARGET, PAUSED, FAILED, LOCKED, INTERRUPTED, NOT_STARTED, MISTYPED, HEAD_DIFFERS)
+    """Outcomes in the summary's order."""
+    PROBLEMS = (FAILED, LOCKED, INTERRUPTED, PAUSED, NOT_STARTED, HEAD_DIFFERS)
+    """Outcomes of a database that did not get where the fleet run takes it."""
 
     def count(self, outcome: str) -> int:
         return sum(o.outcome == outcome for o in self.outcomes)
 
     @property
     def problem(self) -> str | None:
-        """Why the fleet did not all reach the target, in one line (None: it did, mistyped databases aside)."""
-        bad = [f"{n} {what}" for what in (FAILED, LOCKED, INTERRUPTED, PAUSED, NOT_STARTED) if (n := self.count(what))]
+        """Why the fleet did not all get there, in one line (None: it did, mistyped databases aside)."""
+        bad = [f"{n} {what}" for what in self.PROBLEMS if (n := self.count(what))]
         if not bad and not self.halted:
             return None
         return (f"fleet run {self.fleet_run_id}: " + (f"{self.halted}; " if self.halted else "") + ", ".join(bad)
-                + f" of {len(self.outcomes)} databases; `docshift fleet status` shows each, and running the same "
-                  f"`docshift fleet migrate` again skips those at version {self.target} and resumes the rest")
+                + f" of {len(self.outcomes)} databases; `docshift fleet status` shows each, and {self.again()}")
+
+    def again(self) -> str:
+        return (f"running the same `docshift fleet migrate` again skips those at version {self.target} and resumes "
+                f"the rest")
+
+    def title(self) -> str:
+        return f"fleet run {self.fleet_run_id} to version {self.target}"
 
     def lines(self) -> list[str]:
         rows = [f"{'database':24} {'wave':>4} {'from':>4} {'to':>3} {'docs':>8} {'s':>6}  outcome"]
         for o in self.outcomes:
             rows.append(f"{o.database[:24]:24} {o.wave or '-':>4} {dash(o.before):>4} {dash(o.after):>3} "
                         f"{o.documents:>8,} {o.duration_s:>6.1f}  {o.outcome}" + (f": {o.error}" if o.error else ""))
-        counts = ", ".join(f"{n} {what}" for what in (MIGRATED, AT_TARGET, PAUSED, FAILED, LOCKED, INTERRUPTED,
-                                                       NOT_STARTED, MISTYPED) if (n := self.count(what)))
-        rows.append(f"fleet run {self.fleet_run_id} to version {self.target}: {counts}"
-                    + (f"; {self.halted}" if self.halted else ""))
+        counts = ", ".join(f"{n} {what}" for what in self.OUTCOMES if (n := self.count(what)))
+        rows.append(f"{self.title()}: {counts}" + (f"; {self.halted}" if self.halted else ""))
         return rows
 
 
@@ -116,19 +125,31 @@ def migrate_fleet(databases: str | None = None, target_version: int | None = Non
     chosen = select_fleet(settings, scripts, databases, options.new_database)
     selector = databases or settings.databases
     readings = read_statuses(connect(settings).client, chosen.databases, scripts)
+    differs = {r.database: why for r in readings
+               if r.status and r.status.head_differs and (why := r.status.head_differs.describe(options.allow_changed))}
     done = {r.database: r.status for r in readings
-            if r.status and r.status.current == target and r.status.unfinished is None}
+            if r.database not in differs and r.status and r.status.current == target and r.status.unfinished is None}
     outcomes = [DatabaseOutcome(name, AT_TARGET, s.current, s.current) for name, s in done.items()]
+    outcomes += [DatabaseOutcome(name, HEAD_DIFFERS, error=why) for name, why in differs.items()]
     outcomes += [DatabaseOutcome(name, MISTYPED, error="no ledger nor migrated collection (--new-database migrates "
                                                        "it)") for name in chosen.mistyped]
-    todo = [r.database for r in readings if r.database not in done]
+    todo = [r.database for r in readings if r.database not in done and r.database not in differs]
     fleet_run_id = str(flow_run.id) if flow_run.id else None
     label_run(selector)  # a failed or halted fleet run alerts as a failed docshift run does
+    announce("fleet.started", selector, target, None, f"to version {target}: {len(todo)} of "
+             f"{len(todo) + len(outcomes)} databases to migrate")
     waves = Waves(target_version, options, fleet, window_deadline(options.window_minutes), fleet_run_id)
-    halted = None
-    with children_runner(fleet) as runner:
+    results, halted = run_waves(waves, todo, selector)
+    return finish(FleetReport(fleet_run_id, target, in_order(outcomes + results, readings), halted), "docshift-fleet",
+                  selector)
+
+
+def run_waves(waves: "Waves", todo: list[str], selector: str) -> tuple[list[DatabaseOutcome], str | None]:
+    """The databases wave by wave (announcing each wave passed); their outcomes, and why the fleet halted (if so)."""
+    outcomes, halted = [], None
+    with children_runner(waves.fleet) as runner:
         start = 0
-        for number, size in enumerate(wave_sizes(fleet.waves, len(todo)), 1):
+        for number, size in enumerate(wave_sizes(waves.fleet.waves, len(todo)), 1):
             wave, start = todo[start:start + size], start + size
             results, halted = waves.run(runner, number, wave)
             outcomes += results
@@ -138,12 +159,19 @@ def migrate_fleet(databases: str | None = None, target_version: int | None = Non
             get_run_logger().info("wave %s passed: %s databases", number, len(wave))
             announce("fleet.wave-passed", selector, None, None, f"wave {number}: {len(wave)} "
                      f"databases, {sum(o.outcome == FAILED for o in results)} failed")
-    order = {r.database: i for i, r in enumerate(readings)}  # the selection's order, mistyped ones last
-    report = FleetReport(fleet_run_id, target, tuple(sorted(outcomes, key=lambda o: order.get(o.database, len(order)))),
-                         halted)
-    create_table_artifact([table_row(o) for o in report.outcomes], key="docshift-fleet",
-                          description=report.lines()[-1])
-    announce("fleet.halted" if halted else "fleet.completed", selector, target, None, report.lines()[-1])
+    return outcomes, halted
+
+
+def in_order(outcomes: list[DatabaseOutcome], selection: Sequence) -> tuple[DatabaseOutcome, ...]:
+    """The outcomes in the order of `selection` (anything with a `database`: readings), the others (mistyped) last."""
+    order = {r.database: i for i, r in enumerate(selection)}
+    return tuple(sorted(outcomes, key=lambda o: order.get(o.database, len(order))))
+
+
+def finish(report: FleetReport, key: str, selector: str) -> FleetReport:
+    """The fleet run's table artifact and its halted/completed event; fails (with the report) unless all got there."""
+    create_table_artifact([table_row(o) for o in report.outcomes], key=key, description=report.lines()[-1])
+    announce("fleet.halted" if report.halted else "fleet.completed", selector, report.target, None, report.lines()[-1])
     if report.problem:
         raise FleetFailed(report)
     return report
@@ -186,6 +214,8 @@ class Waves:
     deadline: datetime | None
     fleet_run_id: str | None
     failed: int = 0
+    targets: dict[str, int] = field(default_factory=dict)
+    """A database's own target version, where it differs from `target_version` (a fleet rollback's `before`)."""
 
     def halt_reason(self) -> str | None:
         if self.failed >= self.fleet.max_failed_databases:
@@ -217,7 +247,8 @@ class Waves:
         if self.deadline:  # the fleet's window: each database gets what is left of it
             left = max(0.0, (self.deadline - now()).total_seconds() / 60)
             options = options.model_copy(update={"window_minutes": left})
-        child = Child(database, self.target_version, options, self.fleet.deployment, number, self.fleet_run_id)
+        child = Child(database, self.targets.get(database, self.target_version), options, self.fleet.deployment, number,
+                      self.fleet_run_id)
         return runner.submit(migrate_database, {"child": child})
 
 

@@ -94,6 +94,9 @@ def migrate(target_version: int | None = None, options: MigrateOptions = Migrate
         check_checksums(ctx, current, options.allow_changed)
         check_pre_images(ctx, steps)
         check_operations(ctx, steps)
+        if steps:
+            announce("migration.started", settings.database, target, None,
+                     f"from version {current} to {target}: {len(steps)} steps")
         results = []
         for i, s in enumerate(steps):
             check_stop(f"before migration {s.version} ({s.direction})", "docshift migrate")

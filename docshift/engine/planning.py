@@ -101,19 +101,38 @@ def undo_started(scripts: ScriptDirectory, pending: Step, current: int) -> list[
 
 def check_checksums(ctx: RunContext, current: int, allow_changed: bool) -> None:
     """Refuse to run while an applied migration's file, or a helper module it imports, differs from what was applied
-    (unless allowed)."""
-    scripts = ctx.scripts
-    changed = [
-        f"{scripts.get(v).path.name} ({_with(scripts.get(v).helpers)}applied as {checksum[:12]}, "
-        f"now {scripts.get(v).checksum[:12]})"
-        for v, checksum in Ledger(ctx.db).applied_checksums(current).items()
-        if v in scripts.scripts and not scripts.get(v).matches(checksum)
-    ]
+    (unless allowed), or while the database records migrations this folder does not have (never allowed: going down
+    would skip their `down`s)."""
+    applied = Ledger(ctx.db).applied_checksums(current)
+    if unknown := unknown_versions(applied, ctx.scripts, current):
+        raise ChangedMigrationError(
+            f"the database records migration {', '.join(map(str, unknown))}, which this migrations folder does not have "
+            f"(its latest is {ctx.scripts.head}): it was migrated by a newer or a different folder; run docshift from "
+            f"that folder")
+    changed = changed_files(applied, ctx.scripts)
     if changed and not allow_changed:
         raise ChangedMigrationError(
             "applied migration files were edited since they ran: " + ", ".join(changed)
             + "; restore them, or pass --allow-changed if the edit is intended"
         )
+
+
+def changed_files(applied: dict[int, str], scripts: ScriptDirectory) -> list[str]:
+    """The applied migrations (version: checksum, Ledger.applied_checksums) whose file, or a helper module it imports,
+    differs from what was applied, described."""
+    return [
+        f"{scripts.get(v).path.name} ({_with(scripts.get(v).helpers)}applied as {checksum[:12]}, "
+        f"now {scripts.get(v).checksum[:12]})"
+        for v, checksum in applied.items()
+        if v in scripts.scripts and not scripts.get(v).matches(checksum)
+    ]
+
+
+def unknown_versions(applied: dict[int, str], scripts: ScriptDirectory, current: int) -> list[int]:
+    """Versions the ledger records as applied (Ledger.applied_checksums, and its current one) that this migrations
+    folder does not have: the database was migrated by a newer or a different folder."""
+    versions = set(applied) | ({current} if current != INITIAL_VERSION else set())
+    return sorted(v for v in versions if v not in scripts.scripts)
 
 
 def _with(helpers: tuple[str, ...]) -> str:

@@ -133,3 +133,28 @@ def test_fleet_verify_checks_each_database_and_fails_when_one_does(env):
         assert "2 passed, 1 failed of 3 databases" in run.stdout
         fleet.db(fleet.names[1]).users.update_one({"user_id": "user_3"}, {"$set": {"schema_version": 5}})
         assert env.cli("fleet", "verify", "--databases", fleet.glob).returncode == 0
+
+
+def test_a_database_whose_ledger_the_folder_does_not_match_is_left_and_the_rest_migrated(env):
+    with tenants(env, 3, 20) as fleet:
+        assert env.cli("fleet", "migrate", "2", "--databases", fleet.glob).returncode == 0
+        newer, edited, fine = fleet.names
+        ledger = fleet.db(newer)["_migrations"]  # migrated by a newer folder: version 6, which this one lacks
+        ledger.insert_one({**ledger.find_one({"kind": "history", "version": 2}), "_id": "v6-up-newer", "version": 6,
+                           "started_at": datetime(2100, 1, 1)})
+        ledger.update_one({"_id": "current"}, {"$set": {"version": 6}})
+        fleet.db(edited)["_migrations"].update_one({"kind": "history", "version": 2}, {"$set": {"checksum": "0" * 64}})
+
+        run = env.cli("fleet", "migrate", "--databases", fleet.glob, "--max-failed-databases", "1")
+
+        assert run.returncode == 1 and "2 head differs of 3 databases" in run.stderr, run.stdout + run.stderr
+        assert fleet.versions() == {newer: 6, edited: 2, fine: 5}
+        assert "head differs: applied 6, which this migrations folder does not have" in run.stdout
+        assert "head differs: applied files edited since: 0002_add_preferences.py" in run.stdout
+        status = fleet_status(env, fleet.glob)
+        assert status["summary"] == "1 at 6, 1 at 5, 1 at 2, 1 pending, 2 head differs (latest 5)"
+        differs = {d["database"]: d["head_differs"] for d in status["databases"]}
+        assert differs[newer] == {"unknown": [6], "changed": []} and differs[fine] is None
+        assert differs[edited]["changed"][0].startswith("0002_add_preferences.py (applied as 000000000000, now ")
+        text = env.cli("fleet", "status", "--databases", fleet.glob).stdout
+        assert "head differs: applied 6" in text and "head differs: applied files edited" in text

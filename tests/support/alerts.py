@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from docshift.deployments.alerts import BLOCK, DESTRUCTIVE_PHASE, ROLLED_BACK, RUN_FAILED, ZOMBIES
+from docshift.deployments.alerts import BLOCK, DESTRUCTIVE_PHASE, FLEET, MIGRATE_STARTED, ROLLED_BACK, RUN_FAILED, ZOMBIES
 
 from .env import CLI_ENV, invoke
 from .prefect_api import api_delete, api_post, remove_automations
@@ -28,6 +28,6 @@ def alerts_set_up(receiver: Receiver, api: str) -> Iterator[list]:
     try:
         yield runs
     finally:
-        remove_automations(api, names=(RUN_FAILED, ROLLED_BACK, DESTRUCTIVE_PHASE, ZOMBIES))
+        remove_automations(api, names=(RUN_FAILED, ROLLED_BACK, DESTRUCTIVE_PHASE, FLEET, MIGRATE_STARTED, ZOMBIES))
         for block in api_post(api, "/block_documents/filter", {"block_documents": {"name": {"any_": [BLOCK, SECRET]}}}):
             api_delete(api, f"/block_documents/{block['id']}")

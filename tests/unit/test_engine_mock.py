@@ -492,3 +492,10 @@ def test_collection_count_falls_back_to_counting_where_the_server_keeps_no_count
     mock_db.items.insert_many([{"n": i} for i in range(7)])
     mock_db.items.delete_one({"n": 3})
     assert collection_count(mock_db.items) == 6
+
+
+def test_a_database_migrated_by_a_newer_folder_is_refused_even_with_allow_changed(mock_db, seed_scripts):
+    record_applied(mock_db, 2, seed_scripts.get(2).checksum, now())
+    record_applied(mock_db, 9, "0" * 64, now() + timedelta(seconds=1))
+    with pytest.raises(ChangedMigrationError, match="records migration 9, which this migrations folder does not have"):
+        check_checksums(context(mock_db, seed_scripts), 9, allow_changed=True)
