@@ -34,6 +34,11 @@ os.environ.update({
     "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
 })
 
+# The FerretDB servers the tests start (the session's; the one a fault test stops and restarts) commit without an
+# fsync each (scripts/ferretdb: FERRETDB_SYNCHRONOUS): what they must survive is the server process stopping or
+# dying, never the machine. An fsync per commit cost about 4 ms, thousands of times per test file.
+os.environ.setdefault("FERRETDB_SYNCHRONOUS", "NORMAL")
+
 KINDS = ("unit", "integration", "faults", "deployment", "ui")
 # Modules whose tests share something expensive set up once per module (a deployment and its worker): under
 # pytest-xdist the whole module goes to one worker, which sets it up once.

@@ -20,10 +20,10 @@ def kill(env, proc):
 
 
 def test_kill_9_during_rollback_then_rollback_again_is_complete_and_exact(env):
-    seed_users(env.db, 4000, seed=13)
+    seed_users(env.db, 2000, seed=13)  # formerly 4000: the rollback still has 19 batches to be cut short in
     assert env.cli("migrate", "2").returncode == 0
     before = collection_fingerprint(env.db.users)
-    env.break_split_name(["user_3900"], "late")
+    env.break_split_name(["user_1900"], "late")
     proc = env.start("migrate", "--batch-size", "100")
     deadline = time.monotonic() + 300
     while not (env.ledger.find_one({"_id": "checkpoint", "rolling_back": True})):
@@ -49,10 +49,10 @@ def test_kill_9_during_rollback_then_rollback_again_is_complete_and_exact(env):
 
 
 def test_rollback_of_a_killed_migration_instead_of_resuming_it(env):
-    seed_users(env.db, 3000, seed=14)
+    seed_users(env.db, 1500, seed=14)  # formerly 3000: killed after 5 of 15 batches
     before = collection_fingerprint(env.db.users)
     proc = env.start("migrate", "2", "--batch-size", "100")
-    checkpoint = wait_for_checkpoint(env.db, 2, 1000, alive=lambda: process_alive(proc))
+    checkpoint = wait_for_checkpoint(env.db, 2, 500, alive=lambda: process_alive(proc))
     kill(env, proc)
 
     result = env.cli("rollback", "--run", checkpoint["run_id"])

@@ -132,7 +132,9 @@ def test_a_second_signal_stops_at_once_and_lets_go_of_the_lock(orders):
     path = env.migrations / "0007_order_state.py"
     fast = path.read_text()
     path.write_text(fast.replace("def up(doc):\n", "def up(doc):\n    import time; time.sleep(0.02)\n"))  # 2 s a batch
-    proc = start(env, "migrate", "--batch-size", str(BATCH))
+    # the pre-flight and the flow's own check run this `up` in memory too, on up to DOCSHIFT_PLAN_CHECK_DOCUMENTS
+    # documents for each of migrations 7 and 8: 80 s of sleeping at the default 1,000, before the run starts
+    proc = start(env, "migrate", "--batch-size", str(BATCH), extra={"DOCSHIFT_PLAN_CHECK_DOCUMENTS": "1"})
     done = wait_for_checkpoint(env.db, 7, BATCH, alive=lambda: process_alive(proc))["done"]
     while env.ledger.find_one({"_id": "checkpoint"})["done"] == done:  # a batch has just begun: 2 s to its end
         time.sleep(0.01)

@@ -9,7 +9,7 @@ NARROW = {"COLUMNS": "80"}
 
 
 def narrow(env, *args):
-    result = env.run(*args, extra=NARROW)
+    result = env.cli(*args, extra=NARROW)  # in-process: the console's width follows COLUMNS as in a new process
     assert result.returncode == 0, result.stdout + result.stderr
     assert "…" not in result.stdout  # nothing cut
     return result.stdout

@@ -8,7 +8,10 @@ from docshift.demo import seed_users
 from tests.support.fingerprints import collection_fingerprint, database_snapshot, fingerprint
 from tests.support.orders import add_orders_migrations, expected_orders, seed_orders
 
-N = 2000
+N, BATCH = 600, "150"  # formerly 2000 in batches of 500: still four batches per migration
+LATE = 2000
+"""Orders of the test whose `up` writes as old code for o-1500: past the 1,000 the pre-flight transforms in memory
+(DOCSHIFT_PLAN_CHECK_DOCUMENTS), so that the write lands inside the run."""
 
 
 def backup_of(env, version: int) -> str:
@@ -24,7 +27,7 @@ def test_restoring_an_older_run_is_refused_unless_kept_and_migrate_then_carries_
     seed_users(env.db, 200, seed=41)
     seed_orders(env.db, N, seed=41)
     original = list(env.db.orders.find())
-    assert env.cli("migrate", "7", "--batch-size", "500").returncode == 0
+    assert env.cli("migrate", "7", "--batch-size", BATCH).returncode == 0
     backup = backup_of(env, 6)  # orders as they were before migration 6: at version 1
     before = database_snapshot(env.db)
 
@@ -51,7 +54,7 @@ def test_restoring_an_older_run_is_refused_unless_kept_and_migrate_then_carries_
     plan = env.cli("plan")
     assert re.search(rf"up +6 orders: Total in cents \(transformative, {N:,} documents, applied before", plan.stdout), plan.stdout
 
-    carried = env.cli("migrate", "--batch-size", "500")
+    carried = env.cli("migrate", "--batch-size", BATCH)
 
     assert carried.returncode == 0, carried.stdout + carried.stderr
     rows = [r.split("│") for r in carried.stdout.splitlines() if r.startswith("│ ")]
@@ -67,7 +70,7 @@ def test_restoring_the_latest_run_moves_the_recorded_version_back_with_the_docum
     add_orders_migrations(env.migrations, without_users=True)
     seed_orders(env.db, N, seed=42)
     original = collection_fingerprint(env.db.orders, exact=False)
-    assert env.cli("migrate", "7", "--batch-size", "500").returncode == 0
+    assert env.cli("migrate", "7", "--batch-size", BATCH).returncode == 0
     backup = backup_of(env, 7)
 
     restored = env.cli("restore", backup)
@@ -88,7 +91,7 @@ def test_documents_written_at_an_old_version_during_a_run_are_never_reported_as_
     for one order, so that the write lands inside the run), and another one after it. The run completes (a document
     old code writes is not the run's failure) but its last line names them instead of claiming version 8."""
     add_orders_migrations(env.migrations, without_users=True)
-    seed_orders(env.db, N, seed=43)
+    seed_orders(env.db, LATE, seed=43)
     assert env.cli("migrate", "7", "--batch-size", "500").returncode == 0
     path = env.migrations / "0008_order_currency.py"
     path.write_text(path.read_text().replace("def up(doc):\n", (
@@ -114,7 +117,7 @@ def test_documents_written_at_an_old_version_during_a_run_are_never_reported_as_
 
     assert again.returncode == 0, again.stdout + again.stderr
     assert "database is now at version 8" in again.stdout
-    assert env.db.orders.count_documents({"schema_version": 8}) == N + 2
+    assert env.db.orders.count_documents({"schema_version": 8}) == LATE + 2
     assert env.db.orders.find_one({"_id": "old-code-2"}) == {
         "_id": "old-code-2", "order_id": "old-2", "total_cents": 350, "state": "new", "currency": "EUR", "schema_version": 8}
     assert env.cli("verify").returncode == 0

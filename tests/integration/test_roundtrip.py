@@ -11,7 +11,7 @@ from docshift.demo import seed_users
 from tests.support.env import only_migrations
 from tests.support.fingerprints import raw_snapshot, snapshot
 
-N = 1200  # formerly 3000: still three batches of 400 per migration, 12 migration steps in all
+N, BATCH = 600, "200"  # formerly 3000, then 1200 in batches of 400: still three batches per migration, 12 steps in all
 
 
 def versions(coll):
@@ -22,7 +22,7 @@ def test_up_to_latest_down_to_initial_and_up_again(env):
     seed_users(env.db, N, seed=7)
     original, exact = snapshot(env.db.users), raw_snapshot(env.db.users)
 
-    up = env.cli("migrate", "--batch-size", "400")
+    up = env.cli("migrate", "--batch-size", BATCH)
     assert up.returncode == 0, up.stdout + up.stderr
     assert versions(env.db.users) == {5: N}
     doc = env.db.users.find_one({"name_source": {"$exists": False}, "first_name": {"$ne": None}})
@@ -96,12 +96,12 @@ def test_migrate_down_runs_the_downs_in_reverse_and_stops_at_target(env):
 
 
 def test_a_failing_up_is_rolled_back_byte_for_byte(env):
-    seed_users(env.db, 2000, seed=11)
+    seed_users(env.db, 1000, seed=11)  # formerly 2000 in batches of 200: seven batches written before the failure
     assert env.cli("migrate", "2").returncode == 0
     before = raw_snapshot(env.db.users)
-    env.break_split_name(["user_1500"], "boom")
+    env.break_split_name(["user_750"], "boom")
 
-    result = env.cli("migrate", "--batch-size", "200")
+    result = env.cli("migrate", "--batch-size", "100")
 
     assert result.returncode == 1
     assert "migration 3 (up) failed and was rolled back" in result.stderr and "boom" in result.stderr
