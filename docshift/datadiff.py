@@ -6,7 +6,8 @@ A field every profiled document holds with a BSON type the model's annotation ac
 documents hold with another type, as null where the model refuses None, or not at all, is a finding, drafted as a
 stub with the profile's counts; one no profiled document holds is a change, drafted as an added field. Types are
 compared as stored (BSON types, as `docshift inspect` shows them), not as pydantic would coerce them: a "42" string
-in an int field is a string to convert. Pure functions: no database.
+in an int field is a string to convert; an array's elements (`tags[]`) against the item type of a `list[X]`. Pure
+functions: no database.
 """
 
 import datetime
@@ -20,7 +21,7 @@ from bson import ObjectId
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from .modeldiff import FieldChange, nested_model, stored_fields
+from .modeldiff import FieldChange, nested_model, stored_fields, type_text
 from .profile import FieldProfile, Profile
 
 SCALARS: dict[type, set[str]] = {
@@ -48,6 +49,35 @@ def accepted_types(annotation: Any) -> set[str] | None:
     return SCALARS.get(origin or annotation)
 
 
+def item_annotation(annotation: Any) -> Any | None:
+    """The type of the elements of an array field (`int` for `list[int]`, `list[int] | None`, `tuple[int, ...]`;
+    `int | str` for `tuple[int, str]`), None when the annotation holds no array or says nothing of its elements."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return item_annotation(args[0])
+    if origin in (Union, types.UnionType):
+        items = {item for a in args if (item := item_annotation(a)) is not None}
+        return items.pop() if len(items) == 1 else None
+    items = tuple(a for a in args if a is not Ellipsis)
+    if origin not in (list, tuple, set, frozenset) or not items:
+        return None
+    return Union[items] if len(items) > 1 else items[0]
+
+
+@dataclass(frozen=True)
+class ElementFinding:
+    """An array field's elements (`path`: `tags[]`, or `tags[][]` inside them) of BSON types the model's item type
+    (`wants`) does not store: `other` of them, out of the counts in `types`."""
+
+    path: str
+    wants: str
+    types: dict[str, int]
+    other: int
+
+    def counts(self) -> str:
+        return f"{self.path}: " + ", ".join(f"{kind} {count:,}" for kind, count in self.types.items())
+
+
 @dataclass(frozen=True)
 class DataFinding:
     """A field of the model that profiled documents hold otherwise: with other BSON types (`other`: their counts),
@@ -60,11 +90,14 @@ class DataFinding:
     nulls: int
     missing: int
     documents: int
+    elements: tuple[ElementFinding, ...] = ()
 
     def counts(self) -> str:
-        """What the profile saw, e.g. `int 600, string 380, double 20; missing in 5 of 1,000 documents`."""
+        """What the profile saw, e.g. `int 600, string 380, double 20; missing in 5 of 1,000 documents` (and for an
+        array whose elements differ, `; tags[]: int 90, string 10`)."""
         held = ", ".join(f"{kind} {count:,}" for kind, count in self.types.items()) or "no value"
-        return f"{held}; missing in {self.missing:,} of {self.documents:,} documents"
+        return "; ".join([f"{held}; missing in {self.missing:,} of {self.documents:,} documents",
+                          *(e.counts() for e in self.elements)])
 
 
 @dataclass
@@ -111,10 +144,23 @@ def compare_fields(model: type[BaseModel], paths: dict[str, FieldProfile], prefi
         other = sum(count for kind, count in seen.types.items() if kind not in accepted | {"null"})
         nulls = 0 if "null" in accepted else seen.nulls
         missing = documents - seen.documents
-        if other or nulls or missing:
-            result.findings.append(DataFinding(path, info, dict(seen.types), other, nulls, missing, documents))
+        elements = element_findings(info.annotation, paths, path)
+        if other or nulls or missing or elements:
+            result.findings.append(DataFinding(path, info, dict(seen.types), other, nulls, missing, documents, elements))
         else:
             result.matching.append(path)
         inner = nested_model(info.annotation)
         if inner is not None and seen.types.get("object"):
             compare_fields(inner, paths, path + ".", seen.types["object"], result)
+
+
+def element_findings(annotation: Any, paths: dict[str, FieldProfile], path: str) -> tuple[ElementFinding, ...]:
+    """The elements of the array at `path` (and of arrays inside them) of types `annotation`'s item type does not
+    store; nothing when no element was read or the item type names no BSON type."""
+    item = item_annotation(annotation)
+    seen = paths.get(path + "[]")
+    if item is None or seen is None or (accepted := accepted_types(item)) is None:
+        return ()
+    other = sum(count for kind, count in seen.types.items() if kind not in accepted)
+    found = (ElementFinding(seen.path, type_text(item), dict(seen.types), other),) if other else ()
+    return found + element_findings(item, paths, seen.path)

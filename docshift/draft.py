@@ -282,14 +282,16 @@ def decide_finding(draft: Draft, finding: DataFinding) -> None:
     target = f"{leaf} inside doc[{parent!r}]" if parent else f"doc[{name!r}]"
     wants = type_text(info.annotation)
     draft.restores.append(name.split(".")[0])
-    if not finding.other and not finding.nulls and not info.is_required() and info.default_factory is None \
-            and is_constant(info.default):
+    if not finding.other and not finding.nulls and not finding.elements and not info.is_required() \
+            and info.default_factory is None and is_constant(info.default):
         draft.notes.append(f"{name}: the documents read hold {finding.counts()}: `up` sets the model's default "
                            f"{info.default!r} where it is missing")
         draft.up += set_default(name, info.default)
         return
     draft.raise_kind("transformative")
     tasks = [f"convert {target} to {wants} where it holds another type"] if finding.other else []
+    tasks += [f"convert the elements of {target if e.path == name + '[]' else e.path} to {e.wants} where they hold "
+              f"another type" for e in finding.elements]
     if finding.nulls or finding.missing:
         tasks.append(f"give {target} a value where it is missing" + (" or None" if finding.nulls else ""))
     draft.notes.append(f"{name}: the documents read hold {finding.counts()}, the model wants {wants}: "

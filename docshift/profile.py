@@ -29,8 +29,22 @@ REDACTED = "***"
 INT32 = range(-2**31, 2**31)
 
 
+KINDS: dict[type, str] = {
+    str: "string", float: "double", bool: "bool", dict: "object", list: "array", type(None): "null", Int64: "long",
+    ObjectId: "objectId", datetime.datetime: "date", bytes: "binData", Binary: "binData", Decimal128: "decimal",
+    Regex: "regex", re.Pattern: "regex", Timestamp: "timestamp", Code: "javascript", MinKey: "minKey", MaxKey: "maxKey"}
+"""The BSON type name of each type pymongo decodes to: one dict lookup per value (subclasses take bson_type's loop)."""
+HASHED = frozenset({"string", "int", "long", "bool", "null", "objectId", "date"})
+"""Types whose values are their own distinct key (with the type name: 1, 1.0 and True are three values in BSON)."""
+
+
 def bson_type(value) -> str:
     """The BSON type name of a decoded value, as MongoDB's `$type` names it."""
+    kind = KINDS.get(type(value))
+    if kind is not None:
+        return kind
+    if type(value) is int:
+        return "int" if value in INT32 else "long"
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -46,6 +60,15 @@ def bson_type(value) -> str:
         if isinstance(value, kind):
             return name
     return type(value).__name__
+
+
+def distinct_key(value, kind: str):
+    """A value as one distinct value: as BSON has it, so 0.0 and -0.0 differ and a NaN equals itself."""
+    if kind in HASHED:
+        return kind, value
+    if kind == "double":
+        return kind, value.hex()
+    return kind, bson.encode({"v": value})
 
 
 def looks_secret(path: str) -> bool:
@@ -123,36 +146,51 @@ class Profile(BaseModel):
 
 
 class _Path:
-    """Counters of one field path; examples and distinct values capped."""
+    """Counters of one field path; examples and distinct values capped. `fields` and `items` are the paths inside it
+    (a document's fields by name, an array's elements), so that a walk looks paths up by key, not by a built name."""
 
-    __slots__ = ("documents", "values", "types", "nulls", "examples", "distinct", "overflow", "secret", "last")
+    __slots__ = ("path", "documents", "values", "types", "nulls", "examples", "distinct", "overflow", "secret", "last",
+                 "fields", "items")
 
-    def __init__(self, secret: bool):
+    def __init__(self, path: str, secret: bool):
+        self.path = path
         self.documents = self.values = self.nulls = 0
-        self.types: Counter = Counter()
+        self.types: dict[str, int] = {}
         self.examples: list[str] = []
         self.distinct: set = set()
         self.overflow = False
         self.secret = secret
         self.last = -1  # the number of the last document that had this path, to count documents once
+        self.fields: dict[str, _Path] = {}
+        self.items: _Path | None = None
 
     def add(self, value, kind: str, document: int) -> None:
         if self.last != document:
             self.last, self.documents = document, self.documents + 1
         self.values += 1
-        self.types[kind] += 1
+        self.types[kind] = self.types.get(kind, 0) + 1
         if value is None:
             self.nulls += 1
-        if self.secret or kind in ("object", "array"):
+        if self.secret or kind == "object" or kind == "array":
             return
         if not self.overflow:
-            key = (kind, bson.encode({"v": value}))  # 1, 1.0 and True are three values, as BSON has them
-            if key not in self.distinct:
-                self.distinct.add(key)
-                if len(self.distinct) > DISTINCT_LIMIT:
-                    self.overflow, self.distinct = True, set()
+            key = distinct_key(value, kind)
+            if key in self.distinct:
+                return  # its example text was considered when it was first seen
+            self.distinct.add(key)
+            if len(self.distinct) > DISTINCT_LIMIT:
+                self.overflow, self.distinct = True, set()
         if len(self.examples) < EXAMPLES and (text := shown(value)) not in self.examples:
             self.examples.append(text)
+
+
+class _Group:
+    """A FailureGroup while it is counted (plain attributes: a pydantic model's are slow to set per document)."""
+
+    __slots__ = ("loc", "error", "message", "count", "ids")
+
+    def __init__(self, loc: str, error: str, message: str):
+        self.loc, self.error, self.message, self.count, self.ids = loc, error, message, 0, []
 
 
 class Profiler:
@@ -162,61 +200,75 @@ class Profiler:
         self.collection, self.model, self.version = collection, model, version
         self.count = 0
         self.versions: Counter = Counter()
+        self.root = _Path("", False)
         self.paths: dict[str, _Path] = {}
-        self.validation = Validation(model=model.__name__, version=version) if model is not None else None
-        self.groups: dict[tuple[str, str], FailureGroup] = {}
+        self.failing = self.failing_at_version = 0
+        self.groups: dict[tuple[tuple, str], _Group] = {}
 
     def add(self, doc: dict) -> None:
         self.count += 1
         version = doc.get(VERSION_FIELD)
         self.versions["none" if version is None else str(version)] += 1
-        self._walk(doc, "")
+        self._fields(doc, self.root)
         if self.model is not None:
             self._validate(doc, version)
 
-    def _walk(self, value, path: str) -> None:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                self._value(inner, f"{path}.{key}" if path else key)
-        else:  # a list
-            for inner in value:
-                self._value(inner, f"{path}[]")
-
-    def _value(self, value, path: str) -> None:
+    def _path(self, path: str) -> _Path:
+        """The counters of `path`, made at its first value (shared when two places name one path: a key `a.b` and
+        `b` inside `a`, as before paths were looked up by key)."""
         stats = self.paths.get(path)
         if stats is None:
-            stats = self.paths[path] = _Path(looks_secret(path))
-        kind = bson_type(value)
+            stats = self.paths[path] = _Path(path, looks_secret(path))
+        return stats
+
+    def _fields(self, doc: dict, parent: _Path) -> None:
+        fields = parent.fields
+        for key, value in doc.items():
+            stats = fields.get(key)
+            if stats is None:
+                stats = fields[key] = self._path(f"{parent.path}.{key}" if parent.path else key)
+            self._value(value, stats)
+
+    def _value(self, value, stats: _Path) -> None:
+        kind = KINDS.get(type(value)) or bson_type(value)
         stats.add(value, kind, self.count)
-        if kind in ("object", "array"):
-            self._walk(value, path)
+        if kind == "object":
+            self._fields(value, stats)
+        elif kind == "array":
+            items = stats.items or self._path(f"{stats.path}[]")
+            stats.items = items
+            for inner in value:
+                self._value(inner, items)
 
     def _validate(self, doc: dict, version) -> None:
-        self.validation.checked += 1
         try:
             self.model.model_validate(doc)
         except ValidationError as exc:
-            self.validation.failing += 1
-            self.validation.failing_at_version += version == self.version
-            for error in exc.errors(include_url=False, include_input=False):
-                loc = ".".join(str(p) for p in error["loc"]) or "(document)"
-                group = self.groups.get((loc, error["type"]))
+            self.failing += 1
+            self.failing_at_version += version == self.version
+            for error in exc.errors(include_url=False, include_input=False, include_context=False):
+                key = (error["loc"], error["type"])
+                group = self.groups.get(key)
                 if group is None:
-                    group = self.groups[(loc, error["type"])] = FailureGroup(loc=loc, error=error["type"], message=error["msg"])
+                    loc = ".".join(str(p) for p in error["loc"]) or "(document)"
+                    group = self.groups[key] = _Group(loc, error["type"], error["msg"])
                 group.count += 1
-                if len(group.example_ids) < FAILURE_IDS:
-                    group.example_ids.append(str(doc.get("_id")))
+                if len(group.ids) < FAILURE_IDS:
+                    group.ids.append(str(doc.get("_id")))
 
     def profile(self, method: str, exact: bool, total: int | None = None, bound: str | None = None) -> Profile:
-        fields = [FieldProfile(path=path, documents=s.documents, values=s.values, types=dict(s.types.most_common()),
+        fields = [FieldProfile(path=path, documents=s.documents, values=s.values, types=dict(Counter(s.types).most_common()),
                                nulls=s.nulls, examples=[REDACTED] if s.secret else list(s.examples),
                                distinct=None if s.overflow or s.secret or not (s.distinct or not s.values) else len(s.distinct),
                                redacted=s.secret)
                   for path, s in sorted(self.paths.items())]
         validation = None
-        if self.validation is not None:
+        if self.model is not None:
             groups = sorted(self.groups.values(), key=lambda g: (-g.count, g.loc, g.error))
-            validation = self.validation.model_copy(update={"groups": [g.model_copy() for g in groups]})
+            validation = Validation(model=self.model.__name__, version=self.version, checked=self.count,
+                                    failing=self.failing, failing_at_version=self.failing_at_version,
+                                    groups=[FailureGroup(loc=g.loc, error=g.error, message=g.message, count=g.count,
+                                                         example_ids=list(g.ids)) for g in groups])
         return Profile(collection=self.collection, method=method, exact=exact, documents=self.count,
                        total=self.count if exact else total, bound=bound, versions=dict(sorted(self.versions.items(), key=_version_order)),
                        fields=fields, validation=validation)

@@ -220,3 +220,34 @@ def test_after_a_sample_an_added_default_never_overwrites():
         data = compare_with_data(User, profiler.profile("exact" if exact else "a sample", exact=exact, total=50))
         source = draft_source(2, "Users", "users", User, Basis(None, [], data))
         assert expected in source and ("update=" in source) is exact, source
+
+
+def test_an_arrays_elements_of_another_type_are_drafted_as_a_conversion():
+    from pydantic import BaseModel
+
+    from docshift.datadiff import compare_with_data, item_annotation
+    from docshift.draft import Basis, draft_source
+    from docshift.profile import Profiler
+
+    class Address(BaseModel):
+        phones: list[int] = []
+
+    class User(BaseModel):
+        scores: list[int]
+        tags: list[str] | None = None
+        address: Address
+
+    profiler = Profiler("users")
+    for i in range(10):
+        profiler.add({"_id": i, "scores": [1, "2"] if i < 3 else [i], "tags": ["a", None] if i == 4 else ["b"],
+                      "address": {"phones": [i, str(i)] if i == 5 else [i]}})
+    data = compare_with_data(User, profiler.profile("exact", exact=True))
+    assert data.matching == ["address"]
+    assert [(f.field, [(e.path, e.other) for e in f.elements]) for f in data.findings] == [
+        ("scores", [("scores[]", 3)]), ("tags", [("tags[]", 1)]), ("address.phones", [("address.phones[]", 1)])]
+    assert data.findings[0].counts() == "array 10; missing in 0 of 10 documents; scores[]: int 10, string 3"
+    source = draft_source(2, "Users", "users", User, Basis(None, [], data))
+    assert ("# TODO: convert the elements of doc['scores'] to int where they hold another type (read: array 10; "
+            "missing in 0 of 10 documents; scores[]: int 10, string 3)") in source, source
+    assert "convert the elements of phones inside doc['address'] to int" in source and "kind='transformative'" in source
+    assert item_annotation(tuple[int, ...]) is int and item_annotation(dict[str, int]) is None

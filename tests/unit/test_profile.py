@@ -44,6 +44,15 @@ def test_bson_types_are_mongodbs_names():
         "int", "long", "long", "double", "bool", "null", "string", "object", "array", "objectId"]
 
 
+def test_distinct_values_are_told_apart_as_bson_stores_them():
+    profiler = Profiler("c")
+    for value in (1, 1.0, True, 0.0, -0.0, float("nan"), float("nan"), Int64(1), 2**40, Int64(2**40), "1", "1", None):
+        profiler.add({"v": value})
+    [field] = profiler.profile("t", True).fields
+    assert field.distinct == 10 and field.types == {"double": 5, "long": 3, "string": 2, "int": 1, "bool": 1, "null": 1}
+    assert field.examples == ["1", "1.0", "True"]
+
+
 def test_distinct_values_are_capped():
     profiler = Profiler("c")
     for i in range(DISTINCT_LIMIT):
