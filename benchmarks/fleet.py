@@ -6,10 +6,17 @@ wrapper loop (`docshift migrate` once per database, each its own process, as mig
 Seeds TENANTS databases `bench_fleet_NNN` (200) of USERS users (1,000) at version 1 on the server at URI, times
 `fleet status` on them (the ledgers read concurrently on one client); with --migrate, times the wrapper loop on the
 first N of them (default half; its time per tenant extrapolated to the whole fleet, labelled so) and the fleet run at
-each concurrency on fresh seeds, and reports seconds, per-tenant overhead (wall time minus the batch loops' own time,
-recorded in each history entry, divided by the concurrency), docs/s, the client's CPU seconds (the docshift
-processes') and the speed-up over the loop. Every run reports to one Prefect server (PREFECT_API_URL's, or one
-started for the benchmark), as a team's would. The databases are dropped at the end.
+each concurrency on fresh seeds, and reports seconds, per-tenant overhead, docs/s, the client's CPU seconds (the
+docshift processes'), the Prefect server's CPU seconds (when the benchmark started it) and the speed-up over the loop.
+
+Per-tenant overhead is (wall − work / concurrency) / tenants, work being the batch loops' own time (each history
+entry's duration: backup, batches, verification, with their task runs): what each tenant adds to the wall time beyond
+its share of document work. Under concurrency each step's duration also holds the time it waited for the CPU the
+other children use, which this counts as work; so it is also given per child slot, (wall × concurrency − work) /
+tenants: the seconds a child spends outside its steps (its flow runs, plan checks, waiting for a slot's start). On
+a machine loaded by others both depend on the load; the CPU seconds a tenant (client and Prefect server) much less.
+Every run reports to one Prefect server (PREFECT_API_URL's, or one started for the benchmark), as a team's would.
+The databases are dropped at the end.
 """
 
 import argparse
@@ -42,6 +49,32 @@ def client_cpu() -> float:
     """CPU seconds used so far by the docshift processes this benchmark started (and waited for)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu() -> float | None:
+    """CPU seconds used so far by the Prefect server this benchmark started (None: it uses PREFECT_API_URL's); Linux."""
+    total = None
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and b"prefect" in command and b"server" in command:
+            total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def cpu_now() -> tuple[float, float | None]:
+    return client_cpu(), server_cpu()
+
+
+def cpu_since(start: tuple[float, float | None], tenants: int) -> str:
+    client, server = cpu_now()
+    text = f"client CPU {client - start[0]:.1f} s ({(client - start[0]) / tenants:.2f} s a tenant)"
+    if server is not None and start[1] is not None:
+        text += f", Prefect server CPU {server - start[1]:.1f} s ({(server - start[1]) / tenants:.2f} s a tenant)"
+    return text
 
 
 def docshift(uri: str, *args: str) -> float:
@@ -98,24 +131,22 @@ def measure() -> None:
             return
         part = names[: args.loop or max(1, args.tenants // 2)]
         seed(client, part, args.users)
-        cpu = client_cpu()
+        cpu = cpu_now()
         loop = sum(docshift(args.uri, "--database", n, "migrate") for n in part)
-        cpu = client_cpu() - cpu
         per_tenant = loop / len(part)
         overhead = (loop - work_seconds(client, part)) / len(part)
         print(f"wrapper loop, {len(part)} databases measured: {loop:.1f} s ({per_tenant:.2f} s a tenant), "
-              f"{len(part) * args.users / loop:,.0f} docs/s, per-tenant overhead {overhead:.2f} s, client CPU "
-              f"{cpu / len(part):.2f} s a tenant; extrapolated to {len(names)} databases: "
-              f"{per_tenant * len(names):.1f} s")
+              f"{len(part) * args.users / loop:,.0f} docs/s, per-tenant overhead {overhead:.2f} s, "
+              f"{cpu_since(cpu, len(part))}; extrapolated to {len(names)} databases: {per_tenant * len(names):.1f} s")
         for concurrency in args.concurrency.split(","):
             seed(client, names, args.users)
-            cpu = client_cpu()
+            cpu = cpu_now()
             fleet = docshift(args.uri, "fleet", "migrate", "--databases", f"{PREFIX}*", "--concurrency", concurrency)
-            cpu = client_cpu() - cpu
-            overhead = (fleet - work_seconds(client, names) / int(concurrency)) / len(names)
+            work, slots = work_seconds(client, names), int(concurrency)
             print(f"fleet migrate, concurrency {concurrency}, {len(names)} databases: {fleet:.1f} s, "
-                  f"{len(names) * args.users / fleet:,.0f} docs/s, per-tenant overhead {overhead:.2f} s, client CPU "
-                  f"{cpu:.1f} s ({cpu / len(names):.2f} s a tenant), {per_tenant * len(names) / fleet:.1f}x the loop")
+                  f"{len(names) * args.users / fleet:,.0f} docs/s, per-tenant overhead "
+                  f"{(fleet - work / slots) / len(names):.2f} s ({(fleet * slots - work) / len(names):.2f} s a child "
+                  f"slot; work {work:.1f} s), {cpu_since(cpu, len(names))}, {per_tenant * len(names) / fleet:.1f}x the loop")
     finally:
         for name in names:
             client.drop_database(name)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import httpx
-from prefect import flow, get_run_logger, tags, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.deployments import run_deployment
@@ -33,7 +33,7 @@ from docshift.ledger import Ledger, now
 from docshift.loader import ScriptDirectory
 from docshift.settings import get_settings
 from docshift.stop import stop_requested
-from docshift.tasks.notify import announce, label_run
+from docshift.tasks.notify import announce, label_run, labelled
 from docshift.flows.migrate import migrate, window_deadline
 
 ORCHESTRATION_ATTEMPTS = 3
@@ -306,7 +306,7 @@ def child_run(child: Child) -> tuple[State, str | None]:
         parameters["options"] = child.options.model_dump(mode="json")
         run = run_deployment(child.deployment, parameters=parameters, timeout=None, poll_interval=1, tags=labels)
         return run.state, str(run.id)
-    with tags(*labels):
+    with labelled(*labels):  # the child runs' tag, not their task runs' (tasks.notify.labelled)
         state = migrate(**parameters, return_state=True)
     return state, str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
 

@@ -2,14 +2,27 @@
 `migrate-fleet` flow, a child `migrate` run per database) and `docshift fleet status`."""
 
 import json
+import time
 from datetime import datetime
 
 from prefect import get_client
-from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterParentFlowRunId
+from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId,
+                                           FlowRunFilterParentFlowRunId)
 from prefect.client.schemas.sorting import FlowRunSort
 
 from tests.support.fingerprints import raw_snapshot
 from tests.support.fleet import POISON, tenants
+
+
+def recorded_task_runs(client, flow_run_ids: list, at_least: int) -> list:
+    """The task runs of these flow runs, once the server has recorded `at_least` of them (it records task runs from
+    their events, after the run; at most 60 s)."""
+    deadline = time.monotonic() + 60
+    while True:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids)), limit=200)
+        if len(runs) >= at_least or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.5)
 
 
 def fleet_status(env, glob: str) -> dict:
@@ -81,6 +94,13 @@ def test_under_the_failure_limit_the_fleet_continues_and_the_record_shows_each_c
             assert sorted(t for c in migrate_runs for t in c.tags if t.startswith("db:")) == sorted(
                 f"db:{n}" for n in fleet.names)
             assert sum(c.state.is_failed() for c in migrate_runs) == 2
+            steps = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[c.id for c in migrate_runs])))
+            assert steps and all(f"fleet:{parent.id}" in s.tags for s in steps)  # apply-migration runs too
+            # the tag is the runs', not their task runs': a tagged task run asks the server for a concurrency slot
+            # per tag before it starts (tasks.notify.labelled)
+            child_tasks = recorded_task_runs(client, [r.id for r in migrate_runs + steps], 3 * len(steps))
+            assert len(child_tasks) >= 3 * len(steps) and not [t.name for t in child_tasks if t.tags]
 
 
 def test_bad_input_is_one_plain_message_and_writes_nothing(env):
