@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import hypothesis
 import pytest
-from hypothesis import strategies as st
 
 from docshift.errors import DocshiftError
 from docshift.loader import ScriptDirectory
