@@ -24,7 +24,7 @@ from .engine.rollback import rollback_target
 from .engine.runs import check_pre_images
 from .engine.state import MigrateOptions
 from .engine.verify import verify_applied
-from .errors import AlertSetupError, RehearsalFailed
+from .errors import AlertSetupError, OrchestrationError, RehearsalFailed
 from .ledger import LeaseLock, Ledger, describe_lock
 from .output import print_records
 from .loader import ScriptDirectory
@@ -111,6 +111,9 @@ def run_flow(flow, release_locks: Callable[[], object] | None = None, **paramete
     reporting to PREFECT_API_URL's server or a temporary one of its own; SIGINT and SIGTERM stop it at a batch
     boundary, and it stops within a bounded time when its Prefect server is gone. `release_locks` lets go of the
     locks this process holds when it must exit without the run (default: the configured database's)."""
+    import httpx
+    from prefect.exceptions import PrefectException
+
     from .deployments.local_server import prefect_server
 
     settings = get_settings()
@@ -125,7 +128,13 @@ def run_flow(flow, release_locks: Callable[[], object] | None = None, **paramete
                 server.kill()
 
         watch = Watch(server.health, let_go, settings.orchestration_timeout_seconds)
-        return supervise(lambda: with_progress_bars(flow, **parameters), watch)
+        try:
+            return supervise(lambda: with_progress_bars(flow, **parameters), watch)
+        except (PrefectException, httpx.HTTPError) as exc:  # after the Prefect client's own retries
+            raise OrchestrationError(
+                f"the Prefect API failed during the run ({type(exc).__name__}: "
+                f"{redact(next(iter(str(exc).splitlines()), ''))}); a migration keeps its checkpoint: run the "
+                f"command again to resume") from exc
 
 
 def with_progress_bars(run, **parameters):

@@ -22,7 +22,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import PrefectException
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
-from prefect.states import State
+from prefect.states import Failed, State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from docshift.db import connect, redact
@@ -40,6 +40,9 @@ ORCHESTRATION_ATTEMPTS = 3
 """Runs of a database's `migrate` when the one before failed in Prefect itself (its API refusing under load: 503),
 not in the migration: each resumes where the one before stopped (that one rolled its step back or checkpointed)."""
 ORCHESTRATION_ERRORS = (PrefectException, httpx.HTTPError)
+ORCHESTRATION_PAUSE_SECONDS = 5.0
+"""The pause before a database's next run after a run failed in Prefect, times the attempt (a busy server's database
+has time to clear)."""
 MIGRATED, AT_TARGET, PAUSED, FAILED, LOCKED, INTERRUPTED, NOT_STARTED, MISTYPED, HEAD_DIFFERS = (
     "migrated", "at target", "paused", "failed", "locked", "interrupted", "not started", "mistyped", "head differs")
 
@@ -275,13 +278,16 @@ def run_database(child: Child) -> DatabaseOutcome:
     except LockHeldError as exc:
         return DatabaseOutcome(child.database, LOCKED, before, before, wave=child.wave, error=str(exc))
     for attempt in range(1, ORCHESTRATION_ATTEMPTS + 1):
-        state, run_id = child_run(child)
+        try:
+            state, run_id = child_run(child)
+        except ORCHESTRATION_ERRORS as exc:  # Prefect refused to create or end the run itself (503: its database busy)
+            state, run_id = Failed(message=orchestration_failure(exc), data=exc), None
         retry = not state.is_completed() and isinstance(failure(state), ORCHESTRATION_ERRORS)
         if not retry or attempt == ORCHESTRATION_ATTEMPTS:
             break
         get_run_logger().warning("%s: its run failed in the orchestration (%s); running it again (attempt %s): it "
                                  "resumes where that one stopped", child.database, state.message, attempt + 1)
-        time.sleep(5 * attempt)
+        time.sleep(ORCHESTRATION_PAUSE_SECONDS * attempt)
     entries = [e for e in ledger.history() if e["_id"] not in seen]
     outcome = DatabaseOutcome(child.database, MIGRATED, before, ledger.current_version(),
                               sum(e.get("documents") or 0 for e in entries), time.monotonic() - began, child.wave,
@@ -290,8 +296,13 @@ def run_database(child: Child) -> DatabaseOutcome:
         return replace(outcome, outcome=PAUSED if ledger.checkpoint() else MIGRATED)
     error = failure(state)
     kind = INTERRUPTED if isinstance(error, Interrupted) else LOCKED if isinstance(error, LockHeldError) else FAILED
-    text = f"{type(error).__name__}: {error}" if isinstance(error, ORCHESTRATION_ERRORS) else str(error)
+    text = orchestration_failure(error) if isinstance(error, ORCHESTRATION_ERRORS) else str(error)
     return replace(outcome, outcome=kind, error=redact(text))
+
+
+def orchestration_failure(error: Exception) -> str:
+    """What failed in Prefect, on one line (an HTTP error's text goes on with the response and a link)."""
+    return f"{type(error).__name__}: {next(iter(str(error).splitlines()), '')}"
 
 
 migrate_database = task(run_database, name="migrate-database", task_run_name="{child.database}", cache_policy=NO_CACHE)

@@ -5,10 +5,14 @@ import json
 import time
 from datetime import datetime
 
+import httpx
 from prefect import get_client
 from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId,
                                            FlowRunFilterParentFlowRunId)
 from prefect.client.schemas.sorting import FlowRunSort
+from prefect.exceptions import PrefectHTTPStatusError
+
+import docshift.flows.fleet as fleet_flows
 
 from tests.support.fingerprints import raw_snapshot
 from tests.support.fleet import POISON, tenants
@@ -178,3 +182,54 @@ def test_a_database_whose_ledger_the_folder_does_not_match_is_left_and_the_rest_
         assert differs[edited]["changed"][0].startswith("0002_add_preferences.py (applied as 000000000000, now ")
         text = env.cli("fleet", "status", "--databases", fleet.glob).stdout
         assert "head differs: applied 6" in text and "head differs: applied files edited" in text
+
+
+def service_unavailable(path: str) -> PrefectHTTPStatusError:
+    """What the Prefect client raises when the server's database stays busy through its retries (a 503)."""
+    request = httpx.Request("POST", f"http://127.0.0.1:4200/api/{path}")
+    try:
+        httpx.Response(503, request=request, json={"exception_message": "Service Unavailable"}).raise_for_status()
+    except httpx.HTTPStatusError as exc:
+        return PrefectHTTPStatusError.from_httpx_error(exc)
+
+
+def test_a_prefect_api_failing_a_childs_start_runs_it_again_and_the_rest_of_the_fleet_goes_on(env, monkeypatch):
+    with tenants(env, 3, 20) as fleet:
+        once, always = fleet.names[0], fleet.names[1]
+        calls = []
+        real = fleet_flows.migrate
+
+        def migrate(**parameters):  # the subflow call raises before the child run exists, as under a busy server
+            calls.append(parameters["database"])
+            if parameters["database"] == always or calls.count(once) == 1 and parameters["database"] == once:
+                raise service_unavailable("task_runs/")
+            return real(**parameters)
+
+        monkeypatch.setattr(fleet_flows, "migrate", migrate)
+        monkeypatch.setattr(fleet_flows, "ORCHESTRATION_PAUSE_SECONDS", 0)
+
+        run = env.cli("fleet", "migrate", "--databases", fleet.glob, "--max-failed-databases", "2")
+
+        assert run.returncode == 1 and "1 failed of 3 databases" in run.stderr, run.stdout + run.stderr
+        assert calls.count(once) == 2 and calls.count(always) == fleet_flows.ORCHESTRATION_ATTEMPTS
+        assert fleet.versions() == {once: 5, always: 1, fleet.names[2]: 5}
+        applied = sorted(e["version"] for e in fleet.db(once)["_migrations"].find({"kind": "history"}))
+        assert applied == [2, 3, 4, 5]
+        assert "PrefectHTTPStatusError: Server error '503 Service Unavailable'" in run.stdout
+
+
+def test_the_prefect_api_failing_the_fleet_run_itself_is_one_plain_line(env, monkeypatch):
+    with tenants(env, 2, 20) as fleet:
+        def refused(*args, **kwargs):
+            raise service_unavailable("artifacts/")
+
+        monkeypatch.setattr(fleet_flows, "create_table_artifact", refused)
+
+        run = env.cli("fleet", "migrate", "--databases", fleet.glob)
+
+        assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
+        assert run.stderr.startswith("docshift: error: the Prefect API failed during the run (PrefectHTTPStatusError: "
+                                     "Server error '503 Service Unavailable' for url "), run.stderr
+        assert "run the command again to resume" in run.stderr
+        assert set(fleet.versions().values()) == {5}
+        assert not [n for n in fleet.names if fleet.db(n)["_migrations"].find_one({"_id": "lock"})]
