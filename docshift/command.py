@@ -111,10 +111,8 @@ def run_flow(flow, release_locks: Callable[[], object] | None = None, **paramete
     reporting to PREFECT_API_URL's server or a temporary one of its own; SIGINT and SIGTERM stop it at a batch
     boundary, and it stops within a bounded time when its Prefect server is gone. `release_locks` lets go of the
     locks this process holds when it must exit without the run (default: the configured database's)."""
-    import httpx
-    from prefect.exceptions import PrefectException
-
     from .deployments.local_server import prefect_server
+    from .tasks.retry import ORCHESTRATION_ERRORS, orchestration_failure
 
     settings = get_settings()
     with prefect_server() as server:
@@ -130,11 +128,9 @@ def run_flow(flow, release_locks: Callable[[], object] | None = None, **paramete
         watch = Watch(server.health, let_go, settings.orchestration_timeout_seconds)
         try:
             return supervise(lambda: with_progress_bars(flow, **parameters), watch)
-        except (PrefectException, httpx.HTTPError) as exc:  # after the Prefect client's own retries
-            raise OrchestrationError(
-                f"the Prefect API failed during the run ({type(exc).__name__}: "
-                f"{redact(next(iter(str(exc).splitlines()), ''))}); a migration keeps its checkpoint: run the "
-                f"command again to resume") from exc
+        except ORCHESTRATION_ERRORS as exc:  # after the Prefect client's own retries
+            raise OrchestrationError(f"the Prefect API failed during the run ({redact(orchestration_failure(exc))}); "
+                                     f"a migration keeps its checkpoint: run the command again to resume") from exc
 
 
 def with_progress_bars(run, **parameters):

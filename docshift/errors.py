@@ -109,7 +109,7 @@ class RehearsalFailed(DocshiftError):
 
 
 class OrchestrationError(DocshiftError):
-    """The Prefect server a command needs could not be started or reached."""
+    """The Prefect server a command needs could not be started or reached, or its API failed during the run."""
 
 
 class FleetError(DocshiftError):

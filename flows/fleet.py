@@ -14,12 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-import httpx
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.deployments import run_deployment
-from prefect.exceptions import PrefectException
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
@@ -34,12 +32,12 @@ from docshift.loader import ScriptDirectory
 from docshift.settings import get_settings
 from docshift.stop import stop_requested
 from docshift.tasks.notify import announce, label_run, labelled
+from docshift.tasks.retry import ORCHESTRATION_ERRORS, orchestration_failure
 from docshift.flows.migrate import migrate, window_deadline
 
 ORCHESTRATION_ATTEMPTS = 3
 """Runs of a database's `migrate` when the one before failed in Prefect itself (its API refusing under load: 503),
 not in the migration: each resumes where the one before stopped (that one rolled its step back or checkpointed)."""
-ORCHESTRATION_ERRORS = (PrefectException, httpx.HTTPError)
 ORCHESTRATION_PAUSE_SECONDS = 5.0
 """The pause before a database's next run after a run failed in Prefect, times the attempt (a busy server's database
 has time to clear)."""
@@ -298,11 +296,6 @@ def run_database(child: Child) -> DatabaseOutcome:
     kind = INTERRUPTED if isinstance(error, Interrupted) else LOCKED if isinstance(error, LockHeldError) else FAILED
     text = orchestration_failure(error) if isinstance(error, ORCHESTRATION_ERRORS) else str(error)
     return replace(outcome, outcome=kind, error=redact(text))
-
-
-def orchestration_failure(error: Exception) -> str:
-    """What failed in Prefect, on one line (an HTTP error's text goes on with the response and a link)."""
-    return f"{type(error).__name__}: {next(iter(str(error).splitlines()), '')}"
 
 
 migrate_database = task(run_database, name="migrate-database", task_run_name="{child.database}", cache_policy=NO_CACHE)

@@ -1,6 +1,12 @@
-"""When a failed task is worth retrying."""
+"""When a failed task, or a run that failed in Prefect itself, is worth retrying."""
+
+import httpx
+from prefect.exceptions import PrefectException
 
 from docshift.errors import ConnectionClosedAfterWrite, DocshiftError
+
+ORCHESTRATION_ERRORS = (PrefectException, httpx.HTTPError)
+"""What Prefect raises when it fails, not the migration: its API refusing under load (503) after the client's retries."""
 
 
 def transient(task, task_run, state) -> bool:
@@ -15,3 +21,8 @@ def transient(task, task_run, state) -> bool:
     except Exception:
         return True
     return False
+
+
+def orchestration_failure(error: Exception) -> str:
+    """What failed in Prefect, on one line (an HTTP error's text goes on with the response and a link)."""
+    return f"{type(error).__name__}: {next(iter(str(error).splitlines()), '')}"

@@ -201,7 +201,7 @@ def test_a_prefect_api_failing_a_childs_start_runs_it_again_and_the_rest_of_the_
 
         def migrate(**parameters):  # the subflow call raises before the child run exists, as under a busy server
             calls.append(parameters["database"])
-            if parameters["database"] == always or calls.count(once) == 1 and parameters["database"] == once:
+            if parameters["database"] == always or (parameters["database"] == once and calls.count(once) == 1):
                 raise service_unavailable("task_runs/")
             return real(**parameters)
 
