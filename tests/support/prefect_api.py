@@ -52,19 +52,32 @@ def prefect_logs(api: str) -> str:
 
 
 def paused_cleanup_run(api: str, timeout: float = 120) -> str:
-    """The id of the cleanup flow run now waiting for approval."""
+    """The id of the cleanup flow run now waiting for approval: paused, and its approval form saved. Prefect sets the
+    run PAUSED before it saves the form's schema; a resume in between is rejected ("Run input schema not found")."""
     deadline = time.monotonic() + timeout
     query = {"flows": {"name": {"any_": ["cleanup"]}}, "flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}},
              "sort": "EXPECTED_START_TIME_DESC", "limit": 1}
     while time.monotonic() < deadline:
-        if runs := api_post(api, "/flow_runs/filter", query):
+        if (runs := api_post(api, "/flow_runs/filter", query)) and _form_saved(api, runs[0]):
             return runs[0]["id"]
         time.sleep(0.5)
     raise AssertionError("no cleanup run paused for approval")
 
 
+def _form_saved(api: str, run: dict) -> bool:
+    key = run["state"]["state_details"]["run_input_keyset"]["schema"]
+    try:
+        _body(urllib.request.Request(f"{api}/flow_runs/{run['id']}/input/{key}"))
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return False
+        raise
+    return True
+
+
 def resume(api: str, run_id: str, run_input: dict) -> None:
-    assert api_post(api, f"/flow_runs/{run_id}/resume", {"run_input": run_input})["status"] == "ACCEPT"
+    result = api_post(api, f"/flow_runs/{run_id}/resume", {"run_input": run_input})
+    assert result["status"] == "ACCEPT", result
 
 
 def remove_automations(api: str, names=None) -> None:
