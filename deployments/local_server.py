@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,12 +29,15 @@ class PrefectServer:
     process: subprocess.Popen | None = None
 
     def health(self) -> Unhealthy | None:
-        """None while the API answers; else why not, final when this process's own server has exited."""
+        """None while the API answers, whatever it answers (a busy server's 503 is not a server gone); else why not,
+        final when this process's own server has exited."""
         if self.process is not None and (code := self.process.poll()) is not None:
             return Unhealthy(f"the temporary Prefect server exited (status {code})", final=True)
         try:
             with urllib.request.urlopen(f"{self.api}/health", timeout=5):
                 return None
+        except urllib.error.HTTPError:
+            return None
         except OSError as exc:
             return Unhealthy(f"the Prefect API at {self.api} does not answer ({getattr(exc, 'reason', exc)})")
 
@@ -160,10 +164,20 @@ def prefect_server() -> Iterator[PrefectServer]:
     from prefect.settings import get_current_settings
 
     if api := get_current_settings().api.url:
-        yield PrefectServer(api.rstrip("/"))
+        yield answering(api.rstrip("/"))
         return
     with temporary_prefect_server() as server:
         yield server
+
+
+def answering(api: str) -> PrefectServer:
+    """PREFECT_API_URL's server, if it answers: else one line before the run, where Prefect's client would fail with
+    a traceback after the command had begun."""
+    server = PrefectServer(api)
+    if unhealthy := server.health():
+        raise OrchestrationError(f"{unhealthy.why}: start that server, or unset PREFECT_API_URL to let docshift start "
+                                 "a temporary one")
+    return server
 
 
 def drain_prefect(timeout: float = 5) -> None:

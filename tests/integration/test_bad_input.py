@@ -212,3 +212,17 @@ def test_a_migration_of_no_documents_succeeds_and_creates_nothing(env, case):
     assert env.ledger.find_one({"kind": "history"})["documents"] == 0
     assert ("ghosts" in env.db.list_collection_names()) == (case == "empty collection")
     assert env.db.ghosts.count_documents({}) == 0
+
+
+@pytest.mark.parametrize("args", [["migrate"], ["fleet", "migrate", "--databases", "{database}"]])
+def test_a_prefect_api_that_does_not_answer_is_one_line_and_nothing_is_written(seeded, args):
+    """PREFECT_API_URL naming a server that is not there (a wrong port, a server not started): refused before the
+    run, and before any lock is taken."""
+    before = database_snapshot(seeded.db)
+    args = [arg.format(database=seeded.database) for arg in args]
+    result = seeded.cli(*args, extra={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("docshift: error: the Prefect API at http://127.0.0.1:9/api does not answer"), \
+        result.stderr
+    assert "unset PREFECT_API_URL" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert database_snapshot(seeded.db) == before
