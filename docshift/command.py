@@ -47,7 +47,8 @@ def _context(new_database: bool = False) -> RunContext:
 
 def status() -> DatabaseStatus:
     """Where the database is: current and latest version, pending migrations, an unfinished run, quarantined
-    documents, documents behind or ahead of the recorded version (drift), the lock."""
+    documents, documents behind or ahead of the recorded version (drift), the lock; and what of its ledger this folder
+    lacks or has edited (head differs)."""
     ctx = _context()
     state = database_status(ctx.db, ctx.scripts)
     console.print(f"database        {ctx.settings.database} at {redact(ctx.settings.mongodb_uri.get_secret_value())}")
@@ -77,9 +78,15 @@ def status() -> DatabaseStatus:
     console.print("quarantined     " + (f"{sum(counts.values()):,} documents ("
                                         + ", ".join(f"migration {v}: {n:,}" for v, n in sorted(counts.items()))
                                         + "), left unchanged: `docshift quarantine` lists them" if counts else "none"))
+    differs = state.head_differs
+    if differs and (why := differs.describe()):
+        console.print(f"head differs    {why}", markup=False, highlight=False)
     drift = list(state.drift)
-    console.print("drift           " + (f"{describe_all(drift)}: {advice(drift)}" if drift else "none"), markup=False,
-                  highlight=False)
+    if differs and differs.unknown:  # the collections' versions at the recorded one are in files this folder lacks
+        console.print("drift           not judged: this folder lacks the recorded migrations")
+    else:
+        console.print("drift           " + (f"{describe_all(drift)}: {advice(drift)}" if drift else "none"),
+                      markup=False, highlight=False)
     console.print(f"lock            {describe_lock(state.lock_raw)}", markup=False, highlight=False)
     return state
 

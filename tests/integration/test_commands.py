@@ -3,6 +3,7 @@
 import json
 
 from docshift.demo import seed_users
+from tests.support.fingerprints import database_snapshot
 from tests.support.prefect_api import api_get, api_post
 
 
@@ -68,3 +69,24 @@ def test_verify_finds_documents_left_behind(env):
 
     assert late.returncode == 1
     assert "FAIL  documents left at version 2: expected 0, found 1" in late.stdout
+
+
+def test_status_from_an_older_folder_names_what_it_lacks_and_migrate_refuses(env):
+    """A teammate's older checkout: the database was migrated to 5 by a folder with migrations 4 and 5, this folder
+    ends at 3. status says so instead of advising a run over documents it cannot judge; migrate writes nothing."""
+    seed_users(env.db, 100, seed=3)
+    assert env.cli("migrate").returncode == 0
+    for path in env.migrations.glob("000[45]_*.py"):
+        path.unlink()
+    before = database_snapshot(env.db)
+
+    status = env.cli("status")
+    run = env.cli("migrate")
+
+    assert status.returncode == 0, status.stderr
+    lines = {line[:16].strip(): line[16:] for line in status.stdout.splitlines()}
+    assert lines["head differs"] == "applied 4, 5, which this migrations folder does not have", status.stdout
+    assert lines["drift"].startswith("not judged: this folder lacks the recorded migrations"), status.stdout
+    assert "docshift migrate 5" not in status.stdout
+    assert run.returncode == 1 and "records migration 4, 5, which this migrations folder does not have" in run.stderr
+    assert database_snapshot(env.db) == before
