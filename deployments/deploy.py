@@ -40,6 +40,7 @@ from docshift.errors import DeployError
 from docshift.flows import phases
 from docshift.fleet import FleetOptions
 from docshift.flows.fleet import migrate_fleet
+from docshift.flows.fleet_rollback import rollback_fleet
 from docshift.flows.inspect import inspect
 from docshift.flows.migrate import migrate
 from docshift.flows.rollback import rollback
@@ -119,20 +120,25 @@ def phase_deployment_name(script: Script) -> str:
 
 
 def wanted_deployments(scripts: ScriptDirectory, settings: Settings) -> list[Wanted]:
-    """Every deployment the project declares: migrate, migrate-fleet, rollback, verify, inspect, and the phases of
-    each expand-contract change."""
+    """Every deployment the project declares: migrate, migrate-fleet, rollback-fleet, rollback, verify, inspect, and
+    the phases of each expand-contract change."""
     verify_at = WantedSchedule(settings.verify_schedule, settings.timezone) if settings.verify_schedule else None
     release = WantedSchedule(settings.fleet_schedule, settings.timezone) if settings.fleet_schedule else None
-    migrate_, rollback_, verify_, inspect_, fleet_ = (deployment_name(f.name, settings.project)
-                                                      for f in (migrate, rollback, verify, inspect, migrate_fleet))
+    migrate_, rollback_, verify_, inspect_, fleet_, fleet_rollback_ = (
+        deployment_name(f.name, settings.project) for f in (migrate, rollback, verify, inspect, migrate_fleet, rollback_fleet))
     options = MigrateOptions().model_dump(mode="json")
+    children = FleetOptions(deployment=migrate_).model_dump(mode="json")
     wanted = [
         Wanted(migrate, migrate_, "Migrate the database to target_version (default latest), up or down; dry_run plans only.",
                dict(target_version=None, options=options, dry_run=False), None, "docshift", limit=None),
         Wanted(migrate_fleet, fleet_, f"Migrate every database the selector names (`databases`: names, globs or "
                f"module:function; default the `databases` setting) wave by wave, each as a run of {migrate_} on the "
-               f"work pool's workers.", dict(databases=None, target_version=None, options=dict(options), fleet=FleetOptions(
-                   deployment=migrate_).model_dump(mode="json")), release, "settings: fleet_schedule"),
+               f"work pool's workers.", dict(databases=None, target_version=None, options=dict(options), fleet=children),
+               release, "settings: fleet_schedule"),
+        Wanted(rollback_fleet, fleet_rollback_, f"Undo a fleet run: each database it changed back to its version before "
+               f"it, as runs of {migrate_}; run it with --param fleet_run_id=ID (default: the latest {fleet_} run of "
+               f"`databases`).", dict(fleet_run_id=None, databases=None, options=dict(options), fleet=dict(children)),
+               None, "docshift"),
         Wanted(rollback, rollback_, "Restore the pre-images of run_id (an unfinished run after a crash, or the latest "
                "finished run); run it with --param run_id=RUN_ID.", {}, None, "docshift"),
         Wanted(verify, verify_, "Re-check an applied migration (default the current version) against the data as it is now.",

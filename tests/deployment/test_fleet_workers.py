@@ -1,6 +1,6 @@
 """The `migrate-fleet/<project>` deployment that `docshift deploy` makes, run as a scheduled run would be: taken by
 one of two process workers of one pool, its child runs (runs of the `migrate/<project>` deployment, one per database)
-shared by both workers."""
+shared by both workers; then the `rollback-fleet/<project>` deployment, as an operator runs it from the UI, undoes it."""
 
 import re
 import shutil
@@ -14,6 +14,7 @@ from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunF
 from prefect.client.schemas.sorting import FlowRunSort
 
 from tests.support.env import Env, docshift_settings, process_environment
+from tests.support.fingerprints import raw_snapshot
 from tests.support.fleet import tenants
 from tests.support.prefect_api import api_post, prefect, start_worker, stop_worker
 from tests.support.paths import ROOT
@@ -48,13 +49,15 @@ def test_two_workers_share_a_run_of_the_fleet_deployment(mongodb_uri, prefect_ap
     env = Env(mongodb_uri, settings["DOCSHIFT_DATABASE"], migrations, variables)
     deployed = env.run("deploy", extra={"DOCSHIFT_WORK_POOL": "fleet"})
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    [fleet_deployment] = re.findall(r"^(?:created|updated|unchanged)\s+(migrate-fleet/\S+)$", deployed.stdout,
-                                    re.MULTILINE)
+    [fleet_deployment, undo_deployment] = (
+        re.findall(rf"^(?:created|updated|unchanged)\s+({flow}/\S+)$", deployed.stdout, re.MULTILINE)[0]
+        for flow in ("migrate-fleet", "rollback-fleet"))
     # Two runs at most per worker: the fleet run takes a slot of one, so its four children at once need both.
     workers = [start_worker(variables, subprocess.DEVNULL, "fleet", "--name", f"w{i}", "--limit", "2")
                for i in range(2)]
     try:
         with tenants(env, 4, 30) as fleet:
+            before = {n: raw_snapshot(fleet.db(n).users) for n in fleet.names}
             run = prefect(variables, "deployment", "run", fleet_deployment, "--param", f"databases={fleet.glob}",
                           "--watch", "--watch-timeout", "600", timeout=660)
 
@@ -73,6 +76,13 @@ def test_two_workers_share_a_run_of_the_fleet_deployment(mongodb_uri, prefect_ap
             assert len(taken) == 5, taken
             by_child = [taken[str(c.id)] for c in children]
             assert {"w0", "w1"} == set(by_child), f"each worker runs some tenants: {by_child}"
+
+            undo = prefect(variables, "deployment", "run", undo_deployment, "--param", f"databases={fleet.glob}",
+                           "--watch", "--watch-timeout", "600", timeout=660)
+
+            assert undo.returncode == 0, undo.stdout[-2000:] + undo.stderr[-2000:]
+            assert set(fleet.versions().values()) == {1}
+            assert {n: raw_snapshot(fleet.db(n).users) for n in fleet.names} == before
     finally:
         for worker in workers:
             stop_worker(worker)

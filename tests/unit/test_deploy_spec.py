@@ -18,9 +18,10 @@ def by_name(wanted):
     return {w.full_name: w for w in wanted}
 
 
-def test_the_seed_migrations_make_migrate_fleet_rollback_verify_inspect_and_four_phases_named_after_the_project():
+def test_the_seed_migrations_make_migrate_fleets_rollback_verify_inspect_and_four_phases_named_after_the_project():
     wanted = by_name(wanted_deployments(ScriptDirectory.load(SEED_MIGRATIONS), SETTINGS))
-    assert sorted(wanted) == sorted(["migrate/shop", "migrate-fleet/shop", "rollback/shop", "verify/shop", "inspect/shop",
+    assert sorted(wanted) == sorted(["migrate/shop", "migrate-fleet/shop", "rollback-fleet/shop", "rollback/shop",
+                                     "verify/shop", "inspect/shop",
                                      *(f"{p}/shop-users-email-address" for p in ("expand", "backfill", "contract", "cleanup"))])
     assert deployment_name("migrate-fleet", "shop") == "migrate-fleet/shop"
     backfill = wanted["backfill/shop-users-email-address"]
@@ -35,6 +36,9 @@ def test_the_seed_migrations_make_migrate_fleet_rollback_verify_inspect_and_four
     # a fleet's child runs go to this project's migrate deployment, many at once (the per-database lock guards each)
     fleet = wanted["migrate-fleet/shop"]
     assert fleet.parameters["fleet"]["deployment"] == "migrate/shop" and fleet.schedule.when == "0 2 * * 6"
+    undo = wanted["rollback-fleet/shop"]
+    assert undo.parameters["fleet"]["deployment"] == "migrate/shop" and undo.schedule is None
+    assert runner_deployment(undo, SETTINGS, {}).entrypoint == "docshift.flows.fleet_rollback.rollback_fleet"
     assert runner_deployment(wanted["migrate/shop"], SETTINGS, {}).concurrency_limit is None
 
 
