@@ -4,6 +4,7 @@ still answers."""
 
 import fcntl
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -171,13 +172,27 @@ def prefect_server() -> Iterator[PrefectServer]:
 
 
 def answering(api: str) -> PrefectServer:
-    """PREFECT_API_URL's server, if it answers: else one line before the run, where Prefect's client would fail with
-    a traceback after the command had begun."""
-    server = PrefectServer(api)
-    if unhealthy := server.health():
-        raise OrchestrationError(f"{unhealthy.why}: start that server, or unset PREFECT_API_URL to let docshift start "
-                                 "a temporary one")
-    return server
+    """PREFECT_API_URL's server, if a Prefect API answers there: else one line before the run, where Prefect's client
+    would fail with a traceback after the command had begun. Asks what Prefect's client asks first, its version: a
+    busy server's 5xx or a refused login (auth the client adds) still count as a Prefect API answering."""
+    try:
+        with urllib.request.urlopen(f"{api}/admin/version", timeout=10) as response:
+            json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code >= 500 or exc.code in (401, 403):
+            return PrefectServer(api)
+        raise _not_prefect(api, f"HTTP {exc.code}") from exc
+    except ValueError as exc:  # a page, not JSON: the UI's address, or another web server
+        raise _not_prefect(api, "not JSON") from exc
+    except OSError as exc:
+        raise OrchestrationError(f"the Prefect API at {api} does not answer ({getattr(exc, 'reason', exc)}): start "
+                                 "that server, or unset PREFECT_API_URL to let docshift start a temporary one") from exc
+    return PrefectServer(api)
+
+
+def _not_prefect(api: str, answer: str) -> OrchestrationError:
+    return OrchestrationError(f"{api} answers, but not as a Prefect API ({answer} for /admin/version): PREFECT_API_URL "
+                              "is the API's address, e.g. http://127.0.0.1:4200/api")
 
 
 def drain_prefect(timeout: float = 5) -> None:

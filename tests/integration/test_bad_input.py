@@ -214,15 +214,25 @@ def test_a_migration_of_no_documents_succeeds_and_creates_nothing(env, case):
     assert env.db.ghosts.count_documents({}) == 0
 
 
+PREFECT_APIS = {  # PREFECT_API_URL: what a user may set it to by mistake; {server}: the session's Prefect server
+    "nothing listening": ("http://127.0.0.1:9/api", "the Prefect API at http://127.0.0.1:9/api does not answer (",
+                          "unset PREFECT_API_URL"),
+    "the UI's address": ("http://{server}", "http://{server} answers, but not as a Prefect API (",
+                         "PREFECT_API_URL is the API's address"),
+}
+
+
+@pytest.mark.parametrize("case", list(PREFECT_APIS))
 @pytest.mark.parametrize("args", [["migrate"], ["fleet", "migrate", "--databases", "{database}"]])
-def test_a_prefect_api_that_does_not_answer_is_one_line_and_nothing_is_written(seeded, args):
-    """PREFECT_API_URL naming a server that is not there (a wrong port, a server not started): refused before the
-    run, and before any lock is taken."""
+def test_a_prefect_api_url_where_no_prefect_api_answers_is_one_line_and_nothing_is_written(seeded, case, args):
+    """PREFECT_API_URL naming a server that is not there (a wrong port, a server not started), or not the API (the
+    UI's address, without /api): refused before the run, and before any lock is taken."""
+    server = seeded.vars["PREFECT_API_URL"].split("//")[1].split("/")[0]
+    url, message, advice = (text.format(server=server) for text in PREFECT_APIS[case])
     before = database_snapshot(seeded.db)
     args = [arg.format(database=seeded.database) for arg in args]
-    result = seeded.cli(*args, extra={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    result = seeded.cli(*args, extra={"PREFECT_API_URL": url})
     assert result.returncode == 1
-    assert result.stderr.startswith("docshift: error: the Prefect API at http://127.0.0.1:9/api does not answer"), \
-        result.stderr
-    assert "unset PREFECT_API_URL" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"docshift: error: {message}"), result.stderr
+    assert advice in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert database_snapshot(seeded.db) == before
