@@ -40,7 +40,7 @@ class PrefectServer:
         except urllib.error.HTTPError:
             return None
         except OSError as exc:
-            return Unhealthy(f"the Prefect API at {self.api} does not answer ({getattr(exc, 'reason', exc)})")
+            return Unhealthy(not_answering(self.api, exc))
 
     def kill(self) -> None:
         """Stop this process's own server now (a command that must exit without its run)."""
@@ -185,9 +185,13 @@ def answering(api: str) -> PrefectServer:
     except ValueError as exc:  # a page, not JSON: the UI's address, or another web server
         raise _not_prefect(api, "not JSON") from exc
     except OSError as exc:
-        raise OrchestrationError(f"the Prefect API at {api} does not answer ({getattr(exc, 'reason', exc)}): start "
-                                 "that server, or unset PREFECT_API_URL to let docshift start a temporary one") from exc
+        raise OrchestrationError(f"{not_answering(api, exc)}: start that server, or unset PREFECT_API_URL to let "
+                                 "docshift start a temporary one") from exc
     return PrefectServer(api)
+
+
+def not_answering(api: str, error: OSError) -> str:
+    return f"the Prefect API at {api} does not answer ({getattr(error, 'reason', error)})"
 
 
 def _not_prefect(api: str, answer: str) -> OrchestrationError:

@@ -83,10 +83,10 @@ def status() -> DatabaseStatus:
         console.print(f"head differs    {why}", markup=False, highlight=False)
     drift = list(state.drift)
     if differs and differs.unknown:  # the collections' versions at the recorded one are in files this folder lacks
-        console.print("drift           not judged: this folder lacks the recorded migrations")
+        judged = "not judged: this folder lacks the recorded migrations"
     else:
-        console.print("drift           " + (f"{describe_all(drift)}: {advice(drift)}" if drift else "none"),
-                      markup=False, highlight=False)
+        judged = f"{describe_all(drift)}: {advice(drift)}" if drift else "none"
+    console.print(f"drift           {judged}", markup=False, highlight=False)
     console.print(f"lock            {describe_lock(state.lock_raw)}", markup=False, highlight=False)
     return state
 

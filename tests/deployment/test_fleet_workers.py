@@ -49,8 +49,8 @@ def test_two_workers_share_a_run_of_the_fleet_deployment(mongodb_uri, prefect_ap
     env = Env(mongodb_uri, settings["DOCSHIFT_DATABASE"], migrations, variables)
     deployed = env.run("deploy", extra={"DOCSHIFT_WORK_POOL": "fleet"})
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    [fleet_deployment, undo_deployment] = (
-        re.findall(rf"^(?:created|updated|unchanged)\s+({flow}/\S+)$", deployed.stdout, re.MULTILINE)[0]
+    [fleet_deployment], [undo_deployment] = (
+        re.findall(rf"^(?:created|updated|unchanged)\s+({flow}/\S+)$", deployed.stdout, re.MULTILINE)
         for flow in ("migrate-fleet", "rollback-fleet"))
     # Two runs at most per worker: the fleet run takes a slot of one, so its four children at once need both.
     workers = [start_worker(variables, subprocess.DEVNULL, "fleet", "--name", f"w{i}", "--limit", "2")

@@ -4,6 +4,8 @@ The commands run in-process (Env.cli, through docshift.cli.main); test_cli_proce
 again as a real `docshift` process, where Prefect's own console output would also reach stderr.
 """
 
+from urllib.parse import urlparse
+
 import pytest
 
 from docshift.demo import seed_users
@@ -88,13 +90,18 @@ CONNECTIONS = {  # {server}: the session's server with its options, no user; {ht
 }
 
 
+def prefect_address(env) -> str:
+    """host:port of the session's Prefect server."""
+    return urlparse(env.vars["PREFECT_API_URL"]).netloc
+
+
 @pytest.mark.parametrize("case", list(CONNECTIONS))
 @pytest.mark.parametrize("args", [["migrate"], ["status"]])
 def test_unusable_connection_is_one_line_without_the_password(env, case, args):
     scheme, rest = env.uri.split("://", 1)
     authority, slash, options = rest.partition("/")
     hosts = {"scheme": scheme, "server": authority.rpartition("@")[2] + slash + options,  # without the user's own credentials
-             "http": env.vars["PREFECT_API_URL"].split("//")[1].split("/")[0]}
+             "http": prefect_address(env)}
     uri, message = (text.format(**hosts) for text in CONNECTIONS[case])
     result = env.cli(*args, extra={"DOCSHIFT_MONGODB_URI": uri, "DOCSHIFT_SERVER_TIMEOUT_MS": "500"})
     assert result.returncode == 1
@@ -227,8 +234,7 @@ PREFECT_APIS = {  # PREFECT_API_URL: what a user may set it to by mistake; {serv
 def test_a_prefect_api_url_where_no_prefect_api_answers_is_one_line_and_nothing_is_written(seeded, case, args):
     """PREFECT_API_URL naming a server that is not there (a wrong port, a server not started), or not the API (the
     UI's address, without /api): refused before the run, and before any lock is taken."""
-    server = seeded.vars["PREFECT_API_URL"].split("//")[1].split("/")[0]
-    url, message, advice = (text.format(server=server) for text in PREFECT_APIS[case])
+    url, message, advice = (text.format(server=prefect_address(seeded)) for text in PREFECT_APIS[case])
     before = database_snapshot(seeded.db)
     args = [arg.format(database=seeded.database) for arg in args]
     result = seeded.cli(*args, extra={"PREFECT_API_URL": url})

@@ -67,7 +67,7 @@ def paused_cleanup_run(api: str, timeout: float = 120) -> str:
 def _form_saved(api: str, run: dict) -> bool:
     key = run["state"]["state_details"]["run_input_keyset"]["schema"]
     try:
-        _body(urllib.request.Request(f"{api}/flow_runs/{run['id']}/input/{key}"))
+        _call(urllib.request.Request(f"{api}/flow_runs/{run['id']}/input/{key}"))
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return False
